@@ -1,0 +1,3 @@
+"""rawback: turn JPEG photos back into camera RAW files (DNG)."""
+
+__version__ = "0.1.0"

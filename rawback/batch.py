@@ -1,0 +1,267 @@
+"""Plan and run many conversions: the plain functions behind `rawback convert` and `rawback batch`.
+
+Planning (which photo goes to which DNG) is separate from running, so `--dry-run`, `--shard` and
+the collision check work on the plan alone, and tests can check a plan without converting anything.
+Running reports through callbacks; only the CLI draws.
+
+A per-file problem (a corrupt photo, an output that already exists) is a `RawbackError`: it is
+recorded and the batch goes on. Anything else is a bug and stops the batch with its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from rawback.convert import ConvertOptions, ConvertResult, convert_file
+from rawback.errors import InputError, OutputError, RawbackError, UsageError
+from rawback.io.image import IMAGE_SUFFIXES
+from rawback.methods import get_method
+
+DNG_SUFFIX = ".dng"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One planned conversion. `problem` is set when planning already knows it cannot run."""
+
+    source: Path
+    output: Path
+    problem: str | None = None
+
+
+class Status(Enum):
+    CONVERTED = "converted"
+    SKIPPED = "skipped"  # the output exists and --overwrite was not given (a re-run resumes)
+    PLANNED = "planned"  # --dry-run: would be converted
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: Status
+    result: ConvertResult | None = None
+    error: str | None = None  # one line naming the file and the problem
+
+
+@dataclass
+class Summary:
+    converted: int = 0
+    skipped: int = 0
+    planned: int = 0
+    failed: int = 0
+    megapixels: float = 0.0  # of the converted photos
+    seconds: float = 0.0  # spent converting them (skips and failures excluded)
+    wall_seconds: float = 0.0  # the whole run
+
+    def add(self, outcome: Outcome) -> None:
+        counter = outcome.status.value  # the counters above are named after the statuses
+        setattr(self, counter, getattr(self, counter) + 1)
+        if outcome.result is not None:
+            self.megapixels += outcome.result.megapixels
+            self.seconds += outcome.result.seconds
+
+    @property
+    def seconds_per_megapixel(self) -> float | None:
+        return self.seconds / self.megapixels if self.megapixels > 0 else None
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+def dng_name(source: Path) -> str:
+    return source.stem + DNG_SUFFIX
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def find_images(root: Path, *, exclude: Path | None = None) -> tuple[list[Path], list[Job]]:
+    """Photos under `root`, recursively, in a deterministic order; and folders that cannot be read.
+
+    Hidden files and folders (names starting with ".") are skipped, and so is `exclude` (an output
+    folder inside the input folder), so a re-run never picks up its own outputs or temporaries.
+    Symbolic links to folders are not followed (no loops).
+    """
+    if not root.is_dir():
+        raise InputError(root, "no such folder" if not root.exists() else "is not a folder")
+    skip = exclude.resolve() if exclude is not None else None
+    unreadable: list[Job] = []
+
+    def on_error(exc: OSError) -> None:
+        folder = Path(exc.filename)
+        unreadable.append(Job(folder, folder, f"{folder}: cannot read folder ({exc.strerror})"))
+
+    found = []
+    for folder, dirs, files in os.walk(root, onerror=on_error):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip]
+        found += [here / f for f in files if not f.startswith(".") and is_image(Path(f))]
+    # Sort by path components, not strings, so "a/b.jpg" and "a-b.jpg" order the same everywhere.
+    found.sort(key=lambda p: p.relative_to(root).parts)
+    return found, unreadable
+
+
+def plan_folder(root: Path, output: Path | None = None) -> list[Job]:
+    """`rawback batch`: every photo under `root` to a DNG at the same place in the `output` tree
+    (default: beside each photo)."""
+    out_root = root if output is None else output
+    if out_root.exists() and not out_root.is_dir():
+        raise OutputError(out_root, "is a file, not a folder")
+    sources, unreadable = find_images(root, exclude=output)
+    jobs = [Job(s, out_root / s.relative_to(root).parent / dng_name(s)) for s in sources]
+    return mark_collisions(jobs) + unreadable
+
+
+def plan_files(sources: Sequence[Path], output: Path | None = None) -> list[Job]:
+    """`rawback convert`: each photo to a DNG beside it, to the file `output` (one photo only; its
+    name ends in .dng) or into the folder `output` (any other name)."""
+    if not sources:
+        raise UsageError("no input photos given")
+    for source in sources:
+        if source.is_dir():
+            raise UsageError(f"{source} is a folder; use `rawback batch {source}` for folders")
+    if output is None:
+        jobs = [Job(s, s.with_suffix(DNG_SUFFIX)) for s in sources]
+    elif output.suffix.lower() == DNG_SUFFIX and not output.is_dir():
+        if len(sources) > 1:
+            raise UsageError(
+                f"-o {output} names one file but {len(sources)} photos were given; give a folder"
+            )
+        jobs = [Job(sources[0], output)]
+    else:
+        if output.exists() and not output.is_dir():
+            raise OutputError(output, "is a file, not a folder")
+        jobs = [Job(s, output / dng_name(s)) for s in sources]
+    return mark_collisions(jobs)
+
+
+def mark_collisions(jobs: Iterable[Job]) -> list[Job]:
+    """Give every job whose output another job already writes (photo.jpg and photo.png) a problem,
+    and the same to a job that would replace its own input, so nothing is silently overwritten.
+
+    Done on the whole plan before sharding, so every shard reports the same files.
+    """
+    claimed: dict[Path, Path] = {}
+    marked = []
+    for job in jobs:
+        key = job.output.resolve()
+        if job.problem is None and key in claimed:
+            problem = f"{job.source}: its output {job.output} is already the output of {claimed[key]}"
+            job = Job(job.source, job.output, problem)
+        elif job.problem is None and key == job.source.resolve():
+            job = Job(job.source, job.output, f"{job.source}: the output would replace the input")
+        claimed.setdefault(key, job.source)
+        marked.append(job)
+    return marked
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n), 0 <= i < n: the numbering of torchrun's RANK and WORLD_SIZE."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not int(match[1]) < int(match[2]):
+        raise UsageError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4 ... 3/4), not {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def shard(jobs: Sequence[Job], index: int, count: int) -> list[Job]:
+    """Every `count`-th job starting at `index`: the shards of one plan are disjoint and cover it,
+    and neighbouring (similar) photos spread across processes."""
+    return list(jobs[index::count])
+
+
+def input_bytes(job: Job) -> int:
+    """For the progress bar's ETA: conversion time grows with file size, not file count."""
+    try:
+        return job.source.stat().st_size
+    except OSError:
+        return 0
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+def check_options(options: ConvertOptions) -> None:
+    """Fail once, before the first photo, on options that would fail every photo."""
+    from rawback.camera import resolve_profile
+
+    try:
+        get_method(options.method)
+    except ValueError as exc:
+        raise UsageError(f"--method: {exc}") from None
+    if options.camera:
+        resolve_profile(options.camera)
+
+
+def ensure_folder(folder: Path, *, create: bool) -> None:
+    """Fail with one clear line, before any work, when DNGs cannot be written into `folder`."""
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise OutputError(folder, "is a file, not a folder") from exc
+        except OSError as exc:
+            raise OutputError(folder, f"cannot create the output folder ({exc.strerror})") from exc
+    if not folder.is_dir():
+        raise OutputError(folder, "the output folder does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(folder, "the output folder is not writable")
+
+
+def error_line(job: Job, exc: RawbackError) -> str:
+    """One line that names the input photo, whatever the error names."""
+    message = str(exc)
+    return message if message.startswith(str(job.source)) else f"{job.source}: {message}"
+
+
+def run_one(
+    job: Job, options: ConvertOptions, *, skip_existing: bool, create_folders: bool, dry_run: bool
+) -> Outcome:
+    if job.problem is not None:
+        return Outcome(job, Status.FAILED, error=job.problem)
+    if skip_existing and not options.overwrite and job.output.exists():
+        return Outcome(job, Status.SKIPPED)
+    if dry_run:
+        return Outcome(job, Status.PLANNED)
+    try:
+        ensure_folder(job.output.parent, create=create_folders)
+        result = convert_file(job.source, job.output, options)
+    except RawbackError as exc:
+        return Outcome(job, Status.FAILED, error=error_line(job, exc))
+    return Outcome(job, Status.CONVERTED, result=result)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    options: ConvertOptions,
+    *,
+    skip_existing: bool = True,  # batch resumes; `convert` refuses an existing output instead
+    create_folders: bool = True,  # batch mirrors the input tree; `convert -o a/b.dng` needs a/
+    dry_run: bool = False,  # plan only: report what would be converted, write nothing
+    on_start: Callable[[Job], None] | None = None,  # before each job (progress: current file)
+    on_done: Callable[[Outcome], None] | None = None,  # after each job
+    check: bool = True,  # False when the caller has already run check_options
+) -> Summary:
+    """Convert every job in order; per-file errors are counted, never raised."""
+    if check:
+        check_options(options)
+    summary = Summary()
+    start = time.perf_counter()
+    for job in jobs:
+        if on_start is not None:
+            on_start(job)
+        outcome = run_one(
+            job, options, skip_existing=skip_existing, create_folders=create_folders, dry_run=dry_run
+        )
+        summary.add(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    summary.wall_seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,291 @@
+"""Camera profiles: what the DNG writer and the inverters need to know about a camera.
+
+A profile is a small JSON file. It holds the sensor layout (CFA pattern, levels, bit depth) and
+the colour matrices with their calibration illuminants; the daylight neutral is *derived* from the
+matrix, never copied from a file's as-shot white balance (that belongs to one scene and would leak
+the answer into evaluations).
+
+Built-in profiles live in `rawback/profiles/*.json`; they were made from the files in
+`../shared/data` with `rawback profile add FILE --name NAME --builtin` (see docs/profiles.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rawback.errors import ProfileError
+from rawback.isp import color
+from rawback.isp.bayer import check_pattern
+
+if TYPE_CHECKING:
+    from rawback.io.raw import RawImage
+GENERIC_NAME = "generic"
+PROFILE_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """Everything rawback needs to know about one camera model."""
+
+    name: str  # short key, e.g. "canon-powershot-s40"
+    make: str  # as LibRaw/EXIF names it, e.g. "Canon"
+    model: str  # e.g. "PowerShot S40"
+    cfa_pattern: str  # top-left 2x2 of the visible mosaic, row-major: "RGGB", "GRBG", ...
+    black_level: tuple[float, float, float, float]  # per CFA site, row-major over the 2x2 block
+    white_level: int
+    bits: int  # bits needed to hold white_level (e.g. 10, 12, 14)
+    color_matrix_1: tuple[float, ...]  # XYZ -> camera RGB, 9 values row-major
+    illuminant_1: int = color.D65  # EXIF LightSource code of color_matrix_1
+    color_matrix_2: tuple[float, ...] | None = None
+    illuminant_2: int | None = None
+    aliases: tuple[str, ...] = ()  # other EXIF "Make Model" strings this profile matches
+    source: str = ""  # where it came from, for `profile show`
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        check_pattern(self.cfa_pattern)
+        if len(self.black_level) != 4:
+            raise ProfileError(f"profile {self.name}: black_level needs 4 values (one per CFA site)")
+        if not max(self.black_level) < self.white_level <= 65535:
+            raise ProfileError(f"profile {self.name}: white level {self.white_level} is not above black")
+        for m in (self.color_matrix_1, self.color_matrix_2):
+            if m is not None and len(m) != 9:
+                raise ProfileError(f"profile {self.name}: a colour matrix needs 9 values")
+
+    # --- derived quantities ----------------------------------------------------------------------
+
+    def matrices(self) -> list[tuple[int, np.ndarray]]:
+        out = [(self.illuminant_1, np.array(self.color_matrix_1, dtype=np.float64).reshape(3, 3))]
+        if self.color_matrix_2 is not None and self.illuminant_2 is not None:
+            out.append((self.illuminant_2, np.array(self.color_matrix_2, np.float64).reshape(3, 3)))
+        return out
+
+    def rendering_matrix(self) -> np.ndarray:
+        """The XYZ -> camera matrix a raw developer uses for daylight scenes.
+
+        With two matrices LibRaw (and so rawpy) takes the one whose illuminant is nearest D65; the
+        inverse ISP must use the same one so that a round trip through LibRaw is consistent.
+        """
+        d65 = color.ILLUMINANT_CCT[color.D65]
+        pairs = self.matrices()
+        best = min(pairs, key=lambda p: abs(1e6 / color.ILLUMINANT_CCT.get(p[0], d65) - 1e6 / d65))
+        return best[1]
+
+    def daylight_neutral(self) -> np.ndarray:
+        """Camera RGB of a D65 white, green = 1: the scene-independent white balance estimate."""
+        return color.daylight_neutral(self.rendering_matrix())
+
+    def srgb_from_camera(self) -> np.ndarray:
+        """LibRaw's `rgb_cam`: white-balanced camera RGB -> linear sRGB."""
+        return color.srgb_from_camera_balanced(self.rendering_matrix())
+
+    # --- (de)serialisation -----------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for key in ("black_level", "color_matrix_1", "color_matrix_2", "aliases", "notes"):
+            if data[key] is not None:
+                data[key] = list(data[key])
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = "profile") -> CameraProfile:
+        try:
+            data = json.loads(text)
+            for key in ("black_level", "color_matrix_1", "color_matrix_2", "aliases", "notes"):
+                if data.get(key) is not None:
+                    data[key] = tuple(data[key])
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise ProfileError(f"{origin}: not a valid camera profile ({exc})") from exc
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _normalise_camera_name(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+# --- built-in profiles ---------------------------------------------------------------------------
+
+
+def builtin_folder() -> Path:
+    return Path(str(resources.files("rawback") / "profiles"))
+
+
+def user_folder() -> Path:
+    """Where `rawback profile add` saves: $RAWBACK_PROFILE_DIR, else the XDG config folder."""
+    if os.environ.get("RAWBACK_PROFILE_DIR"):
+        return Path(os.environ["RAWBACK_PROFILE_DIR"]).expanduser()
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "rawback" / "profiles"
+
+
+def builtin_profiles() -> dict[str, CameraProfile]:
+    """Built-in profiles, then the user's (a user profile of the same name wins)."""
+    profiles = {}
+    for folder in (builtin_folder(), user_folder()):
+        for path in sorted(folder.glob(f"*{PROFILE_SUFFIX}")):
+            profile = CameraProfile.from_json(path.read_text(), origin=str(path))
+            profiles[profile.name] = profile
+    return profiles
+
+
+def load_profile_file(path: Path) -> CameraProfile:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read ({exc.strerror})") from exc
+    return CameraProfile.from_json(text, origin=str(path))
+
+
+def resolve_profile(spec: str) -> CameraProfile:
+    """`--camera NAME|PATH`: a built-in name, a profile JSON file, or any RAW/DNG of the camera."""
+    profiles = builtin_profiles()
+    if spec in profiles:
+        return profiles[spec]
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == PROFILE_SUFFIX:
+            return load_profile_file(path)
+        stat = path.stat()
+        return _cached_profile_from_raw(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    match = match_profile(spec, "", profiles)
+    if match is not None:
+        return match
+    known = ", ".join(sorted(profiles))
+    raise ProfileError(f"unknown camera {spec!r}: not a built-in profile ({known}) nor a file")
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_profile_from_raw(path: str, mtime_ns: int, size: int) -> CameraProfile:
+    """A batch with `--camera PHOTO.CR2` decodes that RAW once, not once per photo; the file's
+    modification time and size are part of the key, so an edited file is read again."""
+    return profile_from_raw(Path(path))
+
+
+def match_profile(
+    make: str | None, model: str | None, profiles: dict[str, CameraProfile] | None = None
+) -> CameraProfile | None:
+    """The built-in profile for an EXIF Make/Model, or None. Case and spacing are ignored, and a
+    model that repeats the make ("Canon" + "Canon PowerShot S40") matches too."""
+    profiles = builtin_profiles() if profiles is None else profiles
+    make_n = _normalise_camera_name(make or "")
+    model_n = _normalise_camera_name(model or "")
+    if not make_n and not model_n:
+        return None
+    wanted = {f"{make_n} {model_n}".strip(), model_n}
+    if model_n.startswith(make_n):
+        wanted.add(model_n)
+    for profile in profiles.values():
+        if profile.name == GENERIC_NAME:
+            continue
+        names = {_normalise_camera_name(f"{profile.make} {profile.model}")}
+        names |= {_normalise_camera_name(a) for a in profile.aliases}
+        if wanted & names:
+            return profile
+    return None
+
+
+def choose_profile(camera: str | None, make: str | None, model: str | None) -> tuple[CameraProfile, str]:
+    """The profile for a conversion and a one-line reason (printed in verbose mode)."""
+    if camera:
+        profile = resolve_profile(camera)
+        return profile, f"camera profile {profile.name} (from --camera)"
+    match = match_profile(make, model)
+    if match is not None:
+        return match, f"camera profile {match.name} (matched EXIF {make} {model})"
+    generic = builtin_profiles()[GENERIC_NAME]
+    if make or model:
+        why = f"no profile for EXIF camera {' '.join(filter(None, (make, model)))}"
+    else:
+        why = "the photo's EXIF names no camera"
+    return generic, f"camera profile {GENERIC_NAME} ({why}; choose one with --camera)"
+
+
+# --- extraction from RAW files -------------------------------------------------------------------
+
+
+def _dng_matrices(path: Path) -> list[tuple[int, tuple[float, ...]]]:
+    """ColorMatrix1/2 with their illuminants from a TIFF-based RAW's IFD0, if present."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            out = []
+            for mtag, itag in ((50721, 50778), (50722, 50779)):
+                if mtag in tags:
+                    v = np.asarray(tags[mtag].value, dtype=np.float64).reshape(-1, 2)
+                    matrix = tuple(round(float(x), 6) for x in v[:, 0] / v[:, 1])
+                    illum = int(tags[itag].value) if itag in tags else color.D65
+                    out.append((illum, matrix))
+            return out
+    except Exception:  # not a TIFF: CRW, KDC, RAF... have no such tags
+        return []
+
+
+def profile_from_raw(path: Path | str, name: str | None = None) -> CameraProfile:
+    """Extract a profile from any RAW or DNG that rawpy reads."""
+    from rawback.io.raw import read_raw
+
+    return profile_from_raw_image(read_raw(Path(path)), name)
+
+
+def profile_from_raw_image(raw: RawImage, name: str | None = None) -> CameraProfile:
+    """The profile of an already decoded RAW file (see `profile_from_raw`)."""
+    path = raw.path
+    notes: list[str] = []
+    matrices = _dng_matrices(path)
+    if not matrices:
+        if raw.color_matrix is not None:
+            matrices = [(color.D65, tuple(round(float(x), 6) for x in raw.color_matrix.reshape(-1)))]
+            notes.append("colour matrix: LibRaw's built-in (Adobe DNG Converter D65) matrix")
+        else:
+            # LibRaw has no matrix and renders camera RGB as sRGB; the equivalent ColorMatrix is
+            # sRGB's own, so a DNG we write renders the same way.
+            matrices = [(color.D65, tuple(round(float(x), 6) for x in color.SRGB_FROM_XYZ.reshape(-1)))]
+            notes.append("colour matrix: none known to LibRaw; camera RGB treated as linear sRGB")
+    else:
+        notes.append("colour matrices: the file's DNG ColorMatrix tags")
+    make = raw.make or "Unknown"
+    model = raw.model or path.stem
+    bits = max(1, int(raw.white_level).bit_length())
+    (illum1, m1), *rest = matrices
+    m2 = rest[0] if rest else (None, None)
+    return CameraProfile(
+        name=name or slugify(f"{make} {model}"),
+        make=make,
+        model=model,
+        cfa_pattern=raw.pattern,
+        black_level=tuple(float(b) for b in raw.black_level),  # type: ignore[arg-type]
+        white_level=int(raw.white_level),
+        bits=bits,
+        color_matrix_1=m1,
+        illuminant_1=illum1,
+        color_matrix_2=m2[1],
+        illuminant_2=m2[0],
+        source=f"extracted from {path.name} by rawback profile add",
+        notes=tuple(notes),
+    )
+
+
+def save_profile(profile: CameraProfile, folder: Path, *, overwrite: bool = False) -> Path:
+    from rawback.io.atomic import atomic_output
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{profile.name}{PROFILE_SUFFIX}"
+    with atomic_output(target, overwrite=overwrite) as tmp:
+        tmp.write_text(profile.to_json())
+    return target

@@ -1,0 +1,474 @@
+"""The `rawback` command line. Each command parses its options and calls plain functions
+(rawback.batch, rawback.convert, rawback.camera); only this module and rawback.console draw.
+
+Heavy imports (numpy, rawpy, Pillow, the converters) happen inside the commands, so
+`rawback --help` is instant. A problem the user can fix (RawbackError) prints as one line,
+`error: <message>`, on stderr, with exit status 1 (2 for contradictory options), never a traceback.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from rawback import __version__
+from rawback.errors import RawbackError, UsageError
+
+if TYPE_CHECKING:  # only for annotations: importing these at run time would slow down --help
+    from rawback.batch import Job
+    from rawback.convert import ConvertOptions
+
+app = typer.Typer(
+    help="Turn JPEG photos back into camera RAW files (DNG).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # a bug's traceback, not megabytes of pixel arrays
+)
+profile_app = typer.Typer(help="List, show and add camera profiles.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+EXIT_FAILED = 1  # a file failed, or a RawbackError
+EXIT_USAGE = 2  # options contradict each other (the status Typer uses for its own usage errors)
+
+
+# --- option types: the names must match rawback.isp (a test checks) ------------------------------
+
+
+class Transfer(StrEnum):
+    srgb = "srgb"
+    bt709 = "bt709"
+    gamma22 = "gamma2.2"
+
+
+class ToneCurve(StrEnum):
+    none = "none"
+    smoothstep = "smoothstep"
+
+
+class Compression(StrEnum):
+    ljpeg = "ljpeg"
+    none = "none"
+
+
+Method = Annotated[str, typer.Option(help="Inversion method: analytic (Brooks et al. inverse ISP).")]
+Camera = Annotated[
+    str | None,
+    typer.Option(
+        help="Camera profile: a built-in name (rawback profile list), a profile .json, or a RAW/DNG "
+        "of the camera. Default: match the photo's EXIF Make/Model, else 'generic'.",
+        show_default=False,
+    ),
+]
+TransferOpt = Annotated[Transfer, typer.Option("--transfer", help="Transfer curve of the input photos.")]
+ToneCurveOpt = Annotated[ToneCurve, typer.Option("--tone-curve", help="Tone curve to undo.")]
+WhiteBalance = Annotated[
+    str,
+    typer.Option(
+        "--white-balance",
+        help="'auto' (EXIF LightSource, else daylight) or the scene white in camera RGB, 'R,G,B'.",
+    ),
+]
+CompressionOpt = Annotated[
+    Compression, typer.Option("--compression", help="DNG raw data: lossless JPEG tiles or uncompressed.")
+]
+NoPreview = Annotated[bool, typer.Option("--no-preview", help="Do not embed a JPEG preview.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace DNGs that already exist.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="List what would be done; write nothing.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Per photo: the camera profile chosen and why, and notes.")
+]
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a RawbackError into `error: <message>` on stderr and a non-zero exit."""
+    try:
+        yield
+    except RawbackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rawback {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Turn JPEG photos back into camera RAW files (DNG)."""
+
+
+# --- convert and batch ---------------------------------------------------------------------------
+
+
+def _convert_options(
+    *,
+    method: str,
+    camera: str | None,
+    transfer: Transfer,
+    tone_curve: ToneCurve,
+    white_balance: str,
+    compression: Compression,
+    no_preview: bool,
+    overwrite: bool,
+) -> "ConvertOptions":
+    from rawback.convert import ConvertOptions
+
+    return ConvertOptions(
+        method=method,
+        camera=camera,
+        transfer=transfer.value,
+        tone_curve=tone_curve.value,
+        white_balance=white_balance,
+        compression=compression.value,
+        preview=not no_preview,
+        overwrite=overwrite,
+    )
+
+
+def _run(
+    jobs: Sequence["Job"],
+    options: "ConvertOptions",
+    *,
+    batch_mode: bool,
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Run planned jobs under a reporter. `batch_mode`: skip existing DNGs (resume), create the
+    mirrored folders, show only a progress bar; else (convert) the user named each file: an
+    existing DNG is an error, -o's folder must exist, and every file gets a line."""
+    from rawback import batch
+    from rawback.console import make_reporter
+
+    reporter = make_reporter(quiet=quiet, verbose=verbose, dry_run=dry_run, list_files=not batch_mode)
+    with reporter:
+        reporter.start(jobs)
+        summary = batch.run_jobs(
+            jobs,
+            options,
+            skip_existing=batch_mode,
+            create_folders=batch_mode,
+            dry_run=dry_run,
+            on_start=reporter.file_started,
+            on_done=reporter.file_done,
+            check=False,  # the command checked them before planning
+        )
+        reporter.finish(summary, dry_run=dry_run)
+    if summary.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _check_verbosity(quiet: bool, verbose: bool) -> None:
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose contradict each other")
+
+
+@app.command()
+def convert(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos (JPEG, PNG, TIFF).", show_default=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A .dng file (one photo only) or a folder (created if needed). Default: beside each photo.",
+            show_default=False,
+        ),
+    ] = None,
+    method: Method = "analytic",
+    camera: Camera = None,
+    transfer: TransferOpt = Transfer.srgb,
+    tone_curve: ToneCurveOpt = ToneCurve.none,
+    white_balance: WhiteBalance = "auto",
+    compression: CompressionOpt = Compression.ljpeg,
+    no_preview: NoPreview = False,
+    overwrite: Overwrite = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Convert one or several photos to DNG. An existing DNG is an error unless --overwrite."""
+    with user_errors():
+        from rawback import batch
+
+        _check_verbosity(quiet, verbose)
+        options = _convert_options(
+            method=method,
+            camera=camera,
+            transfer=transfer,
+            tone_curve=tone_curve,
+            white_balance=white_balance,
+            compression=compression,
+            no_preview=no_preview,
+            overwrite=overwrite,
+        )
+        batch.check_options(options)
+        jobs = batch.plan_files(inputs, output)
+        if output is not None and not dry_run and output.suffix.lower() != batch.DNG_SUFFIX:
+            batch.ensure_folder(output, create=True)  # -o names a folder: made on request
+        _run(jobs, options, batch_mode=False, dry_run=dry_run, quiet=quiet, verbose=verbose)
+
+
+@app.command("batch")
+def batch_command(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of photos, searched recursively.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder; the input tree is mirrored there. Default: beside each photo.",
+            show_default=False,
+        ),
+    ] = None,
+    method: Method = "analytic",
+    camera: Camera = None,
+    transfer: TransferOpt = Transfer.srgb,
+    tone_curve: ToneCurveOpt = ToneCurve.none,
+    white_balance: WhiteBalance = "auto",
+    compression: CompressionOpt = Compression.ljpeg,
+    no_preview: NoPreview = False,
+    overwrite: Overwrite = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Convert only shard i of n (0 <= i < n): every n-th photo of the sorted list, "
+            "for running n processes side by side, e.g. with $RANK/$WORLD_SIZE.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Convert every photo in a folder tree, mirroring the tree into the output folder.
+
+    Hidden files and DNGs that already exist are skipped, so a re-run resumes. A photo that fails
+    is reported and counted, and the exit status is then 1.
+    """
+    with user_errors():
+        from rawback import batch
+
+        _check_verbosity(quiet, verbose)
+        shard_spec = batch.parse_shard(shard) if shard is not None else None
+        options = _convert_options(
+            method=method,
+            camera=camera,
+            transfer=transfer,
+            tone_curve=tone_curve,
+            white_balance=white_balance,
+            compression=compression,
+            no_preview=no_preview,
+            overwrite=overwrite,
+        )
+        batch.check_options(options)
+        jobs = batch.plan_folder(folder, output)
+        if shard_spec is not None:
+            jobs = batch.shard(jobs, *shard_spec)
+        if output is not None and not dry_run:
+            batch.ensure_folder(output, create=True)  # one clear error up front, not one per photo
+        _run(jobs, options, batch_mode=True, dry_run=dry_run, quiet=quiet, verbose=verbose)
+
+
+# --- sample chart ---------------------------------------------------------------------------------
+
+
+@app.command()
+def sample(
+    output: Annotated[Path, typer.Argument(help="Where to write the JPEG.", show_default=False)],
+    width: Annotated[int, typer.Option(min=64, help="Width in pixels.")] = 1536,
+    height: Annotated[int, typer.Option(min=64, help="Height in pixels.")] = 1024,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 92,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the file if it exists.")] = False,
+) -> None:
+    """Write rawback's synthetic test chart as a JPEG (made locally, nothing is downloaded)."""
+    with user_errors():
+        from rawback.samplechart import write_sample_jpeg
+
+        write_sample_jpeg(output, width=width, height=height, quality=quality, overwrite=overwrite)
+        typer.echo(f"wrote {output} ({width}x{height}, JPEG quality {quality})")
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[
+        Path, typer.Option(help="Folder of ground-truth RAW files, searched recursively.", show_default=False)
+    ],
+    method: Method = "analytic",
+    protocol: Annotated[
+        str, typer.Option(help="Evaluation protocol: rawback, raw-diffusion or invertible-isp.")
+    ] = "rawback",
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the cameras' own JPEGs (same names as the RAWs) to use as inputs "
+            "instead of renders (rawback protocol only).",
+            show_default=False,
+        ),
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            help="Colour profile override; levels and CFA always come from the RAW.", show_default=False
+        ),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only files matching this glob (relative to --data); repeatable.", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many files.", show_default=False)
+    ] = None,
+    report_dir: Annotated[
+        Path,
+        typer.Option(help="Folder for the JSON and Markdown reports (replaced on each run)."),
+    ] = Path("rawback-eval"),
+    quiet: Quiet = False,
+) -> None:
+    """Score a method against ground-truth RAW files, beside the analytic baseline and the
+    white-balance oracle. Exit status 1 if any file failed."""
+    with user_errors():
+        from rich.console import Console
+
+        from rawback.console import CountProgress, print_error
+        from rawback.evaluate.protocols import get_protocol
+        from rawback.evaluate.report import rich_tables, write_reports
+        from rawback.evaluate.run import EvalOptions, run_eval
+        from rawback.methods import get_method
+
+        try:  # bad names are usage errors, reported before any work
+            get_method(method)
+            get_protocol(protocol, pairs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        options = EvalOptions(
+            data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,
+            include=tuple(include or ()), limit=limit,
+        )  # fmt: skip
+        with CountProgress("evaluating", quiet=quiet) as progress:
+            report = run_eval(options, progress=progress)
+        for image in report.failed:
+            print_error(f"{image.file}: {image.error}")
+        if not quiet:
+            console = Console()
+            for table in rich_tables(report):
+                console.print(table)
+        for path in write_reports(report, report_dir):
+            typer.echo(f"wrote {path}")
+        if report.failed:
+            raise typer.Exit(EXIT_FAILED)
+
+
+# --- camera profiles -----------------------------------------------------------------------------
+
+
+def _numbers(values, digits: int = 4) -> str:
+    return " ".join(f"{v:.{digits}f}" for v in values)
+
+
+@profile_app.command("list")
+def profile_list() -> None:
+    """Built-in and user profiles (a user profile of the same name replaces the built-in)."""
+    with user_errors():
+        from rich.console import Console
+        from rich.table import Table
+
+        from rawback.camera import builtin_profiles, user_folder
+
+        table = Table(title="camera profiles", caption=f"user profiles: {user_folder()}")
+        table.add_column("name", no_wrap=True)
+        table.add_column("make / model")
+        table.add_column("CFA")
+        table.add_column("bits", justify="right")
+        table.add_column("black/white", justify="right", no_wrap=True)
+        table.add_column("daylight WB\nR G B", no_wrap=True)
+        for name, profile in sorted(builtin_profiles().items()):
+            black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
+            table.add_row(
+                name,
+                f"{profile.make} {profile.model}",
+                profile.cfa_pattern,
+                str(profile.bits),
+                f"{black}/{profile.white_level}",
+                _numbers(1.0 / profile.daylight_neutral(), 2),
+            )
+        Console().print(table)
+
+
+@profile_app.command("show")
+def profile_show(
+    name: Annotated[
+        str, typer.Argument(help="A profile name, a profile .json or a RAW file.", show_default=False)
+    ],
+) -> None:
+    """Every field of a profile, and what rawback derives from it."""
+    with user_errors():
+        import dataclasses
+
+        from rawback.camera import PROFILE_SUFFIX, builtin_folder, resolve_profile, user_folder
+
+        profile = resolve_profile(name)
+        for field in dataclasses.fields(profile):
+            value = getattr(profile, field.name)
+            if field.name.startswith("color_matrix") and value is not None:
+                rows = [_numbers(value[i : i + 3]) for i in (0, 3, 6)]
+                value = " / ".join(rows)
+            elif isinstance(value, tuple):
+                value = ", ".join(str(v) for v in value) or "-"
+            typer.echo(f"{field.name}: {value}")
+        neutral = profile.daylight_neutral()
+        typer.echo(f"daylight neutral (derived, camera RGB of D65 white): {_numbers(neutral)}")
+        typer.echo(f"daylight multipliers (derived, 1 / neutral): {_numbers(1.0 / neutral)}")
+        for folder, kind in ((user_folder(), "user"), (builtin_folder(), "built-in")):
+            path = folder / f"{profile.name}{PROFILE_SUFFIX}"
+            if path.is_file():
+                typer.echo(f"file ({kind}): {path}")
+                break
+
+
+@profile_app.command("add")
+def profile_add(
+    raw_file: Annotated[Path, typer.Argument(help="A RAW or DNG file of the camera.", show_default=False)],
+    name: Annotated[
+        str | None,
+        typer.Option(help="Profile name. Default: from the camera's make and model.", show_default=False),
+    ] = None,
+    builtin: Annotated[
+        bool, typer.Option("--builtin", help="Save into rawback's built-in profiles (for developers).")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a saved profile of the same name.")
+    ] = False,
+) -> None:
+    """Make a camera profile from one RAW file of the camera and save it in the user folder
+    ($RAWBACK_PROFILE_DIR, else ~/.config/rawback/profiles)."""
+    with user_errors():
+        from rawback.camera import builtin_folder, profile_from_raw, save_profile, user_folder
+
+        profile = profile_from_raw(raw_file, name=name)
+        path = save_profile(profile, builtin_folder() if builtin else user_folder(), overwrite=overwrite)
+        typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
+        typer.echo(f"use it with: rawback convert PHOTO --camera {profile.name}")
+
+
+def run() -> None:
+    """Entry point for `python -m rawback`."""
+    app(prog_name="rawback")

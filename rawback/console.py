@@ -1,0 +1,209 @@
+"""What the CLI shows while a job runs: one Rich progress bar on a terminal, plain log lines
+otherwise (pipes, CI logs, `CliRunner`).
+
+The batch functions never print; the CLI passes a reporter's methods to them as callbacks.
+Errors always go to stderr as `error: <one line>`; everything else goes to stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+
+from rawback.batch import Job, Outcome, Status, Summary, input_bytes
+
+
+def print_error(message: str) -> None:
+    # sys.stderr is resolved at call time: under a live progress bar it may be Rich's proxy.
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def summary_line(summary: Summary, *, dry_run: bool) -> str:
+    if dry_run:
+        return (
+            f"dry run: {summary.planned} to convert, {summary.skipped} skipped (output exists), "
+            f"{summary.failed} with problems; nothing was written"
+        )
+    rate = summary.seconds_per_megapixel
+    speed = f"{rate:.3f} s per megapixel" if rate is not None else "no photo converted"
+    return (
+        f"{summary.converted} converted, {summary.skipped} skipped, {summary.failed} failed "
+        f"in {summary.wall_seconds:.1f} s ({speed})"
+    )
+
+
+class PlainReporter:
+    """One line per photo on stdout (`--quiet`: errors only)."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pass
+
+    def show(self, line: str) -> None:
+        print(line, flush=True)
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    def file_started(self, job: Job) -> None:
+        pass
+
+    def file_done(self, outcome: Outcome) -> None:
+        if outcome.status is Status.FAILED:
+            print_error(outcome.error or str(outcome.job.source))
+            return
+        if self.quiet:
+            return
+        for line in self.lines(outcome):
+            self.show(line)
+
+    def lines(self, outcome: Outcome) -> list[str]:
+        job = outcome.job
+        if outcome.status is Status.SKIPPED:
+            return [f"skipped {job.source}: {job.output} exists"]
+        if outcome.status is Status.PLANNED:
+            return [f"would convert {job.source} -> {job.output}"]
+        result = outcome.result
+        assert result is not None
+        lines = [
+            f"converted {job.source} -> {job.output} ({result.megapixels:.3g} MP, {result.seconds:.2f} s)"
+        ]
+        if self.verbose:
+            lines += [f"  {note}" for note in result.notes]
+        return lines
+
+    def finish(self, summary: Summary, *, dry_run: bool) -> None:
+        if not self.quiet:
+            self.show(summary_line(summary, dry_run=dry_run))
+
+
+class RichReporter(PlainReporter):
+    """One progress bar for the whole job; its ETA is weighted by file size, not file count.
+
+    Per-photo lines are printed above the bar only when asked (`--verbose`, or `convert`, where
+    the user named the files); errors always are.
+    """
+
+    def __init__(self, *, verbose: bool = False, list_files: bool = False) -> None:
+        super().__init__(quiet=False, verbose=verbose)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.list_files = list_files or verbose
+        self.console = Console()
+        self.progress = Progress(
+            TextColumn("{task.description}", style="bold"),
+            BarColumn(),
+            TextColumn("{task.fields[done]}/{task.fields[count]} photos"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            # With stderr on the terminal too, Rich's proxy prints error lines (and any library
+            # warning) above the bar; with stderr redirected, errors must reach that file instead.
+            redirect_stderr=sys.stderr.isatty(),
+        )
+        self.task = self.progress.add_task("converting", total=None, done=0, count=0, start=False)
+        self.sizes: dict[Job, int] = {}
+
+    def __enter__(self) -> RichReporter:
+        return self  # the bar appears with the first photo, after the options were checked
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def show(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        self.sizes = {job: max(1, input_bytes(job)) for job in jobs}
+        total = sum(self.sizes.values())
+        self.progress.update(self.task, total=total, count=len(jobs))
+
+    def file_started(self, job: Job) -> None:
+        if not self.progress.live.is_started:
+            self.progress.start_task(self.task)
+            self.progress.start()
+        self.progress.update(self.task, description=job.source.name)
+
+    def file_done(self, outcome: Outcome) -> None:
+        size = self.sizes.get(outcome.job, 1)
+        task = self.progress.tasks[0]
+        done = task.fields["done"] + 1
+        if outcome.status is Status.CONVERTED:
+            self.progress.update(self.task, advance=size, done=done)
+        else:
+            # Skips and failures take no time: drop them from the total instead of advancing,
+            # or a resumed batch would start with a wildly optimistic ETA.
+            self.progress.update(self.task, total=(task.total or size) - size, done=done)
+        if outcome.status is Status.FAILED:
+            print_error(outcome.error or str(outcome.job.source))
+        elif self.list_files:
+            for line in self.lines(outcome):
+                self.show(line)
+
+    def finish(self, summary: Summary, *, dry_run: bool) -> None:
+        self.progress.update(self.task, description="done")
+        self.progress.stop()
+        self.show(summary_line(summary, dry_run=dry_run))
+
+
+def make_reporter(*, quiet: bool, verbose: bool, dry_run: bool, list_files: bool) -> PlainReporter:
+    """A progress bar on an interactive terminal; plain lines when piped, quiet or a dry run."""
+    from rich.console import Console
+
+    if quiet or dry_run or not Console().is_terminal:
+        return PlainReporter(quiet=quiet, verbose=verbose)
+    return RichReporter(verbose=verbose, list_files=list_files)
+
+
+class CountProgress:
+    """A `progress(index, total, name)` callback (as `rawback.evaluate.run.run_eval` takes): a
+    progress bar on a terminal, else one line per item."""
+
+    def __init__(self, what: str, *, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.what = what
+        self.quiet = quiet
+        self.console = Console()
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> CountProgress:
+        if not self.quiet and self.console.is_terminal:
+            from rich.progress import Progress
+
+            self.progress = Progress(console=self.console)
+            self.task = self.progress.add_task(self.what, total=None)
+            self.progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, index: int, total: int, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=index, total=total, description=name or self.what)
+        elif not self.quiet and name:
+            print(f"[{index + 1}/{total}] {self.what} {name}", flush=True)

@@ -1,0 +1,120 @@
+"""Convert photos to DNG: plain functions that the CLI, batch mode and tests call."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rawback.camera import CameraProfile, choose_profile
+from rawback.errors import InputError, UsageError
+from rawback.io.atomic import check_writable
+from rawback.isp.unprocess import UnprocessSettings, to_counts
+from rawback.methods import InverseRequest, get_method
+
+COMPRESSIONS = ("ljpeg", "none")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    method: str = "analytic"  # inversion method, see rawback.methods.METHODS
+    camera: str | None = None  # --camera NAME|PATH; None = match EXIF Make/Model, else generic
+    transfer: str = "srgb"  # transfer curve of the input photos
+    tone_curve: str = "none"  # tone curve to undo
+    white_balance: str = "auto"  # "auto" (EXIF LightSource, else daylight) or "R,G,B" neutral
+    compression: str = "ljpeg"  # "ljpeg" (lossless JPEG tiles) or "none"
+    preview: bool = True  # embed a JPEG preview (RawTherapee matches its tone curve to it)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise UsageError(f"--compression must be one of {', '.join(COMPRESSIONS)}")
+        UnprocessSettings(self.transfer, self.tone_curve)  # validates names
+        parse_white_balance(self.white_balance)
+
+
+def parse_white_balance(text: str) -> np.ndarray | None:
+    """'auto' -> None; 'R,G,B' -> that camera neutral, normalised to green = 1."""
+    if text == "auto":
+        return None
+    try:
+        values = np.array([float(v) for v in text.split(",")], dtype=np.float64)
+    except ValueError:
+        values = np.array([])
+    if values.shape != (3,) or np.any(values <= 0) or not np.all(np.isfinite(values)):
+        raise UsageError(f"--white-balance must be 'auto' or a camera neutral 'R,G,B', not {text!r}")
+    return values / values[1]
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    source: Path
+    output: Path
+    profile: str
+    megapixels: float
+    seconds: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Inversion:
+    counts: np.ndarray  # (H, W) uint16 raw counts in the profile's CFA
+    neutral: np.ndarray
+    profile: CameraProfile
+    notes: tuple[str, ...]
+
+
+def invert_image(image, options: ConvertOptions) -> Inversion:
+    """Run the chosen method on a decoded photo: raw counts, the neutral used, and notes."""
+    profile, reason = choose_profile(options.camera, image.exif.make, image.exif.model)
+    request = InverseRequest(
+        rgb=image.rgb,
+        bit_depth=image.bit_depth,
+        profile=profile,
+        settings=UnprocessSettings(options.transfer, options.tone_curve),
+        neutral=parse_white_balance(options.white_balance),
+        light_source=image.exif.light_source,
+    )
+    result = get_method(options.method)(request)
+    notes = (reason, *result.notes, *(image.exif.warnings or ()))
+    if image.color_note:
+        notes = (*notes, image.color_note)
+    return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes)
+
+
+def convert_file(source: Path, output: Path, options: ConvertOptions) -> ConvertResult:
+    """Convert one photo to a DNG at `output`. Raises RawbackError subclasses on bad input."""
+    from rawback.io.dng import MIN_SIDE, write_dng
+    from rawback.io.image import read_image
+
+    start = time.perf_counter()
+    check_writable(output, overwrite=options.overwrite)  # fail before the expensive part
+    image = read_image(source)
+    h, w = image.rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        problem = f"{w}x{h} pixels is too small for a raw file (readers need {MIN_SIDE}x{MIN_SIDE})"
+        raise InputError(source, problem)
+    inversion = invert_image(image, options)
+    preview = np.rint(image.rgb * 255).astype(np.uint8) if options.preview else None
+    write_dng(
+        output,
+        inversion.counts,
+        profile=inversion.profile,
+        as_shot_neutral=inversion.neutral,
+        orientation=image.exif.orientation,
+        exif=image.exif,
+        preview=preview,
+        compression=options.compression,
+        overwrite=options.overwrite,
+    )
+    h, w = inversion.counts.shape
+    return ConvertResult(
+        source=source,
+        output=output,
+        profile=inversion.profile.name,
+        megapixels=h * w / 1e6,
+        seconds=time.perf_counter() - start,
+        notes=inversion.notes,
+    )

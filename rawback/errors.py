@@ -1,0 +1,39 @@
+"""The exceptions rawback raises for problems a user can fix.
+
+Every message is one line that names the file and the problem, so the CLI can print it as it is.
+Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RawbackError(Exception):
+    """Base class: a problem with the user's input, output or settings."""
+
+
+class InputError(RawbackError):
+    """An input file cannot be used (missing, empty, truncated, not an image, too large...)."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class OutputError(RawbackError):
+    """An output cannot be written (exists, folder unwritable, disk full...)."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ProfileError(RawbackError):
+    """A camera profile is unknown, malformed or cannot be extracted."""
+
+
+class UsageError(RawbackError):
+    """Options that contradict each other or are out of range."""

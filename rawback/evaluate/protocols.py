@@ -1,0 +1,255 @@
+"""Evaluation protocols: how the input photo is made from a RAW file and what is compared.
+
+`protocols.md` (in the team's shared docs) gives each published protocol exactly; the docstrings
+below say where we had to choose. Every protocol renders in *sensor orientation* (`user_flip=0`)
+so that input pixels line up with the mosaic; files with a non-square pixel aspect (Kodak DC120)
+are resampled back to the mosaic's geometry after LibRaw stretches them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+from rawback.errors import InputError
+from rawback.evaluate import metrics
+from rawback.io.raw import RawImage
+from rawback.isp.bayer import pack_rggb, per_site, rggb_crop, unpack_rggb
+
+# The render of the "rawback" protocol and of round-trip checks. LibRaw by default raises the
+# white level to the brightest pixel when that exceeds 75% of it (adjust_maximum_thr=0.75): a
+# per-image exposure change that no inverse can know and that Adobe, darktable and RawTherapee do
+# not make. We turn it off so the file's white level means what it says.
+CAMERA_WB_RENDER: dict[str, object] = dict(
+    use_camera_wb=True, no_auto_bright=True, output_bps=8, user_flip=0, adjust_maximum_thr=0.0
+)
+
+
+@dataclass(frozen=True)
+class Render:
+    rgb: np.ndarray  # (H, W, 3) uint8 sRGB
+    neutral: np.ndarray  # the white balance LibRaw really applied, as a neutral (green = 1)
+
+
+def render_raw(path: Path, **params: object) -> Render:
+    """LibRaw's sRGB 8-bit render of a RAW or DNG file with the given rawpy parameters.
+
+    The white balance LibRaw applied is read back after processing: with `use_camera_wb` it falls
+    back to daylight or to a grey-world estimate when the camera's multipliers are missing or
+    flagged (Canon EOS D30, Kodak DC120), so the file's as-shot tag is not always what was used.
+    """
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
+            multipliers = np.asarray(raw.auto_whitebalance[:3], dtype=np.float64)
+    except rawpy.LibRawError as exc:
+        raise InputError(path, f"LibRaw cannot render this file ({type(exc).__name__})") from exc
+    neutral = 1.0 / multipliers
+    return Render(rgb=rgb, neutral=neutral / neutral[1])
+
+
+def to_mosaic_geometry(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Undo LibRaw's stretch of non-square pixels: resample a render to the mosaic's size."""
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    image = Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    path: Path  # the input file the method reads, as a user's photo would be read
+    input_rgb8: np.ndarray  # the decoded input at mosaic geometry, for masks and round trips
+    neutral: np.ndarray  # the white balance of the input: given only to the oracle row
+    upsample: int = 1  # the method sees the input enlarged by this factor (half-size inputs)
+
+
+class Protocol:
+    """Base class: one way of turning a RAW file into an input photo and a score."""
+
+    name: str = ""
+    summary: str = ""
+    transfer: str = "bt709"  # the transfer curve the render really used, given to the inverter
+    render: ClassVar[dict[str, object]] = CAMERA_WB_RENDER
+    round_trip: bool = False  # whether the round-trip sRGB PSNR is defined for this protocol
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        raise NotImplementedError
+
+    def ground_truth(self, raw: RawImage) -> np.ndarray:
+        """Packed RGGB truth, normalised by the file's own levels (every protocol reports it)."""
+        return pack_rggb(raw.normalized(), raw.pattern)
+
+    def protocol_metrics(
+        self, packed: np.ndarray, raw: RawImage, prepared: PreparedInput
+    ) -> dict[str, float]:
+        """Metrics only this protocol defines (patch-averaged published numbers)."""
+        return {}
+
+
+def _save_jpeg(rgb: np.ndarray, path: Path, raw: RawImage, *, subsampling: int) -> None:
+    from rawback.io.exif import exif_from_raw, to_jpeg_exif
+
+    exif = to_jpeg_exif(exif_from_raw(raw))
+    Image.fromarray(rgb).save(path, "JPEG", quality=90, subsampling=subsampling, exif=exif)
+
+
+class RawbackProtocol(Protocol):
+    name = "rawback"
+    summary = (
+        "full images; input = LibRaw render (camera WB, no auto-brightening, sRGB, 8-bit) saved as JPEG "
+        "q90 4:2:0 with EXIF; the model never sees the as-shot white balance"
+    )
+    round_trip = True
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        h, w = raw.mosaic.shape
+        render = render_raw(raw.path, **self.render)
+        rgb = to_mosaic_geometry(render.rgb, h, w)
+        path = folder / f"{raw.path.stem}.jpg"
+        _save_jpeg(rgb, path, raw, subsampling=2)
+        decoded = np.asarray(Image.open(path).convert("RGB"))
+        return PreparedInput(path=path, input_rgb8=decoded, neutral=render.neutral)
+
+
+class PairsProtocol(RawbackProtocol):
+    """The camera's own JPEGs (from `--pairs DIR`) as inputs, scored like "rawback"."""
+
+    name = "pairs"
+    summary = "the camera's own JPEG as input (sRGB curve), matched to each RAW by file name"
+    transfer = "srgb"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def find(self, raw: RawImage) -> Path:
+        for candidate in sorted(self.folder.rglob("*")):
+            if candidate.stem == raw.path.stem and candidate.suffix.lower() in {".jpg", ".jpeg"}:
+                return candidate
+        raise InputError(raw.path, f"no paired JPEG named {raw.path.stem}.jpg in {self.folder}")
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        h, w = raw.mosaic.shape
+        source = self.find(raw)
+        rgb = np.asarray(Image.open(source).convert("RGB"))
+        if rgb.shape[:2] != (h, w):
+            # Camera JPEGs may be a few pixels smaller than the visible mosaic or (rarely) have
+            # non-square pixels: resample to the mosaic geometry, refusing other orientations.
+            if (rgb.shape[0] > rgb.shape[1]) != (h > w):
+                raise InputError(source, "paired JPEG is rotated relative to the RAW mosaic")
+            rgb = to_mosaic_geometry(rgb, h, w)
+            path = folder / f"{raw.path.stem}.png"
+            Image.fromarray(rgb).save(path)
+            return PreparedInput(path=path, input_rgb8=rgb, neutral=raw.effective_neutral)
+        # The camera's JPEG engine used its as-shot white balance.
+        return PreparedInput(path=source, input_rgb8=rgb, neutral=raw.effective_neutral)
+
+
+class RawDiffusionProtocol(Protocol):
+    """Reinders et al., WACV 2025 (SonyResearch/RAW-Diffusion).
+
+    Input: `postprocess()` with rawpy defaults (daylight WB, auto-brightening, AHD), half size by
+    area averaging, lossless PNG. We first crop the render to the RGGB phase of the mosaic so each
+    averaged 2x2 block is exactly one packed pixel (their FiveK cameras are RGGB, where this crop is
+    a no-op). The method sees the half-size input enlarged 2x (nearest), and the score is PSNR and
+    SSIM over (R, mean G, B) on a 3x3 grid of patches, averaged.
+    """
+
+    name = "raw-diffusion"
+    summary = "rawpy default render (daylight WB, auto-bright), half size, PNG; 3x3 patches, (R, G, B)"
+    render: ClassVar[dict[str, object]] = dict(output_bps=8, user_flip=0)
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        h, w = raw.mosaic.shape
+        render = render_raw(raw.path, **self.render)
+        rgb = to_mosaic_geometry(render.rgb, h, w)
+        rows, cols = rggb_crop(h, w, raw.pattern)
+        cropped = rgb[rows, cols].astype(np.float64)
+        half = cropped.reshape(cropped.shape[0] // 2, 2, cropped.shape[1] // 2, 2, 3).mean(axis=(1, 3))
+        half8 = np.clip(np.rint(half), 0, 255).astype(np.uint8)
+        path = folder / f"{raw.path.stem}.png"
+        Image.fromarray(half8).save(path)
+        return PreparedInput(path=path, input_rgb8=half8, neutral=render.neutral, upsample=2)
+
+    def protocol_metrics(
+        self, packed: np.ndarray, raw: RawImage, prepared: PreparedInput
+    ) -> dict[str, float]:
+        pred = metrics.three_channel(packed)
+        true = metrics.three_channel(self.ground_truth(raw))
+        scores = [
+            (metrics.psnr(pred[r, c], true[r, c]), metrics.ssim(pred[r, c], true[r, c]))
+            for r, c in metrics.grid_patches(*true.shape[:2])
+        ]
+        return {
+            "protocol_psnr": float(np.mean([s[0] for s in scores])),
+            "protocol_ssim": float(np.mean([s[1] for s in scores])),
+        }
+
+
+class InvertibleIspProtocol(Protocol):
+    """Xing et al., CVPR 2021 (yzxing87/Invertible-ISP).
+
+    Input: `postprocess(use_camera_wb=True, no_auto_bright=True)` saved as JPEG q90 4:2:2. Truth:
+    the visible mosaic (black NOT subtracted, as in their code), bilinear-demosaicked, times the
+    camera white-balance gains over their maximum, to the power 1/2.2, divided by
+    white_level^(1/2.2); the prediction goes through the same transform. PSNR over the 3-channel
+    image on a 3x3 grid of patches, averaged.
+    """
+
+    name = "invertible-isp"
+    summary = "camera-WB render as JPEG q90 4:2:2; bilinear, WB, gamma 1/2.2 truth; 3x3 patches"
+    render: ClassVar[dict[str, object]] = dict(
+        use_camera_wb=True, no_auto_bright=True, output_bps=8, user_flip=0
+    )
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        h, w = raw.mosaic.shape
+        render = render_raw(raw.path, **self.render)
+        rgb = to_mosaic_geometry(render.rgb, h, w)
+        path = folder / f"{raw.path.stem}.jpg"
+        _save_jpeg(rgb, path, raw, subsampling=1)
+        decoded = np.asarray(Image.open(path).convert("RGB"))
+        return PreparedInput(path=path, input_rgb8=decoded, neutral=render.neutral)
+
+    def _their_space(self, counts: np.ndarray, raw: RawImage, neutral: np.ndarray) -> np.ndarray:
+        gains = 1.0 / neutral
+        gains = gains / gains.max()
+        rgb = metrics.bilinear_demosaic(counts, "RGGB") * gains
+        return np.clip(rgb, 0, None) ** (1 / 2.2) / raw.white_level ** (1 / 2.2)
+
+    def protocol_metrics(
+        self, packed: np.ndarray, raw: RawImage, prepared: PreparedInput
+    ) -> dict[str, float]:
+        # Both sides on the RGGB-phase crop of the mosaic, back in raw counts (black included).
+        h, w = raw.mosaic.shape
+        rows, cols = rggb_crop(h, w, raw.pattern)
+        black = per_site(raw.black_level, h, w)[rows, cols]
+        scale = raw.white_level - black
+        pred = self._their_space(unpack_rggb(packed) * scale + black, raw, prepared.neutral)
+        true = self._their_space(raw.mosaic[rows, cols].astype(np.float64), raw, prepared.neutral)
+        scores = [metrics.psnr(pred[r, c], true[r, c]) for r, c in metrics.grid_patches(*true.shape[:2])]
+        return {"protocol_psnr": float(np.mean(scores))}
+
+
+PROTOCOLS: dict[str, type[Protocol]] = {
+    "rawback": RawbackProtocol,
+    "raw-diffusion": RawDiffusionProtocol,
+    "invertible-isp": InvertibleIspProtocol,
+}
+
+
+def get_protocol(name: str, pairs: Path | None = None) -> Protocol:
+    if pairs is not None:
+        if name != "rawback":
+            raise ValueError("--pairs replaces the rendered input of the 'rawback' protocol only")
+        return PairsProtocol(pairs)
+    try:
+        return PROTOCOLS[name]()
+    except KeyError:
+        raise ValueError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}") from None

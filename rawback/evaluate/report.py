@@ -1,0 +1,127 @@
+"""Eval results as a Rich table (drawn by the CLI), JSON and Markdown files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rawback.evaluate.run import METRICS, EvalReport
+from rawback.io.atomic import atomic_output
+
+
+def _fmt(key: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if key.startswith("ssim") or key == "protocol_ssim":
+        return f"{value:.4f}"
+    if key == "seconds_per_mp":
+        return f"{value:.3f}"
+    return f"{value:.2f}"
+
+
+def shown_metrics(report: EvalReport) -> list[str]:
+    """The metric columns that have a value for at least one image."""
+    return [
+        key
+        for key in METRICS
+        if any(img.rows.get(row, {}).get(key) is not None for img in report.images for row in report.rows)
+    ]
+
+
+def to_json(report: EvalReport) -> dict:
+    opts = report.options
+    return {
+        "protocol": opts.protocol,
+        "protocol_summary": report.protocol_summary,
+        "method": opts.method,
+        "data": str(opts.data),
+        "pairs": str(opts.pairs) if opts.pairs else None,
+        "camera": opts.camera,
+        "rows": report.rows,
+        "metrics": METRICS,
+        "mean": report.means(),
+        "images": [
+            {
+                "file": img.file,
+                "camera": img.camera,
+                "megapixels": img.megapixels,
+                "error": img.error,
+                "scores": img.rows,
+            }
+            for img in report.images
+        ],
+    }
+
+
+def to_markdown(report: EvalReport) -> str:
+    keys = shown_metrics(report)
+    head = "| | " + " | ".join(METRICS[k] for k in keys) + " |"
+    rule = "|---" * (len(keys) + 1) + "|"
+    lines = [
+        f"# rawback eval: protocol `{report.options.protocol}`, method `{report.options.method}`",
+        "",
+        f"Protocol: {report.protocol_summary}.",
+        f"Data: `{report.options.data}`, {len(report.images)} files, {len(report.failed)} failed.",
+        "",
+        "## Mean over images",
+        "",
+        head.replace("| |", "| row |", 1),
+        rule,
+    ]
+    means = report.means()
+    for row in report.rows:
+        lines.append(f"| {row} | " + " | ".join(_fmt(k, means[row][k]) for k in keys) + " |")
+    lines += ["", "## Per image", "", head.replace("| |", "| file | row |", 1), "|---" + rule]
+    for img in report.images:
+        if img.error:
+            lines.append(f"| {img.file} | error: {img.error} |" + " |" * len(keys))
+            continue
+        for row in report.rows:
+            cells = " | ".join(_fmt(k, img.rows[row].get(k)) for k in keys)
+            lines.append(f"| {img.file} | {row} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: EvalReport, folder: Path) -> tuple[Path, Path]:
+    """Write `eval-<protocol>-<method>.json` and `.md` into `folder` (replacing older ones)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"eval-{report.options.protocol}-{report.options.method}"
+    if report.options.pairs:
+        stem += "-pairs"
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    with atomic_output(json_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(to_json(report), indent=2) + "\n")
+    with atomic_output(md_path, overwrite=True) as tmp:
+        tmp.write_text(to_markdown(report))
+    return json_path, md_path
+
+
+def rich_tables(report: EvalReport) -> list:
+    """A per-image table and a summary table, for the CLI to print."""
+    from rich.table import Table
+
+    keys = shown_metrics(report)
+    per_image = Table(title=f"rawback eval: {report.options.protocol} protocol, per image")
+    per_image.add_column("file")
+    per_image.add_column("row")
+    for key in keys:
+        per_image.add_column(METRICS[key], justify="right")
+    for img in report.images:
+        if img.error:
+            per_image.add_row(img.file, f"[red]error: {img.error}[/red]", *[""] * len(keys))
+            continue
+        for i, row in enumerate(report.rows):
+            per_image.add_row(
+                img.file if i == 0 else "",
+                row,
+                *[_fmt(k, img.rows[row].get(k)) for k in keys],
+                end_section=i == len(report.rows) - 1,
+            )
+    summary = Table(title=f"mean over {len(report.images) - len(report.failed)} images")
+    summary.add_column("row")
+    for key in keys:
+        summary.add_column(METRICS[key], justify="right")
+    means = report.means()
+    for row in report.rows:
+        summary.add_row(row, *[_fmt(k, means[row][k]) for k in keys])
+    return [per_image, summary]

@@ -1,0 +1,238 @@
+"""`rawback eval`: score inversion methods against ground-truth RAW files.
+
+For every RAW file: make the input photo under the chosen protocol, invert it with the method under
+test, with the analytic baseline, and with the analytic inverse given the true white balance (the
+"oracle" reference row, which shows how much of the remaining error is the illuminant), then
+score each prediction against the file's own mosaic. Round-trip protocols go through the real
+product path: the prediction is written as a DNG and read back with LibRaw before scoring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rawback.camera import CameraProfile, profile_from_raw_image, resolve_profile
+from rawback.errors import RawbackError
+from rawback.evaluate import metrics
+from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
+from rawback.io.raw import RAW_SUFFIXES, RawImage, read_raw
+from rawback.isp.bayer import pack_rggb, rggb_crop
+from rawback.isp.unprocess import UnprocessSettings, to_counts
+from rawback.methods import InverseRequest, get_method
+
+BASELINE = "analytic"
+ORACLE = "analytic, oracle white balance"
+
+METRICS: dict[str, str] = {  # key -> column title; every value is per image, then averaged
+    "psnr_packed": "PSNR packed",
+    "psnr_3ch": "PSNR RGB",
+    "ssim_3ch": "SSIM RGB",
+    "psnr_wb_oracle": "PSNR WB-oracle",
+    "psnr_overexposed": "PSNR over-exp.",
+    "psnr_roundtrip_srgb": "round-trip sRGB PSNR",
+    "illuminant_error_deg": "illum. error °",
+    "protocol_psnr": "protocol PSNR",
+    "protocol_ssim": "protocol SSIM",
+    "seconds_per_mp": "s/MP",
+}
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    data: Path  # folder searched recursively for RAW files
+    method: str = "analytic"
+    protocol: str = "rawback"
+    pairs: Path | None = None  # folder of camera JPEGs to use instead of renders
+    camera: str | None = None  # colour profile override (levels and CFA always come from the RAW)
+    include: tuple[str, ...] = ()  # glob patterns on paths relative to `data`; empty = all
+    limit: int | None = None
+
+
+@dataclass
+class ImageResult:
+    file: str  # relative to the data folder
+    camera: str
+    megapixels: float
+    rows: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class EvalReport:
+    options: EvalOptions
+    protocol_summary: str
+    rows: list[str]
+    images: list[ImageResult]
+
+    def means(self) -> dict[str, dict[str, float | None]]:
+        out: dict[str, dict[str, float | None]] = {}
+        for row in self.rows:
+            out[row] = {}
+            for key in METRICS:
+                values = [
+                    img.rows[row][key]
+                    for img in self.images
+                    if img.error is None and img.rows.get(row, {}).get(key) is not None
+                ]
+                out[row][key] = float(np.mean(values)) if values else None
+        return out
+
+    @property
+    def failed(self) -> list[ImageResult]:
+        return [img for img in self.images if img.error is not None]
+
+
+def find_raw_files(data: Path, include: tuple[str, ...] = ()) -> list[Path]:
+    """RAW files below `data` (sorted, hidden entries skipped), filtered by glob patterns."""
+    if not data.is_dir():
+        raise RawbackError(f"{data}: not a folder")
+    found = []
+    for path in sorted(data.rglob("*")):
+        rel = path.relative_to(data)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if path.suffix.lower() not in RAW_SUFFIXES:
+            continue
+        if include and not any(fnmatch.fnmatch(str(rel), pattern) for pattern in include):
+            continue
+        found.append(path)
+    return found
+
+
+def eval_profile(raw: RawImage, camera: str | None) -> CameraProfile:
+    """The profile used to invert a RAW's render: its own, or --camera's colour with the file's
+    levels and CFA (the geometry is a property of the file being scored)."""
+    own = profile_from_raw_image(raw)
+    if camera is None:
+        return own
+    chosen = resolve_profile(camera)
+    return dataclasses.replace(
+        chosen,
+        cfa_pattern=own.cfa_pattern,
+        black_level=own.black_level,
+        white_level=own.white_level,
+        bits=own.bits,
+    )
+
+
+def _score(
+    pred_packed: np.ndarray,
+    truth: np.ndarray,
+    over_mask: np.ndarray,
+) -> dict[str, float | None]:
+    pred3, true3 = metrics.three_channel(pred_packed), metrics.three_channel(truth)
+    return {
+        "psnr_packed": metrics.psnr(pred_packed, truth),
+        "psnr_3ch": metrics.psnr(pred3, true3),
+        "ssim_3ch": metrics.ssim(pred3, true3),
+        "psnr_wb_oracle": metrics.wb_oracle_psnr(pred_packed, truth),
+        "psnr_overexposed": metrics.masked_psnr(pred_packed, truth, over_mask),
+    }
+
+
+def evaluate_file(
+    path: Path, data: Path, protocol: Protocol, method: str, camera: str | None, workdir: Path
+) -> ImageResult:
+    """Score every row (method, baseline, oracle) on one RAW file."""
+    from rawback.io.dng import write_dng
+    from rawback.io.image import read_image
+
+    raw = read_raw(path)
+    profile = eval_profile(raw, camera)
+    h, w = raw.mosaic.shape
+    result = ImageResult(
+        file=str(path.relative_to(data)), camera=f"{raw.make} {raw.model}".strip(), megapixels=h * w / 1e6
+    )
+    prepared = protocol.make_input(raw, workdir)
+    image = read_image(prepared.path)
+    rgb = image.rgb
+    if prepared.upsample > 1:
+        # A half-size input covers the RGGB-phase crop of the mosaic at one pixel per 2x2 block.
+        rgb = np.repeat(np.repeat(rgb, prepared.upsample, axis=0), prepared.upsample, axis=1)
+        profile = dataclasses.replace(profile, cfa_pattern="RGGB")
+    truth = protocol.ground_truth(raw)
+    true_neutral = prepared.neutral
+    if prepared.upsample > 1:
+        over_mask = metrics.overexposed_mask(np.repeat(np.repeat(prepared.input_rgb8, 2, 0), 2, 1))
+    else:
+        rows_, cols_ = rggb_crop(h, w, raw.pattern)
+        over_mask = metrics.overexposed_mask(prepared.input_rgb8[rows_, cols_])
+    rows = {method: (method, None)}
+    rows.setdefault(BASELINE, (BASELINE, None))
+    rows[ORACLE] = (BASELINE, true_neutral)
+    for label, (name, neutral) in rows.items():
+        start = time.perf_counter()
+        request = InverseRequest(
+            rgb=rgb,
+            bit_depth=image.bit_depth,
+            profile=profile,
+            settings=UnprocessSettings(transfer=protocol.transfer),
+            neutral=neutral,
+            light_source=image.exif.light_source,
+        )
+        inverse = get_method(name)(request)
+        counts = to_counts(inverse.mosaic, profile)
+        seconds = time.perf_counter() - start
+        scores: dict[str, float | None] = {}
+        if prepared.upsample > 1:
+            pred_packed = pack_rggb(inverse.mosaic, "RGGB")
+        else:
+            dng = workdir / f"{path.stem}.{len(result.rows)}.dng"
+            write_dng(
+                dng,
+                counts,
+                profile=profile,
+                as_shot_neutral=inverse.neutral,
+                exif=image.exif,
+                compression="none",
+                overwrite=True,
+            )
+            back = read_raw(dng)  # score what a raw developer will read, not what we meant
+            pred_packed = pack_rggb(back.normalized(), back.pattern)
+            if protocol.round_trip:
+                rendered = render_raw(dng, **CAMERA_WB_RENDER).rgb
+                scores["psnr_roundtrip_srgb"] = metrics.psnr(
+                    rendered.astype(np.float64), prepared.input_rgb8.astype(np.float64), peak=255.0
+                )
+            dng.unlink()
+        scores.update(_score(pred_packed, truth, over_mask))
+        scores["illuminant_error_deg"] = metrics.illuminant_error_degrees(inverse.neutral, true_neutral)
+        scores.update(protocol.protocol_metrics(pred_packed, raw, prepared))
+        scores["seconds_per_mp"] = seconds / (rgb.shape[0] * rgb.shape[1] / 1e6)
+        result.rows[label] = scores
+    return result
+
+
+def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | None = None) -> EvalReport:
+    """Evaluate every RAW file; one bad file is recorded as an error and the run goes on."""
+    get_method(options.method)  # fail early on a bad name
+    protocol = get_protocol(options.protocol, options.pairs)
+    files = find_raw_files(options.data, options.include)
+    if options.limit is not None:
+        files = files[: options.limit]
+    if not files:
+        raise RawbackError(f"{options.data}: no RAW files found")
+    labels = list(dict.fromkeys([options.method, BASELINE, ORACLE]))
+    report = EvalReport(options=options, protocol_summary=protocol.summary, rows=labels, images=[])
+    with tempfile.TemporaryDirectory(prefix="rawback-eval-") as tmp:
+        for index, path in enumerate(files):
+            if progress:
+                progress(index, len(files), str(path.relative_to(options.data)))
+            try:
+                item = evaluate_file(path, options.data, protocol, options.method, options.camera, Path(tmp))
+            except RawbackError as exc:
+                item = ImageResult(
+                    file=str(path.relative_to(options.data)), camera="", megapixels=0.0, error=str(exc)
+                )
+            report.images.append(item)
+        if progress:
+            progress(len(files), len(files), "")
+    return report

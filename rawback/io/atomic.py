@@ -1,0 +1,71 @@
+"""Write a file so that readers only ever see the old file or the complete new one."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from rawback.errors import OutputError
+
+
+def check_writable(path: Path, *, overwrite: bool) -> None:
+    """Fail early, before any work, when `path` exists and may not be replaced."""
+    if path.exists() and not overwrite:
+        raise OutputError(path, "already exists (pass --overwrite to replace it)")
+    if path.is_dir():
+        raise OutputError(path, "is a folder, not a file")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success move it into place.
+
+    The temporary file lives in the destination folder so the final move is a rename on one
+    file system. Without `overwrite` the move is a hard link, which fails if `path` appeared in the
+    meantime (another process), so an existing file is never clobbered. On any error the temporary
+    file is removed and nothing partial is left behind.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    check_writable(path, overwrite=overwrite)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except FileNotFoundError as exc:
+        raise OutputError(path, f"output folder {folder} does not exist") from exc
+    except PermissionError as exc:
+        raise OutputError(path, f"output folder {folder} is not writable") from exc
+    except OSError as exc:
+        raise OutputError(path, f"cannot create a file in {folder}: {exc.strerror}") from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError as exc:
+                raise OutputError(path, "already exists (pass --overwrite to replace it)") from exc
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                # File systems without hard links: fall back to a rename after one more check.
+                if path.exists():
+                    raise OutputError(path, "already exists (pass --overwrite to replace it)") from exc
+                os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OutputError(path, "no space left on the device") from exc
+        if isinstance(exc, PermissionError):
+            raise OutputError(path, "permission denied") from exc
+        raise OutputError(path, f"cannot write: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

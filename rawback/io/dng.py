@@ -1,0 +1,534 @@
+"""Write Bayer DNG files that LibRaw, dcraw, darktable, RawTherapee and Adobe open correctly.
+
+The layout and every tag value follow the measured rules in ../shared/docs/dng.md; the reasoning
+for newcomers is in docs/dng-layout.md. In short:
+
+    IFD0       NewSubFileType 1: 8-bit RGB thumbnail + the shared DNG tags, Make/Model, Orientation,
+               pointers to the SubIFDs, the Exif IFD and (when there is GPS data) the GPS IFD
+    SubIFD 1   NewSubFileType 0: the CFA mosaic, lossless-JPEG tiles or one 16-bit strip
+    SubIFD 2   NewSubFileType 1: a baseline-JPEG preview (only when a preview image is given)
+    Exif IFD   an allow-list of capture tags copied from the source photo
+    GPS IFD    the source photo's GPS tags
+
+We write the TIFF structure ourselves instead of patching tifffile's output: tifffile cannot write
+the Exif/GPS pointers, types SubIFDs as IFD and chains the SubIFDs, so patching would mean four
+in-place byte fixes whose correctness depends on tifffile internals. A ~100-line writer that lays
+out every IFD before writing anything is easier to read and to test.
+
+The file layout is: header, all IFDs (with their out-of-line values), then the image data (IFD0
+thumbnail, preview, raw tiles): small metadata first, as cameras and Adobe's converter do, so
+readers that only want tags touch the start of the file.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import imagecodecs
+import numpy as np
+import piexif
+from PIL import Image
+
+import rawback
+from rawback.camera import CameraProfile
+from rawback.io.atomic import atomic_output
+from rawback.isp.bayer import pattern_codes
+
+if TYPE_CHECKING:  # only its fields are used; exif.py needs nothing from here
+    from rawback.io.exif import ExifData
+
+COMPRESSIONS = ("ljpeg", "none")
+
+THUMBNAIL_WIDTH = 256  # IFD0 thumbnail, as cameras write it
+PREVIEW_LONG_SIDE = 1024  # JPEG preview SubIFD
+PREVIEW_QUALITY = 90
+TILE = 256  # lossless-JPEG tile size; the only tiled layout every client opened (dng.md 3)
+MIN_SIDE = 22  # LibRaw and dcraw refuse raws narrower or shorter than this ("not RAW file")
+
+# TIFF field types.
+BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, SLONG, SRATIONAL = 1, 2, 3, 4, 5, 7, 9, 10
+_TYPE_FORMAT = {BYTE: "B", ASCII: "B", UNDEFINED: "B", SHORT: "H", LONG: "I", SLONG: "i"}
+
+# Tags by name, so the IFD builders below read like the tables in dng.md.
+NEW_SUBFILE_TYPE, IMAGE_WIDTH, IMAGE_LENGTH, BITS_PER_SAMPLE, COMPRESSION = 254, 256, 257, 258, 259
+PHOTOMETRIC, MAKE, MODEL, STRIP_OFFSETS, ORIENTATION = 262, 271, 272, 273, 274
+SAMPLES_PER_PIXEL, ROWS_PER_STRIP, STRIP_BYTE_COUNTS = 277, 278, 279
+X_RESOLUTION, Y_RESOLUTION, PLANAR_CONFIG, RESOLUTION_UNIT = 282, 283, 284, 296
+SOFTWARE, DATE_TIME = 305, 306
+TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SUB_IFDS = 322, 323, 324, 325, 330
+YCBCR_SUBSAMPLING = 530
+CFA_REPEAT_PATTERN_DIM, CFA_PATTERN = 33421, 33422
+EXIF_IFD, GPS_IFD = 34665, 34853
+DNG_VERSION, DNG_BACKWARD_VERSION, UNIQUE_CAMERA_MODEL = 50706, 50707, 50708
+CFA_PLANE_COLOR, CFA_LAYOUT, BLACK_LEVEL_REPEAT_DIM, BLACK_LEVEL = 50710, 50711, 50713, 50714
+WHITE_LEVEL, COLOR_MATRIX_1, COLOR_MATRIX_2, AS_SHOT_NEUTRAL = 50717, 50721, 50722, 50728
+CALIBRATION_ILLUMINANT_1, CALIBRATION_ILLUMINANT_2, PREVIEW_COLOR_SPACE = 50778, 50779, 50970
+
+PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR, PHOTOMETRIC_CFA = 2, 6, 32803
+COMPRESSION_NONE, COMPRESSION_JPEG = 1, 7  # 7 is both lossless (raw) and baseline (preview) JPEG
+PREVIEW_SRGB = 2
+
+# A tag value: numbers (rationals as floats), one number, text, or raw bytes.
+Value = Iterable[float] | float | str | bytes
+
+# Exif-IFD tags that describe the capture (dng.md section 2). Everything else - MakerNote (its
+# offsets point into the old file), Interoperability IFD, pixel dimensions, ColorSpace,
+# ComponentsConfiguration, CompressedBitsPerPixel, the Exif CFAPattern - describes the JPEG.
+_E = piexif.ExifIFD
+EXIF_ALLOWED = frozenset({
+    _E.ExposureTime, _E.FNumber, _E.ExposureProgram, _E.ISOSpeedRatings, _E.ExifVersion,
+    _E.DateTimeOriginal, _E.DateTimeDigitized,
+    _E.OffsetTime, _E.OffsetTimeOriginal, _E.OffsetTimeDigitized,
+    _E.ShutterSpeedValue, _E.ApertureValue, _E.BrightnessValue, _E.ExposureBiasValue,
+    _E.MaxApertureValue, _E.MeteringMode, _E.LightSource, _E.Flash, _E.FocalLength,
+    _E.SubSecTime, _E.SubSecTimeOriginal, _E.SubSecTimeDigitized,
+    _E.ExposureMode, _E.WhiteBalance, _E.FocalLengthIn35mmFilm, _E.SceneCaptureType,
+    _E.BodySerialNumber, _E.LensSpecification, _E.LensMake, _E.LensModel,
+})  # fmt: skip
+EXIF_VERSION = b"0231"  # written when the source has none: an Exif IFD must carry its version
+
+
+def write_dng(
+    path: Path,
+    mosaic: np.ndarray,
+    *,
+    profile: CameraProfile,
+    as_shot_neutral: Sequence[float],
+    orientation: int = 1,
+    exif: ExifData | None = None,
+    preview: np.ndarray | None = None,
+    compression: str = "ljpeg",
+    camera_model: str | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write a Bayer mosaic as a DNG, atomically: readers see no file or the complete one.
+
+    Parameters:
+        path: the .dng to write.
+        mosaic: (H, W) uint16 raw counts, CFA = `profile.cfa_pattern`, at most the white level;
+            H, W >= 22 (raw readers refuse smaller images).
+        profile: levels, CFA pattern, colour matrices and names of the camera.
+        as_shot_neutral: camera RGB of the scene white, green = 1 (AsShotNeutral; not multipliers).
+        orientation: EXIF orientation (1..8) of the stored pixels.
+        exif: the source photo's EXIF, carried into a real Exif IFD (and GPS IFD); may be None.
+        preview: (h, w, 3) uint8 sRGB in stored pixel order, for the IFD0 thumbnail and the JPEG
+            preview SubIFD; None gives a neutral grey thumbnail and no preview.
+        compression: "ljpeg" (lossless-JPEG 256x256 tiles, about half the size) or "none".
+            Mosaics narrower than 256 px are always written uncompressed (see `_raw_ifd`).
+        camera_model: the Model tag; default the EXIF camera, else the profile's (see
+            `camera_name`).
+        overwrite: replace an existing file instead of raising OutputError.
+
+    Raises ValueError for bad arguments and OutputError when the file cannot be written.
+    """
+    path = Path(path)
+    neutral = _check_inputs(mosaic, profile, as_shot_neutral, orientation, preview, compression)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        small = None if preview is None else _preview_image(preview)
+        raw = _raw_ifd(mosaic, profile, compression)
+        ifd0 = _main_ifd(profile, neutral, orientation, exif, small, mosaic.shape, camera_model)
+        ifd0.children[SUB_IFDS] = [raw]
+        if small is not None:
+            ifd0.children[SUB_IFDS].append(_preview_ifd(small))
+        ifd0.children[EXIF_IFD] = [_exif_ifd(exif)]
+        if exif is not None and exif.gps:
+            ifd0.children[GPS_IFD] = [_gps_ifd(exif.gps)]
+        with open(tmp, "wb") as handle:
+            _write_tiff(handle, ifd0)
+
+
+def camera_name(profile: CameraProfile, exif: ExifData | None, camera_model: str | None) -> str:
+    """The Model tag: the original camera, named once ("Canon PowerShot S40").
+
+    Make is always "rawback" (dng.md section 5): readers key per-camera quirks on Make/Model, and a
+    file labelled as a real camera whose sensor did not produce it renders wrongly in some of them.
+    """
+    if camera_model:
+        return camera_model
+    if exif is not None and (exif.make or exif.model):
+        make, model = exif.make or "", exif.model or ""
+    else:
+        make, model = profile.make, profile.model
+    if model.lower().startswith(make.lower()):  # "Canon" + "Canon PowerShot S40"
+        return model
+    return f"{make} {model}".strip()
+
+
+# --- input checks --------------------------------------------------------------------------------
+
+
+def _check_inputs(
+    mosaic: np.ndarray,
+    profile: CameraProfile,
+    as_shot_neutral: Sequence[float],
+    orientation: int,
+    preview: np.ndarray | None,
+    compression: str,
+) -> np.ndarray:
+    """Fail before creating any file; returns the neutral as a float array."""
+    if not isinstance(mosaic, np.ndarray) or mosaic.dtype != np.uint16:
+        kind = mosaic.dtype if isinstance(mosaic, np.ndarray) else type(mosaic).__name__
+        raise ValueError(f"mosaic must be a uint16 array, got {kind}")
+    if mosaic.ndim != 2 or min(mosaic.shape) < MIN_SIDE:
+        raise ValueError(f"mosaic must be (H, W) with H, W >= {MIN_SIDE}, got shape {mosaic.shape}")
+    top = int(mosaic.max())
+    if top > profile.white_level:
+        raise ValueError(f"mosaic value {top} is above the white level {profile.white_level}")
+    if mosaic.nbytes > 2**32 - 2**24:  # classic TIFF offsets are 32-bit
+        raise ValueError(f"mosaic {mosaic.shape} is too large for a DNG (4 GB limit)")
+    neutral = np.asarray(as_shot_neutral, dtype=np.float64)
+    if neutral.shape != (3,) or not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+        raise ValueError(f"as_shot_neutral must be 3 positive numbers, got {as_shot_neutral!r}")
+    if not (isinstance(orientation, int | np.integer) and 1 <= orientation <= 8):
+        raise ValueError(f"orientation must be an EXIF orientation 1..8, got {orientation!r}")
+    if preview is not None and (
+        not isinstance(preview, np.ndarray)
+        or preview.dtype != np.uint8
+        or preview.ndim != 3
+        or preview.shape[2] != 3
+    ):
+        desc = f"{preview.dtype} {preview.shape}" if isinstance(preview, np.ndarray) else preview
+        raise ValueError(f"preview must be an (H, W, 3) uint8 array, got {desc}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+    return neutral
+
+
+# --- the IFDs ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ifd:
+    """One IFD before layout: entries, the image data chunks, and the IFDs it points to."""
+
+    entries: dict[int, tuple[int, int, bytes]] = field(default_factory=dict)  # tag: type,count,raw
+    chunks: list[bytes | np.ndarray] = field(default_factory=list)  # strips or tiles, in order
+    offsets_tag: int = STRIP_OFFSETS  # where the chunk offsets go (TileOffsets for tiles)
+    children: dict[int, list[_Ifd]] = field(default_factory=dict)  # pointer tag: IFDs
+    offset: int = 0  # set by the layout
+
+    def add(self, tag: int, type_: int, values: Value) -> None:
+        self.entries[tag] = _encode(type_, values)
+
+    def add_chunks(self, chunks: list[bytes | np.ndarray], offsets_tag: int, counts_tag: int) -> None:
+        self.chunks = chunks
+        self.offsets_tag = offsets_tag
+        self.add(offsets_tag, LONG, [0] * len(chunks))  # filled in by the layout
+        self.add(counts_tag, LONG, [_nbytes(c) for c in chunks])
+
+    def size(self) -> int:
+        """Bytes of the IFD with its out-of-line values (word aligned)."""
+        extra = sum(_even(len(raw)) for _, _, raw in self.entries.values() if len(raw) > 4)
+        return 2 + 12 * len(self.entries) + 4 + extra
+
+
+def _main_ifd(
+    profile: CameraProfile,
+    neutral: np.ndarray,
+    orientation: int,
+    exif: ExifData | None,
+    preview: Image.Image | None,
+    shape: tuple[int, ...],
+    camera_model: str | None,
+) -> _Ifd:
+    """IFD0: the thumbnail and every tag a reader needs to render the raw (dng.md table 2)."""
+    thumb = _thumbnail(preview, shape)
+    ifd = _Ifd()
+    ifd.add(NEW_SUBFILE_TYPE, LONG, 1)  # a reduced-resolution image; the raw is the SubIFD
+    ifd.add(IMAGE_WIDTH, LONG, thumb.shape[1])
+    ifd.add(IMAGE_LENGTH, LONG, thumb.shape[0])
+    ifd.add(BITS_PER_SAMPLE, SHORT, [8, 8, 8])
+    ifd.add(COMPRESSION, SHORT, COMPRESSION_NONE)
+    ifd.add(PHOTOMETRIC, SHORT, PHOTOMETRIC_RGB)
+    ifd.add(MAKE, ASCII, "rawback")
+    ifd.add(MODEL, ASCII, camera_name(profile, exif, camera_model))
+    ifd.add(ORIENTATION, SHORT, orientation)  # darktable reads it from IFD0 only
+    ifd.add(SAMPLES_PER_PIXEL, SHORT, 3)
+    ifd.add(ROWS_PER_STRIP, LONG, thumb.shape[0])
+    ifd.add(X_RESOLUTION, RATIONAL, [72])
+    ifd.add(Y_RESOLUTION, RATIONAL, [72])
+    ifd.add(PLANAR_CONFIG, SHORT, 1)
+    ifd.add(RESOLUTION_UNIT, SHORT, 2)  # inches
+    ifd.add(SOFTWARE, ASCII, f"rawback {rawback.__version__}")
+    if exif is not None and exif.datetime:
+        # The capture time; without one we write none rather than "now", so that converting the
+        # same photo twice gives bit-identical files.
+        ifd.add(DATE_TIME, ASCII, exif.datetime)
+    ifd.add(SUB_IFDS, LONG, [0] * (1 if preview is None else 2))  # filled in by the layout
+    ifd.add(EXIF_IFD, LONG, 0)
+    if exif is not None and exif.gps:
+        ifd.add(GPS_IFD, LONG, 0)
+    ifd.add(DNG_VERSION, BYTE, [1, 4, 0, 0])
+    ifd.add(DNG_BACKWARD_VERSION, BYTE, [1, 1, 0, 0])  # Adobe 1.4 refuses 1.4 files without it
+    ifd.add(UNIQUE_CAMERA_MODEL, ASCII, f"rawback {profile.name}")
+    ifd.add(COLOR_MATRIX_1, SRATIONAL, profile.color_matrix_1)
+    ifd.add(CALIBRATION_ILLUMINANT_1, SHORT, profile.illuminant_1)
+    if profile.color_matrix_2 is not None and profile.illuminant_2 is not None:
+        ifd.add(COLOR_MATRIX_2, SRATIONAL, profile.color_matrix_2)
+        ifd.add(CALIBRATION_ILLUMINANT_2, SHORT, profile.illuminant_2)
+    ifd.add(AS_SHOT_NEUTRAL, RATIONAL, neutral / neutral[1])  # green = 1 by convention
+    ifd.add(PREVIEW_COLOR_SPACE, LONG, PREVIEW_SRGB)  # the thumbnail is sRGB too
+    ifd.add_chunks([thumb.reshape(-1)], STRIP_OFFSETS, STRIP_BYTE_COUNTS)
+    return ifd
+
+
+def _raw_ifd(mosaic: np.ndarray, profile: CameraProfile, compression: str) -> _Ifd:
+    """SubIFD 1: the CFA mosaic with its pattern and levels (dng.md table 3)."""
+    height, width = mosaic.shape
+    # LibRaw and dcraw wrap a tile's rows at the image width, so a tile wider than the image
+    # decodes as garbage; such narrow images are stored uncompressed instead.
+    if width < TILE:
+        compression = "none"
+    ifd = _Ifd()
+    ifd.add(NEW_SUBFILE_TYPE, LONG, 0)  # the main image
+    ifd.add(IMAGE_WIDTH, LONG, width)
+    ifd.add(IMAGE_LENGTH, LONG, height)
+    ifd.add(PHOTOMETRIC, SHORT, PHOTOMETRIC_CFA)
+    ifd.add(SAMPLES_PER_PIXEL, SHORT, 1)
+    ifd.add(PLANAR_CONFIG, SHORT, 1)
+    if compression == "ljpeg":
+        precision = _ljpeg_precision(profile)
+        ifd.add(BITS_PER_SAMPLE, SHORT, precision)
+        ifd.add(COMPRESSION, SHORT, COMPRESSION_JPEG)
+        ifd.add(TILE_WIDTH, LONG, TILE)
+        ifd.add(TILE_LENGTH, LONG, TILE)
+        ifd.add_chunks(_ljpeg_tiles(mosaic, precision), TILE_OFFSETS, TILE_BYTE_COUNTS)
+    else:
+        # One strip: tiled or multi-strip uncompressed data breaks dcraw, old LibRaw, RawTherapee.
+        ifd.add(BITS_PER_SAMPLE, SHORT, 16)
+        ifd.add(COMPRESSION, SHORT, COMPRESSION_NONE)
+        ifd.add(ROWS_PER_STRIP, LONG, height)
+        strip = np.ascontiguousarray(mosaic, dtype="<u2").reshape(-1).view(np.uint8)
+        ifd.add_chunks([strip], STRIP_OFFSETS, STRIP_BYTE_COUNTS)
+    ifd.add(CFA_REPEAT_PATTERN_DIM, SHORT, [2, 2])
+    ifd.add(CFA_PATTERN, BYTE, pattern_codes(profile.cfa_pattern))  # BYTE: Adobe rejects UNDEFINED
+    ifd.add(CFA_PLANE_COLOR, BYTE, [0, 1, 2])
+    ifd.add(CFA_LAYOUT, SHORT, 1)
+    ifd.add(BLACK_LEVEL_REPEAT_DIM, SHORT, [2, 2])  # the count of BlackLevel must match: 4
+    black = profile.black_level
+    if all(float(b).is_integer() for b in black):
+        ifd.add(BLACK_LEVEL, SHORT, [int(b) for b in black])
+    else:
+        ifd.add(BLACK_LEVEL, RATIONAL, black)
+    ifd.add(WHITE_LEVEL, LONG, profile.white_level)
+    return ifd
+
+
+def _preview_ifd(image: Image.Image) -> _Ifd:
+    """SubIFD 2: a baseline JPEG; RawTherapee matches its tone curve to it."""
+    buffer = BytesIO()
+    image.save(buffer, format="JPEG", quality=PREVIEW_QUALITY, subsampling="4:2:0")
+    ifd = _Ifd()
+    ifd.add(NEW_SUBFILE_TYPE, LONG, 1)
+    ifd.add(IMAGE_WIDTH, LONG, image.width)
+    ifd.add(IMAGE_LENGTH, LONG, image.height)
+    ifd.add(BITS_PER_SAMPLE, SHORT, [8, 8, 8])
+    ifd.add(COMPRESSION, SHORT, COMPRESSION_JPEG)
+    ifd.add(PHOTOMETRIC, SHORT, PHOTOMETRIC_YCBCR)
+    ifd.add(SAMPLES_PER_PIXEL, SHORT, 3)
+    ifd.add(ROWS_PER_STRIP, LONG, image.height)
+    ifd.add(PLANAR_CONFIG, SHORT, 1)
+    ifd.add(YCBCR_SUBSAMPLING, SHORT, [2, 2])  # what "4:2:0" above writes
+    ifd.add(PREVIEW_COLOR_SPACE, LONG, PREVIEW_SRGB)
+    ifd.add_chunks([buffer.getvalue()], STRIP_OFFSETS, STRIP_BYTE_COUNTS)
+    return ifd
+
+
+def _exif_ifd(exif: ExifData | None) -> _Ifd:
+    tags = {t: v for t, v in (exif.exif if exif else {}).items() if t in EXIF_ALLOWED}
+    tags.setdefault(_E.ExifVersion, EXIF_VERSION)
+    return _metadata_ifd(tags, piexif.TAGS["Exif"])
+
+
+def _gps_ifd(gps: dict[int, object]) -> _Ifd:
+    return _metadata_ifd(gps, piexif.TAGS["GPS"])
+
+
+def _metadata_ifd(tags: dict[int, object], types: dict[int, dict]) -> _Ifd:
+    """An Exif or GPS IFD from piexif-style values, typed by piexif's tag table.
+
+    A tag piexif does not know, or a value that does not fit its type, is left out: EXIF comes
+    from arbitrary files, and odd metadata must never stop a conversion.
+    """
+    ifd = _Ifd()
+    for tag, value in sorted(tags.items()):
+        if tag not in types:
+            continue
+        type_ = types[tag]["type"]
+        try:
+            if type_ in (RATIONAL, SRATIONAL):
+                ifd.entries[tag] = _encode_rational_pairs(type_, value)
+            else:
+                ifd.entries[tag] = _encode(type_, value)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError, OverflowError, struct.error):
+            continue
+    return ifd
+
+
+# --- image data ----------------------------------------------------------------------------------
+
+
+def _ljpeg_precision(profile: CameraProfile) -> int:
+    """Lossless-JPEG sample precision (and BitsPerSample): enough for the white level, 8..16.
+
+    DNG allows 8 to 16 bits for lossless JPEG; libjpeg takes uint8 samples at 8 bits.
+    """
+    return min(16, max(8, profile.bits, profile.white_level.bit_length()))
+
+
+def _ljpeg_tiles(mosaic: np.ndarray, precision: int) -> list[bytes]:
+    """256x256 tiles, each coded as 256 rows x 128 columns x 2 components with predictor 1.
+
+    Two components are what cameras write: the predictor (the pixel to the left within one
+    component) then always predicts from the nearest pixel of the same CFA colour, which makes
+    the file a third smaller than one-component tiles (dng.md section 3). Edge tiles are padded by
+    repeating the last row and column; readers crop them away.
+    """
+    height, width = mosaic.shape
+    rows, cols = -(-height // TILE), -(-width // TILE)
+    padded = np.pad(mosaic, ((0, rows * TILE - height), (0, cols * TILE - width)), mode="edge")
+    # (rows*256, cols*256) -> (rows*cols, 256, 128, 2) in row-major tile order, one copy.
+    tiles = padded.reshape(rows, TILE, cols, TILE).swapaxes(1, 2).reshape(-1, TILE, TILE // 2, 2)
+    tiles = np.ascontiguousarray(tiles, dtype=np.uint8 if precision == 8 else np.uint16)
+
+    def encode(tile: np.ndarray) -> bytes:
+        return imagecodecs.jpeg8_encode(tile, lossless=True, predictor=1, bitspersample=precision)
+
+    # libjpeg releases the GIL, so threads encode tiles in parallel.
+    with ThreadPoolExecutor() as pool:
+        return list(pool.map(encode, tiles))
+
+
+def _preview_image(preview: np.ndarray) -> Image.Image:
+    """The preview at most 1024 px on its long side (never enlarged)."""
+    image = Image.fromarray(preview)
+    image.thumbnail((PREVIEW_LONG_SIDE, PREVIEW_LONG_SIDE), Image.Resampling.LANCZOS)
+    return image
+
+
+def _thumbnail(preview: Image.Image | None, shape: tuple[int, ...]) -> np.ndarray:
+    """(h, w, 3) uint8, 256 px wide (less for tiny images), in the raw's stored orientation.
+
+    Made from the 1024 px preview, not the full image: resizing 12 MP twice costs 0.2 s.
+    """
+    src_w, src_h = preview.size if preview is not None else (shape[1], shape[0])
+    width = min(THUMBNAIL_WIDTH, src_w)
+    height = max(1, round(src_h * width / src_w))
+    if preview is None:
+        return np.full((height, width, 3), 128, dtype=np.uint8)  # neutral grey
+    image = preview.resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8)
+
+
+# --- TIFF encoding and layout --------------------------------------------------------------------
+
+
+def _encode(type_: int, values: Value) -> tuple[int, int, bytes]:
+    """(type, count, little-endian bytes) of a tag value; rationals are given as numbers."""
+    if type_ == ASCII:
+        text = values.encode("utf-8") if isinstance(values, str) else bytes(values)  # type: ignore[arg-type]
+        raw = text.split(b"\0")[0] + b"\0"  # one NUL-terminated string
+        return type_, len(raw), raw
+    if isinstance(values, bytes | bytearray):
+        if type_ not in (BYTE, UNDEFINED):
+            raise ValueError(f"bytes given for TIFF type {type_}")
+        return type_, len(values), bytes(values)
+    numbers = list(values) if isinstance(values, Iterable) else [values]  # type: ignore[arg-type]
+    if type_ in (RATIONAL, SRATIONAL):
+        # Exact for decimals of up to six places, e.g. matrix entries given to four.
+        fractions = [Fraction(float(v)).limit_denominator(1_000_000) for v in numbers]
+        return _pack_pairs(type_, [(f.numerator, f.denominator) for f in fractions])
+    ints = [int(v) for v in numbers]
+    return type_, len(ints), struct.pack(f"<{len(ints)}{_TYPE_FORMAT[type_]}", *ints)
+
+
+def _encode_rational_pairs(type_: int, value: object) -> tuple[int, int, bytes]:
+    """piexif's rational forms: (num, den) or a sequence of them."""
+    seq = list(value)  # type: ignore[call-overload]
+    pairs = [tuple(seq)] if seq and isinstance(seq[0], int) else [tuple(p) for p in seq]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"not a rational: {value!r}")
+    return _pack_pairs(type_, pairs)  # type: ignore[arg-type]
+
+
+def _pack_pairs(type_: int, pairs: list[tuple[int, int]]) -> tuple[int, int, bytes]:
+    flat = [int(x) for pair in pairs for x in pair]
+    code = "i" if type_ == SRATIONAL else "I"  # struct.error when a value does not fit
+    return type_, len(pairs), struct.pack(f"<{len(flat)}{code}", *flat)
+
+
+def _even(n: int) -> int:
+    return n + (n & 1)
+
+
+def _nbytes(chunk: bytes | np.ndarray) -> int:
+    return chunk.nbytes if isinstance(chunk, np.ndarray) else len(chunk)
+
+
+def _all_ifds(root: _Ifd) -> list[_Ifd]:
+    """Depth first, parents before children: the order they are laid out in the file."""
+    out = [root]
+    for tag in sorted(root.children):
+        for child in root.children[tag]:
+            out.extend(_all_ifds(child))
+    return out
+
+
+def _write_tiff(handle: BinaryIO, root: _Ifd) -> None:
+    """Lay out every IFD and chunk, fill in the offsets, then write the file front to back.
+
+    Offset entries were added with their final counts as placeholders, so every IFD's size is
+    known before any offset is: one pass assigns positions, nothing is patched afterwards.
+    """
+    ifds = _all_ifds(root)
+    position = 8  # after the header
+    for ifd in ifds:
+        ifd.offset = position
+        position += _even(ifd.size())
+    chunk_offsets: list[list[int]] = []
+    for ifd in ifds:
+        chunk_offsets.append([])
+        for chunk in ifd.chunks:
+            chunk_offsets[-1].append(position)
+            position += _even(_nbytes(chunk))
+    if position >= 2**32:
+        raise ValueError(f"DNG would be {position} bytes: over the 4 GB TIFF limit")
+    for ifd, offsets in zip(ifds, chunk_offsets, strict=True):
+        if ifd.chunks:
+            ifd.add(ifd.offsets_tag, LONG, offsets)
+        for tag, children in ifd.children.items():
+            ifd.add(tag, LONG, [child.offset for child in children])
+
+    handle.write(struct.pack("<2sHI", b"II", 42, root.offset))
+    for ifd in ifds:
+        handle.write(_pack_ifd(ifd))
+    for ifd in ifds:
+        for chunk in ifd.chunks:
+            handle.write(chunk)  # type: ignore[arg-type]  # ndarray: buffer protocol
+            if _nbytes(chunk) & 1:
+                handle.write(b"\0")
+
+
+def _pack_ifd(ifd: _Ifd) -> bytes:
+    """Entries sorted by tag, NextIFD = 0, then the values that do not fit in 4 bytes."""
+    entries = sorted(ifd.entries.items())
+    values_at = ifd.offset + 2 + 12 * len(entries) + 4
+    head = [struct.pack("<H", len(entries))]
+    tail = []
+    for tag, (type_, count, raw) in entries:
+        if len(raw) <= 4:
+            head.append(struct.pack("<HHI", tag, type_, count) + raw.ljust(4, b"\0"))
+        else:
+            head.append(struct.pack("<HHII", tag, type_, count, values_at))
+            tail.append(raw.ljust(_even(len(raw)), b"\0"))
+            values_at += _even(len(raw))
+    head.append(struct.pack("<I", 0))  # NextIFD: SubIFDs are not chained (dng.md 4)
+    out = b"".join(head + tail)
+    return out.ljust(_even(len(out)), b"\0")

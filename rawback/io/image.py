@@ -1,0 +1,420 @@
+"""Read input photos: JPEG, 8/16-bit PNG and TIFF, with EXIF, ICC profiles and size limits.
+
+Everything comes back as float32 sRGB in [0, 1] in stored pixel order: EXIF Orientation is carried
+(`exif.orientation`), never applied, because the DNG's mosaic must stay in the JPEG's stored order.
+
+Decoders: Pillow for JPEG and 8-bit PNG/TIFF; imagecodecs for 16-bit PNG and tifffile for TIFF with
+more than 8 bits, because Pillow truncates 16-bit RGB to 8 bits.
+
+Colour: an embedded ICC profile is honoured through LittleCMS with relative-colorimetric intent and
+black-point compensation (what Photoshop's "Convert to Profile" does by default); out-of-gamut
+colours are clipped. A profile that maps like sRGB is not applied at all. 8-bit data goes through
+Pillow's ImageCms; Pillow has no 16-bit RGB images, so 16-bit data goes through imagecodecs' own
+LittleCMS binding with 16-bit buffers (and no LUT optimisation, which costs up to 6% error there).
+CMYK without a profile is refused: its colours are undefined, and a naive 255-C conversion is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from rawback.errors import InputError
+from rawback.io.exif import ExifData, read_exif
+from rawback.io.raw import RAW_SUFFIXES
+
+# Large enough for the largest camera output (Samsung's 200 MP phone mode, 16320x12240 = 199.8 MP),
+# small enough that the float32 RGB copy (2.4 GB at the limit) cannot exhaust a workstation.
+MAX_PIXELS = 200_000_000
+MIN_SIDE = 2
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff"})
+
+# Pillow refuses anything over 2 x MAX_IMAGE_PIXELS (179 MP by default) while it reads the header,
+# before rawback can look at the size. rawback checks `max_pixels` itself before decoding, so lift
+# Pillow's guard (never lower it) to sit above ours.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+# What Pillow (and the decoders under it) raise for damaged files.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
+_PILLOW_MODE = {"GRAY": "L", "RGB": "RGB", "CMYK": "CMYK"}
+
+
+@dataclass
+class InputImage:
+    """A decoded photo, ready for the inverse ISP."""
+
+    path: Path
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], sRGB-encoded (not linear), STORED order
+    bit_depth: int  # 8 or 16: precision of the source samples
+    exif: ExifData  # exif.orientation is carried to the DNG
+    color_note: str | None  # e.g. "converted from Display P3 to sRGB", None for sRGB input
+    jpeg_bytes: bytes | None  # the original file bytes when the input is a baseline JPEG
+
+
+@dataclass
+class _Decoded:
+    pixels: np.ndarray  # (H, W) GRAY, (H, W, 3) RGB or (H, W, 4) CMYK; uint8 or uint16; no alpha
+    space: str  # "GRAY", "RGB" or "CMYK": ICC colour-space names
+    icc: bytes | None
+    exif: bytes | None  # "Exif\0\0" + TIFF, or a bare TIFF structure
+
+    @property
+    def bit_depth(self) -> int:
+        return 8 if self.pixels.dtype == np.uint8 else 16
+
+
+def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS) -> InputImage:
+    """Decode a JPEG, PNG or TIFF photo to sRGB float32 with its EXIF.
+
+    Raises InputError (one line naming the file and the problem) for a missing, empty, truncated,
+    non-image, too large or too small file, and for colour data that cannot be converted faithfully.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    if data[:4] in _TIFF_MAGIC:
+        decoded = _decode_tiff(path, data, max_pixels)
+    else:
+        decoded = _decode_jpeg_or_png(path, data, max_pixels)
+    exif = read_exif(decoded.exif)
+    pixels, bit_depth, note = _to_srgb(path, decoded)
+    jpeg = data if data[:2] == b"\xff\xd8" and _jpeg_frame_marker(data) == 0xC0 else None
+    return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg)
+
+
+def _read_bytes(path: Path) -> bytes:
+    if path.suffix.lower() in RAW_SUFFIXES:
+        raise InputError(path, "is a camera RAW file; rawback reads JPEG, PNG or TIFF photos")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if not data:
+        raise InputError(path, "file is empty")
+    return data
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Before any pixel is decoded: a forged header must not make us allocate gigabytes."""
+    if width * height > max_pixels:
+        raise InputError(
+            path,
+            f"{width}x{height} pixels ({width * height / 1e6:.0f} MP) is more than the "
+            f"{max_pixels / 1e6:.0f} MP limit",
+        )
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise InputError(path, f"{width}x{height} pixels is too small (at least 2x2 is needed)")
+
+
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Silence what Pillow warns about while reading headers: sizes up to max_pixels are allowed
+    (over it _check_size refuses with a clear message), and damaged EXIF, which Pillow parses for
+    the resolution, is reported by read_exif as a note instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# JPEG and PNG: Pillow (16-bit PNG: imagecodecs) -------------------------------------------------
+
+
+def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int) -> _Decoded:
+    try:
+        with _quiet_pillow():
+            im = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
+    except UnidentifiedImageError:
+        raise InputError(path, _not_an_image(data)) from None
+    except Image.DecompressionBombError:  # over twice Pillow's limit, which sits above MAX_PIXELS
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        raise InputError(path, f"image is larger than the {limit / 1e6:.0f} MP limit") from None
+    except _DECODE_ERRORS as exc:
+        raise InputError(path, f"unreadable image header ({_one_line(exc)})") from exc
+    with im:
+        _check_size(path, im.width, im.height, max_pixels)
+        icc = im.info.get("icc_profile") or None
+        if im.format == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 of 16 bits
+            return _decode_png16(path, data, icc, im.info.get("exif"))
+        pixels, space = _pillow_pixels(path, im)
+        # PNG's eXIf chunk may follow the image data, so read info only after decoding.
+        return _Decoded(pixels, space, icc, im.info.get("exif"))
+
+
+def _pillow_pixels(path: Path, im: Image.Image) -> tuple[np.ndarray, str]:
+    """Decode an 8-bit (or I;16 greyscale) Pillow image: pixels without alpha and their space."""
+    try:
+        im.load()  # raises "image file is truncated" (LOAD_TRUNCATED_IMAGES stays False)
+        mode = im.mode
+        if mode in ("P", "PA"):  # palette, maybe with transparent entries: expand, drop alpha
+            im, mode = im.convert("RGBA"), "RGBA"
+        elif mode == "1":
+            im, mode = im.convert("L"), "L"
+        elif mode == "YCbCr":
+            im, mode = im.convert("RGB"), "RGB"
+        array = np.asarray(im)
+    except _DECODE_ERRORS as exc:
+        raise InputError(path, f"image data is truncated or corrupt ({_one_line(exc)})") from exc
+    if mode in ("L", "LA", "La") or mode.startswith("I;16"):
+        return (array if array.ndim == 2 else array[..., 0]), "GRAY"
+    if mode in ("RGB", "RGBA", "RGBX", "RGBa"):
+        return array[..., :3], "RGB"
+    if mode == "CMYK":
+        return array, "CMYK"
+    raise InputError(path, f"unsupported pixel format {mode!r}; save the photo as 8/16-bit RGB")
+
+
+def _decode_png16(path: Path, data: bytes, icc: bytes | None, exif: bytes | None) -> _Decoded:
+    import imagecodecs
+
+    try:
+        array = imagecodecs.png_decode(data)
+    except (imagecodecs.PngError, ValueError) as exc:
+        raise InputError(path, f"image data is truncated or corrupt ({_one_line(exc)})") from exc
+    # Grey, grey + alpha, RGB or RGBA; alpha is dropped (composited on nothing).
+    if array.ndim == 3 and array.shape[2] <= 2:
+        array = array[..., 0]
+    pixels, space = (array, "GRAY") if array.ndim == 2 else (array[..., :3], "RGB")
+    exif = exif or _png_chunk(data, b"eXIf")  # Pillow only saw the chunks before the image data
+    return _Decoded(pixels, space, icc, exif)
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        name = data[pos + 4 : pos + 8]
+        if name == kind:
+            return data[pos + 8 : pos + 8 + length]
+        if name == b"IEND":
+            break
+        pos += 12 + length
+    return None
+
+
+def _jpeg_frame_marker(data: bytes) -> int | None:
+    """The SOFn marker of a JPEG (0xC0 baseline, 0xC2 progressive, ...), None if there is none."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+def _not_an_image(data: bytes) -> str:
+    """Name common look-alikes (an iPhone HEIC saved as .jpg is the usual one)."""
+    if data[4:8] == b"ftyp":
+        return f"is a {data[8:12].decode('latin-1').strip()} (HEIF/AVIF/MP4) file, not a JPEG, PNG or TIFF"
+    for magic, name in ((b"RIFF", "RIFF/WebP"), (b"GIF8", "GIF"), (b"BM", "BMP")):
+        if data.startswith(magic):
+            return f"is a {name} file, not a JPEG, PNG or TIFF"
+    return "not an image (not a JPEG, PNG or TIFF file)"
+
+
+# TIFF: Pillow up to 8 bits, tifffile above ------------------------------------------------------
+
+
+def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> _Decoded:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            width, height = int(page.imagewidth), int(page.imagelength)
+            bits, sample_format = int(page.bitspersample), int(page.sampleformat)
+            photometric = page.photometric
+            icc_tag = page.tags.get(34675)  # InterColorProfile
+            is_dng = 50706 in page.tags  # DNGVersion
+    except Exception as exc:  # tifffile raises many types for a damaged header
+        raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
+    if is_dng:
+        raise InputError(path, "is a DNG (camera RAW) file; rawback reads JPEG, PNG or TIFF photos")
+    _check_size(path, width, height, max_pixels)
+    if sample_format not in (1, 2) or bits > 16:  # 1 = unsigned, 2 = signed; 3 is float
+        raise InputError(path, f"{bits}-bit TIFF samples are not supported; save it as 8 or 16-bit")
+    icc = bytes(icc_tag.value) if icc_tag is not None else None
+    # The whole TIFF is the EXIF structure: IFD0 holds Make/Model/Orientation, 34665 the Exif IFD.
+    # piexif reads classic TIFF only, not BigTIFF.
+    exif = data if data[:4] in _TIFF_MAGIC[:2] else None
+    if bits <= 8:
+        try:
+            with _quiet_pillow():
+                im = Image.open(io.BytesIO(data), formats=("TIFF",))
+        except (UnidentifiedImageError, Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
+            raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
+        with im:
+            pixels, space = _pillow_pixels(path, im)
+        return _Decoded(pixels, space, icc, exif)
+    pixels, space = _tifffile_pixels(path, data, bits, photometric)
+    return _Decoded(pixels, space, icc, exif)
+
+
+def _tifffile_pixels(path: Path, data: bytes, bits: int, photometric: int) -> tuple[np.ndarray, str]:
+    import tifffile
+    from tifffile import PHOTOMETRIC
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            array = page.asarray()
+            axes = page.axes
+    except Exception as exc:  # truncated strips, bad compressed data...
+        raise InputError(path, f"image data is truncated or corrupt ({_one_line(exc)})") from exc
+    if axes.startswith("S"):  # planar configuration: samples first
+        array = np.moveaxis(array, 0, -1)
+    if array.dtype.kind not in "ui":
+        raise InputError(path, f"unsupported TIFF sample type {array.dtype}")
+    array = np.clip(array, 0, None).astype(np.uint16)
+    if bits < 16:  # e.g. 12-bit samples: stretch to the full 16-bit range
+        array = np.rint(array * (65535 / (2**bits - 1))).astype(np.uint16)
+    if array.ndim == 2:
+        array = array[..., None]
+    if photometric == PHOTOMETRIC.MINISBLACK:
+        return array[..., 0], "GRAY"
+    if photometric == PHOTOMETRIC.MINISWHITE:
+        return 65535 - array[..., 0], "GRAY"
+    if photometric == PHOTOMETRIC.RGB and array.shape[2] >= 3:
+        return array[..., :3], "RGB"
+    if photometric == PHOTOMETRIC.SEPARATED and array.shape[2] >= 4:
+        return array[..., :4], "CMYK"
+    name = getattr(photometric, "name", photometric)
+    raise InputError(path, f"16-bit TIFF with photometric {name} is not supported")
+
+
+# Colour ------------------------------------------------------------------------------------------
+
+
+def _to_srgb(path: Path, image: _Decoded) -> tuple[np.ndarray, int, str | None]:
+    """Pixels in sRGB (grey without a profile stays (H, W)), their bit depth and a note."""
+    pixels, space, bits = image.pixels, image.space, image.bit_depth
+    if image.icc is None:
+        if space == "CMYK":
+            raise InputError(
+                path, "CMYK image without an ICC profile: its colours are undefined; "
+                "convert it to sRGB first"
+            )  # fmt: skip
+        return pixels, bits, None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(image.icc))
+        profile_space = profile.profile.xcolor_space.strip()
+        name = ImageCms.getProfileDescription(profile).strip() or "its ICC profile"
+    except (OSError, ImageCms.PyCMSError) as exc:
+        return _unusable_profile(path, image, f"its ICC profile is unreadable ({_one_line(exc)})")
+    if profile_space != space:
+        return _unusable_profile(path, image, f"its ICC profile is for {profile_space}, not {space}")
+    try:
+        if space != "CMYK" and _maps_like_srgb(image.icc, space):
+            return pixels, bits, None
+        if bits == 8:
+            return _convert8(pixels, image.icc, space), 8, f"converted from {name} to sRGB"
+        converted = _convert16(pixels, image.icc, space)
+        if converted is not None:
+            return converted, 16, f"converted from {name} to sRGB"
+        # imagecodecs' LittleCMS refused the profile: Pillow's works at 8 bits only.
+        pixels8 = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        note = f"converted from {name} to sRGB at 8-bit precision (no 16-bit transform)"
+        return _convert8(pixels8, image.icc, space), 8, note
+    except ImageCms.PyCMSError as exc:
+        return _unusable_profile(path, image, f"its ICC profile cannot be applied ({_one_line(exc)})")
+
+
+def _unusable_profile(path: Path, image: _Decoded, problem: str) -> tuple[np.ndarray, int, str]:
+    if image.space == "CMYK":  # no fallback: CMYK has no default meaning
+        raise InputError(path, f"CMYK image whose colours cannot be converted: {problem}")
+    return image.pixels, image.bit_depth, f"{problem}; assumed sRGB"
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.lru_cache(maxsize=8)
+def _pillow_transform(icc: bytes, space: str) -> ImageCms.ImageCmsTransform:
+    return ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+        _srgb_profile(),
+        _PILLOW_MODE[space],
+        "RGB",
+        renderingIntent=_INTENT,
+        flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+    )
+
+
+def _convert8(pixels: np.ndarray, icc: bytes, space: str) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    im = Image.frombytes(_PILLOW_MODE[space], (width, height), np.ascontiguousarray(pixels).tobytes())
+    return np.asarray(ImageCms.applyTransform(im, _pillow_transform(icc, space)))
+
+
+def _convert16(pixels: np.ndarray, icc: bytes, space: str) -> np.ndarray | None:
+    """16-bit LittleCMS transform through imagecodecs; None when it cannot build one."""
+    import imagecodecs
+
+    # Without NOOPTIMIZE LittleCMS resamples the transform into a LUT that is off by up to 3900/65535
+    # for saturated colours; unoptimised it is exact to rounding (1.4 s per 12 MP).
+    flags = int(ImageCms.Flags.NOOPTIMIZE | ImageCms.Flags.BLACKPOINTCOMPENSATION)
+    try:
+        return imagecodecs.cms_transform(
+            np.ascontiguousarray(pixels),
+            icc,
+            _srgb_profile().tobytes(),
+            colorspace=space.lower(),
+            outcolorspace="rgb",
+            intent=int(_INTENT),
+            flags=flags,
+        )
+    except (imagecodecs.CmsError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _maps_like_srgb(icc: bytes, space: str) -> bool:
+    """Whether a profile is sRGB in all but name ("sRGB IEC61966-2.1", Facebook's "c2", ...).
+
+    Converting those would only add rounding, so probe a colour grid (or grey ramp) through it.
+    """
+    if space == "GRAY":
+        probe = np.arange(256, dtype=np.uint8)[None, :]
+        expected = np.repeat(probe[..., None], 3, axis=2)
+    else:
+        levels = np.arange(0, 256, 17, dtype=np.uint8)
+        probe = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+        probe = expected = probe.reshape(64, 64, 3)
+    out = _convert8(probe, icc, space)
+    return int(np.abs(out.astype(np.int16) - expected).max()) <= 2
+
+
+def _float_rgb(pixels: np.ndarray) -> np.ndarray:
+    """uint8/uint16 -> float32 in [0, 1], greyscale expanded to three channels."""
+    full_scale = 255 if pixels.dtype == np.uint8 else 65535
+    rgb = np.divide(pixels, full_scale, dtype=np.float32)  # exact at 0 and full scale
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    return rgb

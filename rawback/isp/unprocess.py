@@ -1,0 +1,148 @@
+"""The analytic inverse ISP: Brooks et al., "Unprocessing Images for Learned Raw Denoising"
+(CVPR 2019), adapted to a camera profile and to LibRaw's rendering conventions.
+
+A raw developer renders  sRGB8 = curve(rgb_cam @ demosaic(min(1, raw * wb)))  (plus, in a camera,
+a tone curve). We undo each step in reverse order:
+
+    1. inverse tone curve (optional; Brooks' smoothstep, applied to display values),
+    2. inverse transfer curve (sRGB for camera JPEGs, BT.709-shaped for LibRaw renders),
+    3. linear sRGB -> white-balanced camera RGB (the inverse of LibRaw's `rgb_cam`),
+    4. inverse white balance with a *neutral* (camera RGB of the scene white): divide by the
+       multipliers normalised as LibRaw normalises them (smallest = 1),
+    5. mosaic to the profile's CFA and scale to its black and white levels.
+
+Clipped highlights and JPEG loss cannot be undone analytically; that is the learned model's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rawback.camera import CameraProfile
+from rawback.isp import color
+from rawback.isp.bayer import channel_index
+
+TONE_CURVES = ("none", "smoothstep")
+
+
+@dataclass(frozen=True)
+class UnprocessSettings:
+    transfer: str = "srgb"  # transfer curve of the input: "srgb", "bt709" (LibRaw), "gamma2.2"
+    tone_curve: str = "none"  # tone curve to undo: "none" or "smoothstep" (Brooks et al.)
+
+    def __post_init__(self) -> None:
+        if self.transfer not in color.TRANSFER_CURVES:
+            raise ValueError(f"unknown transfer curve {self.transfer!r}")
+        if self.tone_curve not in TONE_CURVES:
+            raise ValueError(f"unknown tone curve {self.tone_curve!r}; known: {TONE_CURVES}")
+
+
+def inverse_smoothstep(y: np.ndarray) -> np.ndarray:
+    """Inverse of Brooks et al.'s global tone curve 3x^2 - 2x^3 (their eq. in section 3.4)."""
+    y = np.clip(y, 0.0, 1.0)
+    return 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
+
+
+def linearisation_table(settings: UnprocessSettings, levels: int) -> np.ndarray:
+    """Display code value (0..levels-1) -> linear light, with the tone curve undone first.
+
+    Inputs are 8- or 16-bit, so a table over every code is exact and far faster than evaluating
+    powers per pixel.
+    """
+    v = np.arange(levels, dtype=np.float64) / (levels - 1)
+    if settings.tone_curve == "smoothstep":
+        v = inverse_smoothstep(v)
+    return color.to_linear(v, settings.transfer).astype(np.float32)
+
+
+def white_balance_scale(neutral: np.ndarray) -> np.ndarray:
+    """Per-channel gains LibRaw applies for this neutral: multipliers 1/neutral, smallest = 1."""
+    neutral = np.asarray(neutral, dtype=np.float64)
+    if neutral.shape != (3,) or not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+        raise ValueError(f"a neutral needs three positive values, got {neutral!r}")
+    multipliers = 1.0 / neutral
+    return multipliers / multipliers.min()
+
+
+def neutral_for_illuminant(profile: CameraProfile, cct: float) -> np.ndarray:
+    """Camera neutral of a blackbody-like illuminant at `cct` kelvin.
+
+    With two calibrated matrices the matrix is interpolated linearly in inverse CCT between them
+    (DNG specification, chapter 6) and clamped outside their range; the illuminant's white is taken
+    on the daylight/Planckian locus via its sRGB white, so with one matrix only D65 is exact.
+    """
+    pairs = profile.matrices()
+    if len(pairs) == 1:
+        matrix = pairs[0][1]
+    else:
+        (i1, m1), (i2, m2) = pairs
+        t1, t2 = color.ILLUMINANT_CCT.get(i1, 6504.0), color.ILLUMINANT_CCT.get(i2, 6504.0)
+        if t1 > t2:
+            (t1, m1), (t2, m2) = (t2, m2), (t1, m1)
+        w = (1 / cct - 1 / t2) / (1 / t1 - 1 / t2) if t1 != t2 else 0.0
+        w = float(np.clip(w, 0.0, 1.0))
+        matrix = w * m1 + (1 - w) * m2
+    white = color.XYZ_FROM_SRGB.sum(axis=1) if abs(cct - 6504) < 1 else _blackbody_xyz(cct)
+    neutral = matrix @ white
+    return neutral / neutral[1]
+
+
+def _blackbody_xyz(cct: float) -> np.ndarray:
+    """XYZ (Y = 1) of the CIE daylight locus (>= 4000 K) or Planckian locus (Kim et al. 2002)."""
+    t = float(np.clip(cct, 1667.0, 25000.0))
+    if t >= 4000:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+        x = x if t <= 7000 else -4.6070e9 / t**3 + 2.9678e6 / t**2 + 0.09911e3 / t + 0.244063
+        y = -3.0 * x * x + 2.87 * x - 0.275  # CIE daylight locus
+    else:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+        if t < 2222:
+            y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+        else:
+            y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    return np.array([x / y, 1.0, (1 - x - y) / y])
+
+
+def unprocess(
+    rgb: np.ndarray,
+    profile: CameraProfile,
+    neutral: np.ndarray,
+    settings: UnprocessSettings = UnprocessSettings(),
+    *,
+    bit_depth: int = 8,
+) -> np.ndarray:
+    """sRGB-encoded image (H, W, 3) in [0, 1] -> normalised mosaic (H, W) float32 in [0, 1].
+
+    The mosaic has the profile's CFA; 0 is black and 1 the white level. `neutral` is the scene
+    white in camera RGB (green = 1): the white balance the inverse assumes.
+    """
+    h, w, _ = rgb.shape
+    levels = 65536 if bit_depth > 8 else 256
+    table = linearisation_table(settings, levels)
+    codes = np.rint(np.asarray(rgb, dtype=np.float32) * (levels - 1)).astype(np.intp)
+    np.clip(codes, 0, levels - 1, out=codes)
+    # Linear sRGB -> balanced camera RGB is the row-normalised `cam_xyz @ xyz_rgb` (LibRaw inverts
+    # exactly this matrix for rendering); dividing by the white-balance gains gives raw values.
+    balanced_from_srgb = np.linalg.inv(profile.srgb_from_camera())
+    raw_from_srgb = balanced_from_srgb / white_balance_scale(neutral)[:, None]
+    sites = channel_index(profile.cfa_pattern)
+    out = np.empty((h, w), dtype=np.float32)
+    # Each CFA site needs only one camera channel: one row of the matrix per quarter image.
+    for dy in (0, 1):
+        for dx in (0, 1):
+            lin = table[codes[dy::2, dx::2]]  # (h/2, w/2, 3) linear sRGB
+            row = raw_from_srgb[sites[dy, dx]].astype(np.float32)
+            out[dy::2, dx::2] = lin @ row
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def to_counts(normalised: np.ndarray, profile: CameraProfile) -> np.ndarray:
+    """Normalised mosaic -> uint16 raw counts between the profile's black and white levels."""
+    from rawback.isp.bayer import per_site
+
+    h, w = normalised.shape
+    black = per_site(profile.black_level, h, w)
+    counts = black + normalised * (profile.white_level - black)
+    return np.clip(np.rint(counts), 0, profile.white_level).astype(np.uint16)

@@ -1,0 +1,321 @@
+"""Batch mode: planning (tree mirroring, hidden files, collisions, shards) and running a folder
+tree with corrupt photos in it, through the plain functions and through the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from rawback import batch
+from rawback.cli import app
+from rawback.convert import ConvertOptions
+from rawback.errors import InputError, UsageError
+
+GOOD = ("a.jpg", "sub/b.png", "sub/deeper/c.JPG")
+BAD = ("bad/empty.jpg", "bad/truncated.jpg", "bad/text.jpg")
+IGNORED = (".hidden.jpg", ".cache/d.jpg", "notes.txt", "sub/readme.md")
+
+
+def write_photo(path: Path, *, size: tuple[int, int] = (48, 32), seed: int = 0) -> Path:
+    """A small photo with some structure (a smooth gradient plus noise)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 / w, y * 255 / h, np.full((h, w), 128)], axis=-1)
+    rgb = np.clip(rgb + rng.normal(0, 8, rgb.shape), 0, 255).astype(np.uint8)
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    Image.fromarray(rgb).save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return path
+
+
+def make_tree(root: Path) -> Path:
+    for i, rel in enumerate(GOOD):
+        write_photo(root / rel, seed=i)
+    (root / "bad").mkdir(parents=True)
+    (root / "bad/empty.jpg").write_bytes(b"")
+    whole = write_photo(root / "whole.tmp.jpg", size=(64, 48)).read_bytes()
+    (root / "whole.tmp.jpg").unlink()
+    (root / "bad/truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (root / "bad/text.jpg").write_text("this is not a photo\n")
+    for rel in IGNORED:
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix == ".jpg":
+            write_photo(target)
+        else:
+            target.write_text("not a photo")
+    return root
+
+
+def rel_files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def dng(rel: str) -> str:
+    return str(Path(rel).with_suffix(".dng").as_posix())
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+def test_plan_mirrors_tree_skips_hidden_and_non_images(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "in")
+    jobs = batch.plan_folder(root, tmp_path / "out")
+    assert [j.source.relative_to(root).as_posix() for j in jobs] == sorted(
+        [*GOOD, *BAD], key=lambda r: Path(r).parts
+    )
+    for job in jobs:
+        rel = job.source.relative_to(root)
+        assert job.output == tmp_path / "out" / rel.with_suffix(".dng")
+        assert job.problem is None
+
+
+def test_plan_default_output_is_beside_each_photo(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "in")
+    for job in batch.plan_folder(root):
+        assert job.output == job.source.with_suffix(".dng")
+
+
+def test_plan_skips_output_folder_inside_input(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "in")
+    write_photo(root / "out" / "old.jpg")
+    jobs = batch.plan_folder(root, root / "out")
+    assert not any("out" in j.source.relative_to(root).parts for j in jobs)
+
+
+def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_tree(tmp_path / "in")
+    real_scandir = os.scandir
+
+    def scandir(path):  # what a folder without read permission does (root can read anything)
+        if Path(path) == root / "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    jobs = batch.plan_folder(root, tmp_path / "out")
+    failed = [j for j in jobs if j.problem]
+    assert [j.source for j in failed] == [root / "sub"]
+    assert failed[0].problem == f"{root / 'sub'}: cannot read folder (Permission denied)"
+    assert not any("sub" in j.source.relative_to(root).parts for j in jobs if not j.problem)
+
+
+def test_plan_missing_folder_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such folder"):
+        batch.plan_folder(tmp_path / "nope")
+
+
+def test_two_inputs_with_one_output_is_an_error_for_the_second(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/photo.jpg")
+    write_photo(tmp_path / "in/photo.png")
+    first, second = batch.plan_folder(tmp_path / "in", tmp_path / "out")
+    assert first.problem is None
+    assert second.source.name == "photo.png"
+    assert "photo.jpg" in second.problem and "\n" not in second.problem
+
+
+def test_convert_plan_output_file_or_folder(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jpg", tmp_path / "x/a.png"
+    assert batch.plan_files([a], tmp_path / "one.DNG")[0].output == tmp_path / "one.DNG"
+    assert batch.plan_files([a], None)[0].output == tmp_path / "a.dng"
+    jobs = batch.plan_files([a, b], tmp_path / "out")
+    assert [j.output for j in jobs] == [tmp_path / "out/a.dng"] * 2
+    assert jobs[0].problem is None and jobs[1].problem is not None  # same name from two folders
+    with pytest.raises(UsageError, match="names one file"):
+        batch.plan_files([a, b], tmp_path / "one.dng")
+
+
+def test_output_that_would_replace_its_input_is_refused(tmp_path: Path) -> None:
+    (job,) = batch.plan_files([tmp_path / "photo.dng"])
+    assert job.problem is not None and "replace the input" in job.problem
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_shards_are_disjoint_cover_the_plan_and_are_deterministic(tmp_path: Path, count: int) -> None:
+    root = make_tree(tmp_path / "in")
+    plan = batch.plan_folder(root)
+    shards = [batch.shard(batch.plan_folder(root), i, count) for i in range(count)]
+    assert sorted(j.source for s in shards for j in s) == sorted(j.source for j in plan)
+    assert sum(len(s) for s in shards) == len(plan)
+    assert shards[0][0] == plan[0]
+
+
+@pytest.mark.parametrize("text", ["2/2", "1", "a/b", "-1/2", "0/0"])
+def test_bad_shard_spec(text: str) -> None:
+    with pytest.raises(UsageError, match="--shard"):
+        batch.parse_shard(text)
+
+
+def test_shard_spec() -> None:
+    assert batch.parse_shard("3/4") == (3, 4)
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+def test_run_reports_through_callbacks_and_counts_failures(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "in")
+    jobs = batch.plan_folder(root, tmp_path / "out")
+    started, done = [], []
+    summary = batch.run_jobs(jobs, ConvertOptions(), on_start=started.append, on_done=done.append)
+    assert started == jobs and [o.job for o in done] == jobs
+    assert (summary.converted, summary.skipped, summary.failed) == (len(GOOD), 0, len(BAD))
+    assert summary.megapixels == pytest.approx(len(GOOD) * 48 * 32 / 1e6)
+    for outcome in done:
+        if outcome.status is batch.Status.FAILED:
+            assert "\n" not in outcome.error and str(outcome.job.source) in outcome.error
+
+
+def test_unexpected_errors_are_not_swallowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_photo(tmp_path / "a.jpg")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(batch, "convert_file", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        batch.run_jobs(batch.plan_folder(tmp_path), ConvertOptions())
+
+
+def test_bad_method_fails_once_before_any_photo(tmp_path: Path) -> None:
+    write_photo(tmp_path / "a.jpg")
+    with pytest.raises(UsageError, match="--method"):
+        batch.run_jobs(batch.plan_folder(tmp_path), ConvertOptions(method="nope"))
+
+
+# --- through the CLI -----------------------------------------------------------------------------
+
+
+def run_cli(*args: str | Path):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_batch_tree_with_corrupt_files(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "in")
+    out = tmp_path / "out"
+    result = run_cli("batch", root, "-o", out)
+    assert result.exit_code == 1, result.output
+    # The good photos convert, in a mirror of the tree; nothing for bad, hidden or non-image files.
+    assert rel_files(out) == {dng(r) for r in GOOD}
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(BAD)
+    for rel, line in zip(sorted(BAD), sorted(errors), strict=True):
+        assert line.startswith("error: ") and rel in line
+    assert "Traceback" not in result.output
+    assert f"{len(GOOD)} converted, 0 skipped, {len(BAD)} failed" in result.stdout
+    assert "per megapixel" in result.stdout
+
+    # A re-run resumes: what exists is skipped, the bad ones are reported again.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.dng")}
+    again = run_cli("batch", root, "-o", out)
+    assert again.exit_code == 1
+    assert f"0 converted, {len(GOOD)} skipped, {len(BAD)} failed" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.dng")} == before
+
+
+def test_batch_all_good_exits_zero_and_overwrite_reconverts(tmp_path: Path) -> None:
+    for i, rel in enumerate(GOOD):
+        write_photo(tmp_path / "in" / rel, seed=i)
+    assert run_cli("batch", tmp_path / "in").exit_code == 0
+    assert {dng(r) for r in GOOD} <= rel_files(tmp_path / "in")
+    result = run_cli("batch", tmp_path / "in", "--overwrite")
+    assert result.exit_code == 0 and f"{len(GOOD)} converted, 0 skipped" in result.stdout
+
+
+def test_batch_plain_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/a.jpg")
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--verbose")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("converted ") and "a.jpg" in lines[0] and "a.dng" in lines[0]
+    assert any("camera profile generic" in line for line in lines)  # --verbose: profile and why
+    assert "\x1b[" not in result.stdout  # no terminal control codes in a log
+
+
+def test_batch_quiet_prints_errors_only(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/a.jpg")
+    (tmp_path / "in/b.jpg").write_bytes(b"")
+    result = run_cli("batch", tmp_path / "in", "--quiet")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and "b.jpg" in result.stderr
+
+
+def test_batch_dry_run_writes_nothing(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "in")
+    before = rel_files(root)
+    result = run_cli("batch", root, "-o", tmp_path / "out", "--dry-run")
+    assert not (tmp_path / "out").exists()
+    assert rel_files(root) == before
+    assert result.stdout.count("would convert") == len(GOOD) + len(BAD)
+    assert "nothing was written" in result.stdout
+
+
+def test_batch_collision_reported_for_second(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/photo.jpg", seed=1)
+    write_photo(tmp_path / "in/photo.png", seed=2)
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert rel_files(tmp_path / "out") == {"photo.dng"}
+    (line,) = result.stderr.splitlines()
+    assert "photo.png" in line and "photo.jpg" in line
+
+
+def test_batch_shards_split_the_work(tmp_path: Path) -> None:
+    for i, rel in enumerate(GOOD):
+        write_photo(tmp_path / "in" / rel, seed=i)
+    out = tmp_path / "out"
+    first = run_cli("batch", tmp_path / "in", "-o", out, "--shard", "0/2")
+    assert first.exit_code == 0
+    assert len(rel_files(out)) == 2  # photos 0 and 2 of 3
+    second = run_cli("batch", tmp_path / "in", "-o", out, "--shard", "1/2")
+    assert second.exit_code == 0 and "1 converted, 0 skipped" in second.stdout
+    assert rel_files(out) == {dng(r) for r in GOOD}
+
+
+def test_batch_bad_shard_is_usage_error(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/a.jpg")
+    result = run_cli("batch", tmp_path / "in", "--shard", "2/2")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --shard")
+
+
+def test_batch_output_is_a_file(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/a.jpg")
+    (tmp_path / "out").write_text("")
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path / 'out'}: is a file, not a folder\n"
+
+
+def test_batch_missing_input_folder(tmp_path: Path) -> None:
+    result = run_cli("batch", tmp_path / "nope")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path / 'nope'}: no such folder\n"
+
+
+def test_batch_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """The Rich path (forced with TTY_COMPATIBLE=1): same files and summary, errors still on stderr."""
+    write_photo(tmp_path / "in/a.jpg")
+    write_photo(tmp_path / "in/sub/b.jpg", seed=1)
+    (tmp_path / "in/c.jpg").write_bytes(b"")
+    result = CliRunner().invoke(
+        app, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out")], env={"TTY_COMPATIBLE": "1"}
+    )
+    assert result.exit_code == 1, result.output
+    assert "\x1b[" in result.stdout  # drawn for a terminal
+    assert "2 converted, 0 skipped, 1 failed" in result.stdout
+    assert "c.jpg" in result.stderr
+    assert rel_files(tmp_path / "out") == {"a.dng", "sub/b.dng"}
+
+
+def test_batch_bad_option_fails_before_creating_anything(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in/a.jpg")
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--camera", "nope")
+    assert result.exit_code == 1 and result.stderr.startswith("error: unknown camera 'nope'")
+    assert not (tmp_path / "out").exists()

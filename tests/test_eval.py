@@ -1,0 +1,172 @@
+"""`rawback eval`: protocols, rows and metrics, on self-made RAWs and on ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rawback import camera, methods
+from rawback.evaluate import report as eval_report
+from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, run_eval
+from rawback.isp import bayer
+from rawback.isp.unprocess import to_counts, white_balance_scale
+
+S40 = camera.builtin_profiles()["canon-powershot-s40"]
+
+
+def write_fake_raw(path: Path, neutral: np.ndarray, seed: int = 0, highlight: bool = False) -> None:
+    """A 'camera RAW' made by the test: a DNG of a smooth scene, optionally with a clipped highlight."""
+    from rawback.io.dng import write_dng
+
+    rng = np.random.default_rng(seed)
+    h, w = 192, 256
+    y, x = np.mgrid[0:h, 0:w] / w
+    srgb_linear = np.stack([0.1 + 0.4 * x, 0.2 + 0.3 * y, 0.15 + 0.2 * x * y], -1) * rng.uniform(0.8, 1.2, 3)
+    balanced = srgb_linear @ np.linalg.inv(S40.srgb_from_camera()).T
+    raw_rgb = np.clip(balanced / white_balance_scale(neutral), 0, 1)
+    if highlight:
+        raw_rgb[20:60, 30:90] = 1.0
+    counts = to_counts(bayer.mosaic_rgb(raw_rgb, S40.cfa_pattern).astype(np.float32), S40)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_dng(path, counts, profile=S40, as_shot_neutral=neutral)
+
+
+@pytest.fixture()
+def fake_data(tmp_path: Path) -> Path:
+    data = tmp_path / "raws"
+    write_fake_raw(data / "a" / "one.dng", np.array([0.5, 1.0, 0.8]))
+    write_fake_raw(data / "b" / "two.dng", np.array([0.35, 1.0, 1.1]), seed=1, highlight=True)
+    (data / "notes.txt").write_text("not a raw file")
+    return data
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def test_eval_on_self_made_raws(fake_data: Path) -> None:
+    report = run_eval(EvalOptions(data=fake_data))
+    assert [img.file for img in report.images] == ["a/one.dng", "b/two.dng"]
+    assert report.rows == [BASELINE, ORACLE]
+    means = report.means()
+    for key in (
+        "psnr_packed",
+        "psnr_3ch",
+        "ssim_3ch",
+        "psnr_wb_oracle",
+        "psnr_overexposed",
+        "psnr_roundtrip_srgb",
+        "illuminant_error_deg",
+        "seconds_per_mp",
+    ):
+        assert finite(means[BASELINE][key]) and finite(means[ORACLE][key]), key
+    one, two = (img.rows for img in report.images)
+    # Given the true white balance the analytic inverse of a LibRaw render is nearly exact...
+    assert one[ORACLE]["psnr_packed"] > 40
+    assert one[ORACLE]["illuminant_error_deg"] < 0.1
+    # ...and without it the error is the illuminant: a daylight guess is off by degrees.
+    assert one[BASELINE]["psnr_packed"] < one[ORACLE]["psnr_packed"] - 3
+    assert one[BASELINE]["illuminant_error_deg"] > 1
+    assert one[BASELINE]["psnr_wb_oracle"] > 40
+    # The round trip reproduces the input photo.
+    assert one[BASELINE]["psnr_roundtrip_srgb"] > 35
+    # Clipped highlights are where the analytic inverse fails, even with the right white balance.
+    assert one[ORACLE]["psnr_overexposed"] is None
+    assert two[ORACLE]["psnr_overexposed"] < two[ORACLE]["psnr_packed"] < one[ORACLE]["psnr_packed"]
+
+
+def test_method_under_test_never_sees_the_true_white_balance(
+    fake_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[np.ndarray | None] = []
+
+    def spy(request: methods.InverseRequest) -> methods.InverseResult:
+        seen.append(request.neutral)
+        return methods.analytic(request)
+
+    monkeypatch.setitem(methods.METHODS, "spy", spy)
+    report = run_eval(EvalOptions(data=fake_data, method="spy", include=("a/*",)))
+    assert report.rows == ["spy", BASELINE, ORACLE]
+    assert seen == [None]
+
+
+def test_reports_are_written(fake_data: Path, tmp_path: Path) -> None:
+    report = run_eval(EvalOptions(data=fake_data, limit=1))
+    json_path, md_path = eval_report.write_reports(report, tmp_path / "out")
+    data = json.loads(json_path.read_text())
+    assert data["protocol"] == "rawback" and data["rows"] == [BASELINE, ORACLE]
+    assert data["images"][0]["scores"][ORACLE]["psnr_packed"] > 40
+    text = md_path.read_text()
+    assert "| row |" in text and ORACLE in text and "one.dng" in text
+    assert len(eval_report.rich_tables(report)) == 2
+
+
+def test_bad_file_is_reported_and_the_run_goes_on(fake_data: Path) -> None:
+    (fake_data / "broken.dng").write_bytes(b"II*\x00 not really a dng")
+    report = run_eval(EvalOptions(data=fake_data))
+    assert len(report.images) == 3
+    assert [img.file for img in report.failed] == ["broken.dng"]
+    assert "broken.dng" in report.failed[0].error and "\n" not in report.failed[0].error
+    assert finite(report.means()[BASELINE]["psnr_packed"])
+
+
+@pytest.mark.parametrize("protocol", ["raw-diffusion", "invertible-isp"])
+def test_published_protocols_give_their_own_scores(fake_data: Path, protocol: str) -> None:
+    report = run_eval(EvalOptions(data=fake_data, protocol=protocol, limit=1))
+    means = report.means()
+    assert finite(means[BASELINE]["protocol_psnr"])
+    assert means[BASELINE]["psnr_roundtrip_srgb"] is None  # defined for round-trip protocols only
+    if protocol == "raw-diffusion":
+        assert 0 < means[BASELINE]["protocol_ssim"] <= 1
+
+
+def test_pairs_replace_the_render(fake_data: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    render = render_raw(fake_data / "a" / "one.dng", **CAMERA_WB_RENDER)
+    Image.fromarray(render.rgb).save(pairs / "one.jpg", quality=95)
+    report = run_eval(EvalOptions(data=fake_data, pairs=pairs))
+    assert report.images[0].error is None
+    assert "no paired JPEG" in report.images[1].error
+
+
+def test_eval_camera_override_keeps_the_files_geometry(fake_data: Path) -> None:
+    report = run_eval(EvalOptions(data=fake_data, camera="generic", limit=1))
+    assert report.images[0].error is None
+    assert finite(report.means()[BASELINE]["psnr_packed"])
+
+
+# --- the team's real camera files ----------------------------------------------------------------
+
+SUBSET = ("kodak_dc50/DC0010S.KDC", "canon_s40/CRW_0119.CRW")
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_eval_on_real_raws_gives_finite_metrics_for_every_column(shared_raw: Path) -> None:
+    report = run_eval(EvalOptions(data=shared_raw, include=SUBSET))
+    assert not report.failed, [img.error for img in report.failed]
+    means = report.means()
+    for key in eval_report.shown_metrics(report):
+        for row in report.rows:
+            assert finite(means[row][key]), (row, key)
+    assert set(eval_report.shown_metrics(report)) >= {"psnr_overexposed", "psnr_roundtrip_srgb"}
+    # The oracle row isolates the illuminant: it can only be better than the daylight guess.
+    assert means[ORACLE]["psnr_packed"] >= means[BASELINE]["psnr_packed"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["raw-diffusion", "invertible-isp"])
+def test_published_protocols_on_a_real_raw(shared_raw: Path, protocol: str) -> None:
+    report = run_eval(EvalOptions(data=shared_raw, protocol=protocol, include=("kodak_dc50/DC0010S.KDC",)))
+    assert not report.failed, [img.error for img in report.failed]
+    assert finite(report.means()[BASELINE]["protocol_psnr"])

@@ -1,0 +1,213 @@
+"""Open rawback's DNGs in independent raw developers (Debian packages; see docs/dng-layout.md).
+
+Each test skips when its tool is not installed. The scene is a grey patch under a known light
+with a red band at the top and a blue band at the bottom: grey must come out grey (the neutral,
+matrix and levels agree) and red must stay red (the CFA pattern is not shifted or swapped).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import piexif
+import pytest
+from PIL import Image
+
+from rawback.camera import CameraProfile
+from rawback.io.dng import write_dng
+from rawback.io.exif import ExifData
+from rawback.isp import bayer, color
+
+pytestmark = pytest.mark.external
+
+NEUTRAL = np.array([0.45, 1.0, 0.70])  # a warm light: R and B far from green
+GREY = 0.18
+RED, BLUE = (0.6, 0.08, 0.08), (0.08, 0.08, 0.6)  # white-balanced camera RGB
+SHAPE = (300, 400)  # 2x2 tiles, two of them partial
+COMPRESSIONS = ["ljpeg", "none"]
+TIMEOUT = 120  # seconds; darktable's first start is the slowest
+
+
+def needs(tool: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} is not installed")
+
+
+PROFILE = CameraProfile(
+    name="external-test",
+    make="Testmaker",
+    model="Sensor 1",
+    cfa_pattern="GRBG",  # not RGGB, so a reader that ignores CFAPattern shows it
+    black_level=(256, 256, 256, 256),
+    white_level=16383,
+    bits=14,
+    color_matrix_1=(0.4716, 0.0603, -0.0830, -0.7798, 1.5474, 0.2480, -0.1496, 0.1937, 0.6651),
+    illuminant_1=color.D65,
+)
+
+
+def scene_mosaic() -> np.ndarray:
+    balanced = np.full((*SHAPE, 3), GREY)
+    balanced[:40] = RED
+    balanced[-40:] = BLUE
+    camera_rgb = balanced * NEUTRAL  # what the sensor records under the light
+    signal = bayer.mosaic_rgb(camera_rgb, PROFILE.cfa_pattern)
+    black = PROFILE.black_level[0]
+    return np.round(black + signal * (PROFILE.white_level - black)).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def mosaic() -> np.ndarray:
+    return scene_mosaic()
+
+
+@pytest.fixture(scope="module")
+def dngs(tmp_path_factory: pytest.TempPathFactory, mosaic: np.ndarray) -> dict[str, Path]:
+    """One DNG per compression, with a preview and EXIF/GPS like a real conversion."""
+    folder = tmp_path_factory.mktemp("dng")
+    preview = np.full((*SHAPE, 3), 118, np.uint8)  # sRGB 18 % grey
+    exif = ExifData(
+        make="GoPro",
+        model="HERO7 Black",
+        datetime="2024:05:01 12:34:56",
+        exif={piexif.ExifIFD.ExposureTime: (1, 250), piexif.ExifIFD.ISOSpeedRatings: 200},
+        gps={piexif.GPSIFD.GPSLatitudeRef: "N", piexif.GPSIFD.GPSLatitude: ((52, 1),) * 3},
+    )
+    out = {}
+    for compression in COMPRESSIONS:
+        path = folder / f"scene-{compression}.dng"
+        write_dng(
+            path,
+            mosaic,
+            profile=PROFILE,
+            as_shot_neutral=NEUTRAL,
+            exif=exif,
+            preview=preview,
+            compression=compression,
+        )
+        out[compression] = path
+    return out
+
+
+@pytest.fixture(scope="module")
+def rotated_dng(tmp_path_factory: pytest.TempPathFactory, mosaic: np.ndarray) -> Path:
+    """The scene stored landscape with Orientation 6: to be shown rotated 90 degrees clockwise."""
+    path = tmp_path_factory.mktemp("dng") / "rotated.dng"
+    write_dng(path, mosaic, profile=PROFILE, as_shot_neutral=NEUTRAL, orientation=6)
+    return path
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)  # type: ignore[call-overload]
+
+
+def assert_rendered_scene(png: Path) -> None:
+    """Grey patch neutral (not its brightness: each client has its own tone curve), red band red,
+    blue band blue."""
+    assert png.is_file(), f"{png.name} was not written"
+    rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
+    h, w, _ = rgb.shape
+    grey = rgb[int(h * 0.4) : int(h * 0.6), int(w * 0.3) : int(w * 0.7)].reshape(-1, 3).mean(0)
+    red = rgb[10:25, int(w * 0.3) : int(w * 0.7)].reshape(-1, 3).mean(0)
+    blue = rgb[-25:-10, int(w * 0.3) : int(w * 0.7)].reshape(-1, 3).mean(0)
+    assert 20 < grey.mean() < 240, f"grey patch is {grey}: black or blown out"
+    assert np.ptp(grey) <= 3, f"grey patch is {grey}: not neutral"
+    assert red[0] > red[1] + 40 and red[0] > red[2] + 40, f"red band is {red}"
+    assert blue[2] > blue[0] + 40 and blue[2] > blue[1] + 20, f"blue band is {blue}"
+
+
+def assert_portrait_with_grey_centre(png: Path) -> None:
+    rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
+    h, w, _ = rgb.shape
+    assert h > w, f"Orientation 6 was ignored: {w}x{h}"
+    centre = rgb[int(h * 0.4) : int(h * 0.6), int(w * 0.4) : int(w * 0.6)].reshape(-1, 3).mean(0)
+    assert np.ptp(centre) <= 3, f"grey patch is {centre}: not neutral"
+    right = rgb[int(h * 0.3) : int(h * 0.7), -25:-10].reshape(-1, 3).mean(0)
+    assert right[0] > right[2] + 40, f"the red band (stored at the top) is not on the right: {right}"
+
+
+def read_pgm(data: bytes) -> np.ndarray:
+    """A binary PGM (P5) as written by `dcraw -4`: big-endian 16-bit samples."""
+    match = re.match(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+    assert match, f"not a PGM: {data[:20]!r}"
+    width, height, maxval = (int(g) for g in match.groups())
+    dtype = ">u2" if maxval > 255 else "u1"
+    return np.frombuffer(data, dtype, count=width * height, offset=match.end()).reshape(height, width)
+
+
+@needs("exiftool")
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_exiftool_validates_and_finds_exif_where_it_belongs(dngs: dict[str, Path], compression: str) -> None:
+    path = dngs[compression]
+    result = run(["exiftool", "-validate", "-warning", "-error", "-a", "-G1", str(path)])
+    assert re.search(r"Validate\s*:\s*OK", result.stdout), result.stdout + result.stderr
+
+    tags = run(["exiftool", "-a", "-G1", "-s", str(path)]).stdout
+    assert re.search(r"\[ExifIFD\]\s+ExposureTime\s*:\s*1/250", tags), tags
+    assert re.search(r"\[ExifIFD\]\s+ISO\s*:\s*200", tags), tags
+    assert re.search(r"\[GPS\]\s+GPSLatitude\s*:", tags), tags
+    assert re.search(r"\[IFD0\]\s+Make\s*:\s*rawback\n", tags), tags
+    assert re.search(r"\[IFD0\]\s+Model\s*:\s*GoPro HERO7 Black\n", tags), tags
+    assert re.search(r"\[SubIFD\]\s+CFAPattern2\s*:\s*1 0 2 1\n", tags), tags
+
+
+@needs("dcraw")
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_dcraw_decodes_the_mosaic_bit_exactly(
+    dngs: dict[str, Path], mosaic: np.ndarray, compression: str
+) -> None:
+    result = subprocess.run(
+        ["dcraw", "-c", "-D", "-4", str(dngs[compression])], capture_output=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(read_pgm(result.stdout), mosaic)
+
+
+@needs("darktable-cli")
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_darktable_renders_grey_as_grey(dngs: dict[str, Path], tmp_path: Path, compression: str) -> None:
+    out = tmp_path / "out.png"
+    config = tmp_path / "config"
+    config.mkdir()
+    cmd = ["darktable-cli", str(dngs[compression]), str(out), "--core"]
+    result = run([*cmd, "--configdir", str(config), "--library", ":memory:"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_rendered_scene(out)
+
+
+@needs("darktable-cli")
+def test_darktable_applies_the_orientation(rotated_dng: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    config = tmp_path / "config"
+    config.mkdir()
+    cmd = ["darktable-cli", str(rotated_dng), str(out), "--core", "--configdir", str(config)]
+    result = run([*cmd, "--library", ":memory:"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_portrait_with_grey_centre(out)
+
+
+@needs("rawtherapee-cli")
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_rawtherapee_renders_grey_as_grey(dngs: dict[str, Path], tmp_path: Path, compression: str) -> None:
+    # RawTherapee exits 0 even when it cannot read the file, so only the pixels tell.
+    out = tmp_path / "out.png"
+    home = tmp_path / "home"
+    home.mkdir()
+    cmd = ["rawtherapee-cli", "-q", "-d", "-Y", "-n", "-o", str(out), "-c", str(dngs[compression])]
+    result = run(cmd, env={**os.environ, "HOME": str(home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_rendered_scene(out)
+
+
+@needs("rawtherapee-cli")
+def test_rawtherapee_applies_the_orientation(rotated_dng: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    home = tmp_path / "home"
+    home.mkdir()
+    cmd = ["rawtherapee-cli", "-q", "-d", "-Y", "-n", "-o", str(out), "-c", str(rotated_dng)]
+    run(cmd, env={**os.environ, "HOME": str(home)})
+    assert_portrait_with_grey_centre(out)
