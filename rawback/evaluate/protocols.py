@@ -79,8 +79,17 @@ class Protocol:
     render: ClassVar[dict[str, object]] = CAMERA_WB_RENDER
     round_trip: bool = False  # whether the round-trip sRGB PSNR is defined for this protocol
 
+    jpeg_subsampling: int = 2  # Pillow's code: 2 = 4:2:0, 1 = 4:2:2, 0 = 4:4:4
+
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
-        raise NotImplementedError
+        """Render with LibRaw and save as JPEG q90 with the RAW's EXIF, as a camera would."""
+        h, w = raw.mosaic.shape
+        render = render_raw(raw.path, **self.render)
+        rgb = to_mosaic_geometry(render.rgb, h, w)
+        path = folder / f"{raw.path.stem}.jpg"
+        _save_jpeg(rgb, path, raw, subsampling=self.jpeg_subsampling)
+        decoded = np.asarray(Image.open(path).convert("RGB"))
+        return PreparedInput(path=path, input_rgb8=decoded, neutral=render.neutral)
 
     def ground_truth(self, raw: RawImage) -> np.ndarray:
         """Packed RGGB truth, normalised by the file's own levels (every protocol reports it)."""
@@ -107,15 +116,6 @@ class RawbackProtocol(Protocol):
         "q90 4:2:0 with EXIF; the model never sees the as-shot white balance"
     )
     round_trip = True
-
-    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
-        h, w = raw.mosaic.shape
-        render = render_raw(raw.path, **self.render)
-        rgb = to_mosaic_geometry(render.rgb, h, w)
-        path = folder / f"{raw.path.stem}.jpg"
-        _save_jpeg(rgb, path, raw, subsampling=2)
-        decoded = np.asarray(Image.open(path).convert("RGB"))
-        return PreparedInput(path=path, input_rgb8=decoded, neutral=render.neutral)
 
 
 class PairsProtocol(RawbackProtocol):
@@ -207,15 +207,7 @@ class InvertibleIspProtocol(Protocol):
     render: ClassVar[dict[str, object]] = dict(
         use_camera_wb=True, no_auto_bright=True, output_bps=8, user_flip=0
     )
-
-    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
-        h, w = raw.mosaic.shape
-        render = render_raw(raw.path, **self.render)
-        rgb = to_mosaic_geometry(render.rgb, h, w)
-        path = folder / f"{raw.path.stem}.jpg"
-        _save_jpeg(rgb, path, raw, subsampling=1)
-        decoded = np.asarray(Image.open(path).convert("RGB"))
-        return PreparedInput(path=path, input_rgb8=decoded, neutral=render.neutral)
+    jpeg_subsampling = 1  # 4:2:2, as their test script saves it
 
     def _their_space(self, counts: np.ndarray, raw: RawImage, neutral: np.ndarray) -> np.ndarray:
         gains = 1.0 / neutral
