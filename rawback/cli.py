@@ -7,6 +7,7 @@ Heavy imports (numpy, rawpy, Pillow, the converters) happen inside the commands,
 """
 
 import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -368,7 +369,8 @@ def eval_command(
         for image in report.failed:
             print_error(f"{image.file}: {image.error}")
         if not quiet:
-            console = Console()
+            # Wide enough for every column when piped to a file or a log, where Rich assumes 80.
+            console = Console() if sys.stdout.isatty() else Console(width=220)
             for table in rich_tables(report):
                 console.print(table)
         for path in write_reports(report, report_dir):
