@@ -96,7 +96,7 @@ class Protocol:
         return pack_rggb(raw.normalized(), raw.pattern)
 
     def protocol_metrics(
-        self, packed: np.ndarray, raw: RawImage, prepared: PreparedInput
+        self, packed: np.ndarray, truth: np.ndarray, raw: RawImage, prepared: PreparedInput
     ) -> dict[str, float]:
         """Metrics only this protocol defines (patch-averaged published numbers)."""
         return {}
@@ -178,10 +178,10 @@ class RawDiffusionProtocol(Protocol):
         return PreparedInput(path=path, input_rgb8=half8, neutral=render.neutral, upsample=2)
 
     def protocol_metrics(
-        self, packed: np.ndarray, raw: RawImage, prepared: PreparedInput
+        self, packed: np.ndarray, truth: np.ndarray, raw: RawImage, prepared: PreparedInput
     ) -> dict[str, float]:
         pred = metrics.three_channel(packed)
-        true = metrics.three_channel(self.ground_truth(raw))
+        true = metrics.three_channel(truth)
         scores = [
             (metrics.psnr(pred[r, c], true[r, c]), metrics.ssim(pred[r, c], true[r, c]))
             for r, c in metrics.grid_patches(*true.shape[:2])
@@ -216,7 +216,7 @@ class InvertibleIspProtocol(Protocol):
         return np.clip(rgb, 0, None) ** (1 / 2.2) / raw.white_level ** (1 / 2.2)
 
     def protocol_metrics(
-        self, packed: np.ndarray, raw: RawImage, prepared: PreparedInput
+        self, packed: np.ndarray, truth: np.ndarray, raw: RawImage, prepared: PreparedInput
     ) -> dict[str, float]:
         # Both sides on the RGGB-phase crop of the mosaic, back in raw counts (black included).
         h, w = raw.mosaic.shape

@@ -205,7 +205,7 @@ def evaluate_file(
             dng.unlink()
         scores.update(_score(pred_packed, truth, over_mask))
         scores["illuminant_error_deg"] = metrics.illuminant_error_degrees(inverse.neutral, true_neutral)
-        scores.update(protocol.protocol_metrics(pred_packed, raw, prepared))
+        scores.update(protocol.protocol_metrics(pred_packed, truth, raw, prepared))
         scores["seconds_per_mp"] = seconds / (rgb.shape[0] * rgb.shape[1] / 1e6)
         result.rows[label] = scores
     return result
