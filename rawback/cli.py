@@ -7,6 +7,7 @@ Heavy imports (numpy, rawpy, Pillow, the converters) happen inside the commands,
 """
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
@@ -33,6 +34,9 @@ app.add_typer(profile_app, name="profile")
 
 EXIT_FAILED = 1  # a file failed, or a RawbackError
 EXIT_USAGE = 2  # options contradict each other (the status Typer uses for its own usage errors)
+# The default sampler and step count, chosen from the `eval --steps` sweep (docs/model.md).
+DEFAULT_SAMPLER = "euler"
+DEFAULT_STEPS = 1
 
 
 # --- option types: the names must match rawback.isp (a test checks) ------------------------------
@@ -54,7 +58,33 @@ class Compression(StrEnum):
     none = "none"
 
 
-Method = Annotated[str, typer.Option(help="Inversion method: analytic (Brooks et al. inverse ISP).")]
+Method = Annotated[
+    str,
+    typer.Option(
+        help="Inversion method: diffusion (the learned model) or analytic (Brooks et al. inverse ISP)."
+    ),
+]
+Sampler = Annotated[
+    str, typer.Option(help="Diffusion sampler: one-step, euler, heun or dpmpp-2m (see docs/model.md).")
+]
+Steps = Annotated[int, typer.Option(min=1, help="Diffusion steps (noise levels of the Karras schedule).")]
+Seed = Annotated[int, typer.Option(help="Noise seed; with the photo's pixels it fixes the result exactly.")]
+Ensemble = Annotated[int, typer.Option(min=1, help="Average this many diffusion samples.")]
+Tile = Annotated[int, typer.Option(min=32, help="Tile side in photo pixels (even).")]
+Overlap = Annotated[int, typer.Option(min=0, help="Overlap of neighbouring tiles in photo pixels (even).")]
+TileBatch = Annotated[int, typer.Option("--tile-batch", min=1, help="Tiles per network call.")]
+Weights = Annotated[
+    Path | None,
+    typer.Option(help="Model weights (.pt). Default: the bundled model in models/.", show_default=False),
+]
+Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+UndoExposure = Annotated[
+    bool,
+    typer.Option(
+        "--undo-exposure",
+        help="Undo the brightening the model estimates the photo's finish applied (off by default).",
+    ),
+]
 Camera = Annotated[
     str | None,
     typer.Option(
@@ -112,8 +142,34 @@ def main(
 # --- convert and batch ---------------------------------------------------------------------------
 
 
+def _diffusion_settings(
+    *,
+    weights: Path | None,
+    sampler: str,
+    steps: int,
+    seed: int,
+    ensemble: int,
+    tile: int,
+    overlap: int,
+    tile_batch: int,
+    device: str,
+    undo_exposure: bool,
+):
+    from rawback.methods import DiffusionSettings
+
+    try:
+        return DiffusionSettings(
+            weights=str(weights) if weights else None, sampler=sampler, steps=steps, seed=seed,
+            ensemble=ensemble, tile=tile, overlap=overlap, tile_batch=tile_batch, device=device,
+            undo_exposure=undo_exposure,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _convert_options(
     *,
+    diffusion,
     method: str,
     camera: str | None,
     transfer: Transfer,
@@ -134,6 +190,7 @@ def _convert_options(
         compression=compression.value,
         preview=not no_preview,
         overwrite=overwrite,
+        diffusion=diffusion,
     )
 
 
@@ -187,8 +244,18 @@ def convert(
             show_default=False,
         ),
     ] = None,
-    method: Method = "analytic",
+    method: Method = "diffusion",
     camera: Camera = None,
+    sampler: Sampler = DEFAULT_SAMPLER,
+    steps: Steps = DEFAULT_STEPS,
+    seed: Seed = 0,
+    ensemble: Ensemble = 1,
+    tile: Tile = 512,
+    overlap: Overlap = 64,
+    tile_batch: TileBatch = 4,
+    weights: Weights = None,
+    device: Device = "auto",
+    undo_exposure: UndoExposure = False,
     transfer: TransferOpt = Transfer.srgb,
     tone_curve: ToneCurveOpt = ToneCurve.none,
     white_balance: WhiteBalance = "auto",
@@ -204,7 +271,12 @@ def convert(
         from rawback import batch
 
         _check_verbosity(quiet, verbose)
+        diffusion = _diffusion_settings(
+            weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
+            overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
+        )  # fmt: skip
         options = _convert_options(
+            diffusion=diffusion,
             method=method,
             camera=camera,
             transfer=transfer,
@@ -235,8 +307,18 @@ def batch_command(
             show_default=False,
         ),
     ] = None,
-    method: Method = "analytic",
+    method: Method = "diffusion",
     camera: Camera = None,
+    sampler: Sampler = DEFAULT_SAMPLER,
+    steps: Steps = DEFAULT_STEPS,
+    seed: Seed = 0,
+    ensemble: Ensemble = 1,
+    tile: Tile = 512,
+    overlap: Overlap = 64,
+    tile_batch: TileBatch = 4,
+    weights: Weights = None,
+    device: Device = "auto",
+    undo_exposure: UndoExposure = False,
     transfer: TransferOpt = Transfer.srgb,
     tone_curve: ToneCurveOpt = ToneCurve.none,
     white_balance: WhiteBalance = "auto",
@@ -265,7 +347,12 @@ def batch_command(
 
         _check_verbosity(quiet, verbose)
         shard_spec = batch.parse_shard(shard) if shard is not None else None
+        diffusion = _diffusion_settings(
+            weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
+            overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
+        )  # fmt: skip
         options = _convert_options(
+            diffusion=diffusion,
             method=method,
             camera=camera,
             transfer=transfer,
@@ -311,10 +398,22 @@ def eval_command(
     data: Annotated[
         Path, typer.Option(help="Folder of ground-truth RAW files, searched recursively.", show_default=False)
     ],
-    method: Method = "analytic",
+    method: Method = "diffusion",
     protocol: Annotated[
-        str, typer.Option(help="Evaluation protocol: rawback, raw-diffusion or invertible-isp.")
+        str, typer.Option(help="Evaluation protocol: rawback, finished, raw-diffusion or invertible-isp.")
     ] = "rawback",
+    sampler: Sampler = DEFAULT_SAMPLER,
+    steps: Annotated[
+        str, typer.Option(help="Diffusion step count, or a comma list to sweep (one row each): 1,2,4,8.")
+    ] = str(DEFAULT_STEPS),
+    seed: Seed = 0,
+    ensemble: Ensemble = 1,
+    tile: Tile = 512,
+    overlap: Overlap = 64,
+    tile_batch: TileBatch = 4,
+    weights: Weights = None,
+    device: Device = "auto",
+    undo_exposure: UndoExposure = False,
     pairs: Annotated[
         Path | None,
         typer.Option(
@@ -358,11 +457,18 @@ def eval_command(
         try:  # bad names are usage errors, reported before any work
             get_method(method)
             get_protocol(protocol, pairs)
+            step_counts = tuple(int(v) for v in steps.split(","))
+            if any(n < 1 for n in step_counts):
+                raise ValueError
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(str(exc) or f"--steps must be positive integers, not {steps!r}") from None
+        diffusion = _diffusion_settings(
+            weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
+            overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
+        )  # fmt: skip
         options = EvalOptions(
             data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,
-            include=tuple(include or ()), limit=limit,
+            include=tuple(include or ()), limit=limit, diffusion=diffusion, steps=step_counts,
         )  # fmt: skip
         with CountProgress("evaluating", quiet=quiet) as progress:
             report = run_eval(options, progress=progress)
@@ -377,6 +483,83 @@ def eval_command(
             typer.echo(f"wrote {path}")
         if report.failed:
             raise typer.Exit(EXIT_FAILED)
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path, typer.Option(help="Folder of RAW files (any format LibRaw reads, and DNG).", show_default=False)
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Run folder: checkpoint.pt, model.pt (EMA weights), config.json, log.jsonl.")
+    ] = Path("runs/rawback"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Training config JSON (rawback.train.config.TrainConfig).", show_default=False),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override one setting, KEY=VALUE (JSON value); repeatable.", show_default=False
+        ),
+    ] = None,
+    validation: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Hold out files matching this glob (relative to --data); repeatable.", show_default=False
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out files matching this glob entirely; repeatable.", show_default=False),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt exactly.")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where decoded RAW files are cached. Default: ~/.cache/rawback/train.", show_default=False
+        ),
+    ] = None,
+    device: Device = "auto",
+    quiet: Quiet = False,
+) -> None:
+    """Train the inverter on a folder of RAW files (data-parallel under torchrun).
+
+    Ctrl-C saves a checkpoint; --resume continues where it stopped (give the same --config and
+    --set options). The EMA weights are written to OUT/model.pt at every checkpoint; use them with
+    `convert --weights OUT/model.pt`.
+    """
+    with user_errors():
+        from rawback.console import TrainProgress
+        from rawback.train.config import TrainConfig
+        from rawback.train.loop import TrainOptions
+        from rawback.train.loop import train as run_training
+
+        settings = TrainConfig.from_file(config) if config else TrainConfig()
+        overrides = list(set_ or [])
+        if validation:
+            overrides.append(f"validation={json.dumps(list(validation))}")
+        if exclude:
+            overrides.append(f"exclude={json.dumps(list(exclude))}")
+        settings = settings.with_overrides(overrides)
+        if (out / "checkpoint.pt").exists() and not resume:
+            raise UsageError(
+                f"{out} already holds a run: pass --resume to continue it, or choose another --out"
+            )
+        options = TrainOptions(
+            data=data, out=out, config=settings, resume=resume, cache_dir=cache_dir, device=device
+        )
+        with TrainProgress(quiet=quiet) as progress:
+            try:
+                weights = run_training(options, progress=progress)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+        typer.echo(f"wrote {weights}")
 
 
 # --- camera profiles -----------------------------------------------------------------------------

@@ -207,3 +207,83 @@ class CountProgress:
             self.progress.update(self.task, completed=index, total=total, description=name or self.what)
         elif not self.quiet and name:
             print(f"[{index + 1}/{total}] {self.what} {name}", flush=True)
+
+
+class TrainProgress:
+    """The `progress(event)` callback of rawback.train.loop.train: one Rich progress bar (loss,
+    steps/s, ETA) on a terminal, else a line per logged step, and a line per validation."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.console = Console()
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> TrainProgress:
+        if not self.quiet and self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+                TimeRemainingColumn(), console=self.console,
+            )  # fmt: skip
+            self.task = self.progress.add_task("training", total=None, loss="-", rate="-")
+            self.progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            print(text, flush=True)
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "cache":
+            if self.progress is not None:
+                self.progress.update(self.task, description=f"decoding {event['file']}")
+            else:
+                self.line(f"[{event['index'] + 1}/{event['total']}] decoding {event['file']}")
+        elif kind == "start":
+            self.line(
+                f"training on {event['files']} files ({event['validation']} for validation), "
+                f"{event['device']}{', bf16' if event['bf16'] else ''}, "
+                f"from step {event['step']} of {event['total']}"
+            )
+            if self.progress is not None:
+                self.progress.update(
+                    self.task, description="training", completed=event["step"], total=event["total"]
+                )
+        elif kind == "step":
+            if self.progress is not None:
+                self.progress.update(
+                    self.task, completed=event["step"], total=event["total"], loss=f"{event['loss']:.4f}",
+                    rate=f"{event['steps_per_s']:.2f}",
+                )  # fmt: skip
+            else:
+                self.line(
+                    f"step {event['step']}/{event['total']} loss {event['loss']:.4f} "
+                    f"(denoiser {event['loss_denoise']:.4f}, head {event['loss_head']:.4f}) "
+                    f"lr {event['lr']:.2e} {event['steps_per_s']:.2f} steps/s"
+                )
+        elif kind == "validation":
+            self.line(
+                f"validation at step {event['step']}: packed PSNR model {event['psnr_model']:.2f} dB, "
+                f"analytic {event['psnr_analytic']:.2f} dB; WB-oracle model "
+                f"{event['psnr_model_wb_oracle']:.2f} dB, analytic {event['psnr_analytic_wb_oracle']:.2f} dB"
+            )
+        elif kind in ("skipped", "note"):
+            self.line(f"note: {event['message']}")
+        elif kind == "interrupted":
+            self.line(f"interrupted: checkpoint saved at step {event['step']}; continue with --resume")

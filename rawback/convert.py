@@ -12,14 +12,14 @@ from rawback.camera import CameraProfile, choose_profile
 from rawback.errors import InputError, UsageError
 from rawback.io.atomic import check_writable
 from rawback.isp.unprocess import UnprocessSettings, to_counts
-from rawback.methods import InverseRequest, get_method
+from rawback.methods import DiffusionSettings, InverseRequest, get_method
 
 COMPRESSIONS = ("ljpeg", "none")
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    method: str = "analytic"  # inversion method, see rawback.methods.METHODS
+    method: str = "diffusion"  # inversion method, see rawback.methods.METHODS
     camera: str | None = None  # --camera NAME|PATH; None = match EXIF Make/Model, else generic
     transfer: str = "srgb"  # transfer curve of the input photos
     tone_curve: str = "none"  # tone curve to undo
@@ -27,6 +27,7 @@ class ConvertOptions:
     compression: str = "ljpeg"  # "ljpeg" (lossless JPEG tiles) or "none"
     preview: bool = True  # embed a JPEG preview (RawTherapee matches its tone curve to it)
     overwrite: bool = False
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)  # sampler, steps, seed, tiles
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -68,6 +69,8 @@ class Inversion:
 
 def invert_image(image, options: ConvertOptions) -> Inversion:
     """Run the chosen method on a decoded photo: raw counts, the neutral used, and notes."""
+    from rawback.io.exif import exposure_value
+
     profile, reason = choose_profile(options.camera, image.exif.make, image.exif.model)
     request = InverseRequest(
         rgb=image.rgb,
@@ -76,6 +79,8 @@ def invert_image(image, options: ConvertOptions) -> Inversion:
         settings=UnprocessSettings(options.transfer, options.tone_curve),
         neutral=parse_white_balance(options.white_balance),
         light_source=image.exif.light_source,
+        exposure_value=exposure_value(image.exif),
+        diffusion=options.diffusion,
     )
     result = get_method(options.method)(request)
     notes = (reason, *result.notes, *(image.exif.warnings or ()))

@@ -6,14 +6,54 @@ by name. "analytic" is the Brooks et al. inverse (rawback.isp.unprocess).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from rawback.camera import CameraProfile
 from rawback.isp import color
 from rawback.isp.unprocess import UnprocessSettings, neutral_for_illuminant, unprocess
+
+# The samplers of rawback.sampling, by name (kept here so option checks need no torch import).
+SAMPLER_NAMES = ("euler", "heun", "dpmpp-2m", "one-step")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """How the diffusion method samples (rawback.sampling, rawback.tiling). Plain data, no torch."""
+
+    weights: str | None = None  # weights file; None = the bundled default model
+    sampler: str = "euler"  # "euler", "heun", "dpmpp-2m" or "one-step" (rawback.sampling)
+    steps: int = 1  # noise levels of the Karras schedule (ignored by "one-step")
+    seed: int = 0  # with the photo's pixels, seeds the noise: same seed, same DNG
+    ensemble: int = 1  # average this many samples (noise seeds: the photo's seed + 0 .. K-1)
+    tile: int = 512  # tile side in photo pixels (even)
+    overlap: int = 64  # tile overlap in photo pixels (even)
+    tile_batch: int = 4  # tiles per network call
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    # Divide the estimate by the exposure gain the global head thinks the finish applied. Off by
+    # default: measured on LibRaw renders, a wrong guess costs more than a right one gains
+    # (models/README.md).
+    undo_exposure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLER_NAMES:
+            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(SAMPLER_NAMES)}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
+        if self.weights is not None and not Path(self.weights).is_file():
+            raise ValueError(f"{self.weights}: model weights not found")
+        if self.steps < 1 or self.ensemble < 1 or self.tile_batch < 1:
+            raise ValueError("--steps, --ensemble and --tile-batch must be at least 1")
+        if self.tile % 2 or self.overlap % 2 or self.tile < 32 or not 0 <= self.overlap < self.tile:
+            raise ValueError(
+                "--tile must be even and >= 32, --overlap even and below it "
+                f"(got {self.tile}, {self.overlap})"
+            )
 
 
 @dataclass(frozen=True)
@@ -27,6 +67,8 @@ class InverseRequest:
     settings: UnprocessSettings = field(default_factory=UnprocessSettings)
     neutral: np.ndarray | None = None  # fixed scene white (camera RGB, green = 1)
     light_source: int | None = None  # EXIF LightSource hint (a code in color.ILLUMINANT_CCT)
+    exposure_value: float | None = None  # scene EV from EXIF, a cue for the learned illuminant
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
 
 
 @dataclass(frozen=True)
@@ -34,6 +76,7 @@ class InverseResult:
     mosaic: np.ndarray  # (H, W) float32 in [0, 1], CFA of the profile, 0 = black, 1 = white level
     neutral: np.ndarray  # the scene white the result assumes; written as AsShotNeutral
     notes: tuple[str, ...] = ()
+    exposure: float = 1.0  # the exposure gain of the finish the method undid (1 = none)
 
 
 Method = Callable[[InverseRequest], InverseResult]
@@ -61,7 +104,14 @@ def analytic(request: InverseRequest) -> InverseResult:
     return InverseResult(mosaic=mosaic, neutral=neutral, notes=(note,))
 
 
-METHODS: dict[str, Method] = {"analytic": analytic}
+def diffusion(request: InverseRequest) -> InverseResult:
+    """The learned inverter (rawback.inference); torch is imported only when it runs."""
+    from rawback.inference import invert_with_model
+
+    return invert_with_model(request)
+
+
+METHODS: dict[str, Method] = {"analytic": analytic, "diffusion": diffusion}
 
 
 def get_method(name: str) -> Method:

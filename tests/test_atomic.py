@@ -72,3 +72,14 @@ def test_unwritable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr("tempfile.mkstemp", refuse)
     with pytest.raises(OutputError, match="not writable"), atomic_output(tmp_path / "x.dng"):
         pass
+
+
+def test_new_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Regression: outputs were left 0600 by mkstemp, unreadable for the group and others."""
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "out.dng") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.dng").stat().st_mode & 0o777 == 0o644

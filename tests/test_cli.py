@@ -352,5 +352,6 @@ def test_eval_on_one_small_raw(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "[1/1] evaluating kodak_dc50/" in result.stdout
     assert "analytic" in result.stdout
-    report = json.loads((tmp_path / "eval-rawback-analytic.json").read_text())
+    report = json.loads((tmp_path / "eval-rawback-diffusion.json").read_text())  # the default method
     assert len(report["images"]) == 1 and report["images"][0]["error"] is None
+    assert report["rows"][0] == "diffusion (euler, 1 step)"

@@ -624,5 +624,3 @@ def test_suffixes_and_limit() -> None:
     assert {".jpg", ".jpeg", ".png", ".tif", ".tiff"} <= IMAGE_SUFFIXES
     assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
     assert MAX_PIXELS >= 16320 * 12240  # a 200 MP phone photo is accepted
-
-

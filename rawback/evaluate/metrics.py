@@ -111,3 +111,22 @@ def illuminant_error_degrees(predicted_neutral: np.ndarray, true_neutral: np.nda
     from rawback.isp.color import neutral_angle_degrees
 
     return neutral_angle_degrees(predicted_neutral, true_neutral)
+
+
+def exposure_error_stops(prediction: np.ndarray, target: np.ndarray, clip: float = 0.98) -> float:
+    """Global brightness error of a prediction, in stops: log2 of the least-squares gain g that maps
+    the target onto the prediction, g = sum(p t) / sum(t t); positive = prediction too bright.
+
+    Only packed pixels where no channel of either image reaches `clip` count: a clipped value
+    says nothing about the gain. A 2-D input counts every element as a pixel. NaN when no pixel
+    qualifies or either image is black there.
+    """
+    p = np.asarray(prediction, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    if p.ndim == 2:
+        p, t = p[..., None], t[..., None]
+    usable = ((p < clip) & (t < clip)).all(axis=-1)
+    p, t = p[usable], t[usable]
+    denom = float((t * t).sum())
+    gain = float((p * t).sum()) / denom if denom > 0 else float("nan")
+    return float(np.log2(gain)) if gain > 0 else float("nan")

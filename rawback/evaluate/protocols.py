@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -19,6 +19,9 @@ from rawback.errors import InputError
 from rawback.evaluate import metrics
 from rawback.io.raw import RawImage
 from rawback.isp.bayer import pack_rggb, per_site, rggb_crop, unpack_rggb
+
+if TYPE_CHECKING:
+    import rawpy
 
 # The render of the "rawback" protocol and of round-trip checks. LibRaw by default raises the
 # white level to the brightest pixel when that exceeds 75% of it (adjust_maximum_thr=0.75): a
@@ -47,11 +50,21 @@ def render_raw(path: Path, **params: object) -> Render:
     try:
         with rawpy.imread(str(path)) as raw:
             rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
-            multipliers = np.asarray(raw.auto_whitebalance[:3], dtype=np.float64)
+            neutral = applied_neutral(raw)
     except rawpy.LibRawError as exc:
         raise InputError(path, f"LibRaw cannot render this file ({type(exc).__name__})") from exc
+    return Render(rgb=rgb, neutral=neutral)
+
+
+def applied_neutral(raw: rawpy.RawPy) -> np.ndarray:
+    """The white balance of `raw`'s last `postprocess`, as a neutral (green = 1).
+
+    rawpy's `auto_whitebalance` is LibRaw's `pre_mul` after processing: the multipliers really
+    applied, whichever fallback LibRaw took.
+    """
+    multipliers = np.asarray(raw.auto_whitebalance[:3], dtype=np.float64)
     neutral = 1.0 / multipliers
-    return Render(rgb=rgb, neutral=neutral / neutral[1])
+    return neutral / neutral[1]
 
 
 def to_mosaic_geometry(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -102,11 +115,11 @@ class Protocol:
         return {}
 
 
-def _save_jpeg(rgb: np.ndarray, path: Path, raw: RawImage, *, subsampling: int) -> None:
+def _save_jpeg(rgb: np.ndarray, path: Path, raw: RawImage, *, subsampling: int, quality: int = 90) -> None:
     from rawback.io.exif import exif_from_raw, to_jpeg_exif
 
     exif = to_jpeg_exif(exif_from_raw(raw))
-    Image.fromarray(rgb).save(path, "JPEG", quality=90, subsampling=subsampling, exif=exif)
+    Image.fromarray(rgb).save(path, "JPEG", quality=quality, subsampling=subsampling, exif=exif)
 
 
 class RawbackProtocol(Protocol):
@@ -229,10 +242,84 @@ class InvertibleIspProtocol(Protocol):
         return {"protocol_psnr": float(np.mean(scores))}
 
 
+class FinishedProtocol(Protocol):
+    """A camera-like finished photo of our own design, unlike any member of the training simulator.
+
+    From LibRaw's linear AHD demosaic (`read_linear_rgb`, already at mosaic geometry):
+
+    1. white balance with the neutral LibRaw applies for `use_camera_wb=True` (read back from a
+       camera-WB render, as `render_raw` does) and clip at 1, as LibRaw does;
+    2. the camera matrix to linear sRGB (the profile extracted from the file), clipped to [0, 1];
+    3. an exposure lift of +0.5 stop: x = sqrt(2) * rgb, so 0 <= x <= sqrt(2);
+    4. Hable's filmic curve (the "Uncharted 2" operator) with exposure bias 2, white at sqrt(2):
+           H(v) = (v (A v + C B) + D E) / (v (A v + B) + D F) - E / F,
+           A, B, C, D, E, F = 0.15, 0.50, 0.10, 0.20, 0.02, 0.30,
+           y = H(2 x) / H(2 sqrt(2))
+       a toe that deepens shadows and a shoulder that rolls highlights off into white;
+    5. saturation x1.25 about linear Rec. 709 luminance, clipped to [0, 1];
+    6. sRGB encoding, then an unsharp mask of every channel (Gaussian sigma 1 px, amount 0.6);
+    7. 8 bits, JPEG quality 85 with 4:2:0 chroma and the RAW's EXIF.
+
+    The analytic inverse is given the sRGB curve; the round trip is not defined (LibRaw cannot
+    reproduce this finish).
+    """
+
+    name = "finished"
+    summary = (
+        "camera-like finish of LibRaw's linear demosaic: camera WB, +0.5 EV, Hable filmic curve, "
+        "saturation 1.25, sharpening, sRGB; JPEG q85 4:2:0 with EXIF"
+    )
+    transfer = "srgb"
+    jpeg_quality = 85
+    exposure_stops = 0.5
+    saturation = 1.25
+    sharpen_sigma = 1.0
+    sharpen_amount = 0.6
+    filmic_bias = 2.0
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        from rawback.camera import profile_from_raw_image
+        from rawback.io.demosaic import read_linear_rgb
+
+        neutral = render_raw(raw.path, **CAMERA_WB_RENDER).neutral
+        linear = read_linear_rgb(raw.path).rgb
+        rgb8 = self.finish(linear, profile_from_raw_image(raw).srgb_from_camera(), neutral)
+        path = folder / f"{raw.path.stem}.jpg"
+        _save_jpeg(rgb8, path, raw, subsampling=self.jpeg_subsampling, quality=self.jpeg_quality)
+        decoded = np.asarray(Image.open(path).convert("RGB"))
+        return PreparedInput(path=path, input_rgb8=decoded, neutral=neutral)
+
+    def finish(self, camera_rgb: np.ndarray, srgb_from_camera: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+        """Steps 1-6 of the class docstring: linear camera RGB (H, W, 3) -> uint8 sRGB."""
+        from scipy import ndimage
+
+        from rawback.isp.color import linear_to_srgb
+        from rawback.isp.unprocess import white_balance_scale
+
+        balanced = np.clip(camera_rgb * white_balance_scale(neutral).astype(np.float32), 0.0, 1.0)
+        lin = np.clip(balanced @ srgb_from_camera.astype(np.float32).T, 0.0, 1.0)
+        peak = 2.0**self.exposure_stops
+        lin = _hable(self.filmic_bias * peak * lin) / _hable(self.filmic_bias * peak)
+        luma = (lin @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))[..., None]
+        lin = np.clip(luma + self.saturation * (lin - luma), 0.0, 1.0)
+        enc = linear_to_srgb(lin)
+        blurred = ndimage.gaussian_filter(enc, sigma=(self.sharpen_sigma, self.sharpen_sigma, 0.0))
+        enc = enc + self.sharpen_amount * (enc - blurred)
+        return np.rint(np.clip(enc, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _hable(v: np.ndarray | float) -> np.ndarray:
+    """John Hable's filmic curve (Uncharted 2, 2010), before normalisation to its white point."""
+    a, b, c, d, e, f = 0.15, 0.50, 0.10, 0.20, 0.02, 0.30
+    v = np.asarray(v, dtype=np.float32)
+    return (v * (a * v + c * b) + d * e) / (v * (a * v + b) + d * f) - e / f
+
+
 PROTOCOLS: dict[str, type[Protocol]] = {
     "rawback": RawbackProtocol,
     "raw-diffusion": RawDiffusionProtocol,
     "invertible-isp": InvertibleIspProtocol,
+    "finished": FinishedProtocol,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def to_json(report: EvalReport) -> dict:
         "data": str(opts.data),
         "pairs": str(opts.pairs) if opts.pairs else None,
         "camera": opts.camera,
+        "diffusion": dataclasses.asdict(opts.diffusion) if opts.method == "diffusion" else None,
+        "steps": list(opts.steps),
         "rows": report.rows,
         "metrics": METRICS,
         "mean": report.means(),

@@ -23,10 +23,11 @@ from rawback.camera import CameraProfile, profile_from_raw_image, resolve_profil
 from rawback.errors import RawbackError
 from rawback.evaluate import metrics
 from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
+from rawback.io.exif import exposure_value
 from rawback.io.raw import RAW_SUFFIXES, RawImage, read_raw
 from rawback.isp.bayer import pack_rggb, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, to_counts
-from rawback.methods import InverseRequest, get_method
+from rawback.methods import DiffusionSettings, InverseRequest, get_method
 
 BASELINE = "analytic"
 ORACLE = "analytic, oracle white balance"
@@ -39,6 +40,7 @@ METRICS: dict[str, str] = {  # key -> column title; every value is per image, th
     "psnr_overexposed": "PSNR over-exp.",
     "psnr_roundtrip_srgb": "round-trip sRGB PSNR",
     "illuminant_error_deg": "illum. error °",
+    "exposure_error_stops": "exposure error (stops)",
     "protocol_psnr": "protocol PSNR",
     "protocol_ssim": "protocol SSIM",
     "seconds_per_mp": "s/MP",
@@ -54,6 +56,44 @@ class EvalOptions:
     camera: str | None = None  # colour profile override (levels and CFA always come from the RAW)
     include: tuple[str, ...] = ()  # glob patterns on paths relative to `data`; empty = all
     limit: int | None = None
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
+    steps: tuple[int, ...] = ()  # diffusion step counts to sweep, one row each; empty = diffusion.steps
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: a method with its settings, or the oracle reference."""
+
+    label: str
+    method: str
+    oracle: bool = False  # given the white balance of the input (the reference row)
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
+
+
+def diffusion_label(settings: DiffusionSettings) -> str:
+    if settings.sampler == "one-step":
+        text = "diffusion (one-step"
+    else:
+        text = f"diffusion ({settings.sampler}, {settings.steps} step{'s' if settings.steps > 1 else ''}"
+    if settings.ensemble > 1:
+        text += f", ensemble {settings.ensemble}"
+    return text + (", exposure undone)" if settings.undo_exposure else ")")
+
+
+def plan_rows(options: EvalOptions) -> list[Row]:
+    """The method under test (one row per swept step count), the baseline and the oracle."""
+    rows: list[Row] = []
+    if options.method == "diffusion":
+        # one-step ignores the step count: a sweep would repeat one row
+        counts = options.steps or (options.diffusion.steps,)
+        if options.diffusion.sampler == "one-step":
+            counts = (1,)
+        for steps in dict.fromkeys(counts):
+            settings = dataclasses.replace(options.diffusion, steps=steps)
+            rows.append(Row(diffusion_label(settings), "diffusion", diffusion=settings))
+    elif options.method != BASELINE:
+        rows.append(Row(options.method, options.method))
+    return [*rows, Row(BASELINE, BASELINE), Row(ORACLE, BASELINE, oracle=True)]
 
 
 @dataclass
@@ -139,9 +179,9 @@ def _score(
 
 
 def evaluate_file(
-    path: Path, data: Path, protocol: Protocol, method: str, camera: str | None, workdir: Path
+    path: Path, data: Path, protocol: Protocol, rows: list[Row], camera: str | None, workdir: Path
 ) -> ImageResult:
-    """Score every row (method, baseline, oracle) on one RAW file."""
+    """Score every row (method(s), baseline, oracle) on one RAW file."""
     from rawback.io.dng import write_dng
     from rawback.io.image import read_image
 
@@ -165,20 +205,19 @@ def evaluate_file(
     else:
         rows_, cols_ = rggb_crop(h, w, raw.pattern)
         over_mask = metrics.overexposed_mask(prepared.input_rgb8[rows_, cols_])
-    rows = {method: (method, None)}
-    rows.setdefault(BASELINE, (BASELINE, None))
-    rows[ORACLE] = (BASELINE, true_neutral)
-    for label, (name, neutral) in rows.items():
+    for row in rows:
         start = time.perf_counter()
         request = InverseRequest(
             rgb=rgb,
             bit_depth=image.bit_depth,
             profile=profile,
             settings=UnprocessSettings(transfer=protocol.transfer),
-            neutral=neutral,
+            neutral=true_neutral if row.oracle else None,
             light_source=image.exif.light_source,
+            exposure_value=exposure_value(image.exif),
+            diffusion=row.diffusion,
         )
-        inverse = get_method(name)(request)
+        inverse = get_method(row.method)(request)
         counts = to_counts(inverse.mosaic, profile)
         seconds = time.perf_counter() - start
         scores: dict[str, float | None] = {}
@@ -205,9 +244,11 @@ def evaluate_file(
             dng.unlink()
         scores.update(_score(pred_packed, truth, over_mask))
         scores["illuminant_error_deg"] = metrics.illuminant_error_degrees(inverse.neutral, true_neutral)
+        exposure_error = metrics.exposure_error_stops(pred_packed, truth)
+        scores["exposure_error_stops"] = None if np.isnan(exposure_error) else exposure_error
         scores.update(protocol.protocol_metrics(pred_packed, truth, raw, prepared))
         scores["seconds_per_mp"] = seconds / (rgb.shape[0] * rgb.shape[1] / 1e6)
-        result.rows[label] = scores
+        result.rows[row.label] = scores
     return result
 
 
@@ -220,14 +261,16 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
         files = files[: options.limit]
     if not files:
         raise RawbackError(f"{options.data}: no RAW files found")
-    labels = list(dict.fromkeys([options.method, BASELINE, ORACLE]))
-    report = EvalReport(options=options, protocol_summary=protocol.summary, rows=labels, images=[])
+    rows = plan_rows(options)
+    report = EvalReport(
+        options=options, protocol_summary=protocol.summary, rows=[r.label for r in rows], images=[]
+    )
     with tempfile.TemporaryDirectory(prefix="rawback-eval-") as tmp:
         for index, path in enumerate(files):
             if progress:
                 progress(index, len(files), str(path.relative_to(options.data)))
             try:
-                item = evaluate_file(path, options.data, protocol, options.method, options.camera, Path(tmp))
+                item = evaluate_file(path, options.data, protocol, rows, options.camera, Path(tmp))
             except RawbackError as exc:
                 item = ImageResult(
                     file=str(path.relative_to(options.data)), camera="", megapixels=0.0, error=str(exc)

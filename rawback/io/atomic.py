@@ -20,6 +20,12 @@ def check_writable(path: Path, *, overwrite: bool) -> None:
         raise OutputError(path, "is a folder, not a file")
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it, then restore it
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success move it into place.
@@ -46,6 +52,9 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp creates the file private (0600); a DNG should get the permissions any new file
+        # gets (0666 minus the umask), like a file written with open().
+        os.chmod(tmp, 0o666 & ~_umask())
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -252,3 +252,25 @@ def to_jpeg_exif(exif: ExifData) -> bytes:
         if text:
             ifd0[tag] = text.encode("utf-8")
     return piexif.dump({"0th": ifd0, "Exif": dict(exif.exif), "GPS": dict(exif.gps)})
+
+
+def scene_exposure_value(f_number: float, exposure_time: float, iso: float) -> float | None:
+    """EV at ISO 100, log2(N^2 / t) - log2(ISO / 100): how bright the scene was (sunlit ~14-15,
+    overcast ~12, indoor ~5-8). None when any of the three is unknown."""
+    if not (f_number > 0 and exposure_time > 0 and iso > 0):
+        return None
+    return math.log2(f_number * f_number / exposure_time) - math.log2(iso / 100.0)
+
+
+def exposure_value(exif: ExifData) -> float | None:
+    """The scene EV from a photo's FNumber, ExposureTime and ISOSpeedRatings tags."""
+
+    def number(name: str) -> float:
+        value = exif.exif.get(_EXIF_NAMES[name])
+        if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            return value[0] / value[1] if value[1] else 0.0
+        if isinstance(value, tuple) and value and isinstance(value[0], int):
+            return float(value[0])
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    return scene_exposure_value(number("FNumber"), number("ExposureTime"), number("ISOSpeedRatings"))

@@ -119,14 +119,8 @@ def unprocess(
     white in camera RGB (green = 1): the white balance the inverse assumes.
     """
     h, w, _ = rgb.shape
-    levels = 65536 if bit_depth > 8 else 256
-    table = linearisation_table(settings, levels)
-    codes = np.rint(np.asarray(rgb, dtype=np.float32) * (levels - 1)).astype(np.intp)
-    np.clip(codes, 0, levels - 1, out=codes)
-    # Linear sRGB -> balanced camera RGB is the row-normalised `cam_xyz @ xyz_rgb` (LibRaw inverts
-    # exactly this matrix for rendering); dividing by the white-balance gains gives raw values.
-    balanced_from_srgb = np.linalg.inv(profile.srgb_from_camera())
-    raw_from_srgb = balanced_from_srgb / white_balance_scale(neutral)[:, None]
+    codes, table = _codes_and_table(rgb, settings, bit_depth)
+    raw_from_srgb = raw_from_srgb_matrix(profile, neutral)
     sites = channel_index(profile.cfa_pattern)
     out = np.empty((h, w), dtype=np.float32)
     # Each CFA site needs only one camera channel: one row of the matrix per quarter image.
@@ -135,6 +129,39 @@ def unprocess(
             lin = table[codes[dy::2, dx::2]]  # (h/2, w/2, 3) linear sRGB
             row = raw_from_srgb[sites[dy, dx]].astype(np.float32)
             out[dy::2, dx::2] = lin @ row
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def raw_from_srgb_matrix(profile: CameraProfile, neutral: np.ndarray) -> np.ndarray:
+    """Linear sRGB -> raw camera RGB (3x3). Linear sRGB -> balanced camera RGB is the
+    row-normalised `cam_xyz @ xyz_rgb` (LibRaw inverts exactly this matrix for rendering);
+    dividing by the white-balance gains gives raw values."""
+    balanced_from_srgb = np.linalg.inv(profile.srgb_from_camera())
+    return balanced_from_srgb / white_balance_scale(neutral)[:, None]
+
+
+def _codes_and_table(
+    rgb: np.ndarray, settings: UnprocessSettings, bit_depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    levels = 65536 if bit_depth > 8 else 256
+    table = linearisation_table(settings, levels)
+    codes = np.rint(np.asarray(rgb, dtype=np.float32) * (levels - 1)).astype(np.intp)
+    np.clip(codes, 0, levels - 1, out=codes)
+    return codes, table
+
+
+def unprocess_rgb(
+    rgb: np.ndarray,
+    profile: CameraProfile,
+    neutral: np.ndarray,
+    settings: UnprocessSettings = UnprocessSettings(),
+    *,
+    bit_depth: int = 8,
+) -> np.ndarray:
+    """Like `unprocess` but keeps all three camera channels at every pixel (H, W, 3): the
+    demosaicked estimate, used for the model's whole-photo thumbnail."""
+    codes, table = _codes_and_table(rgb, settings, bit_depth)
+    out = table[codes] @ raw_from_srgb_matrix(profile, neutral).T.astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

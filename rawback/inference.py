@@ -1,0 +1,221 @@
+"""Run the learned inverter on a photo: global head -> analytic prior -> tiled diffusion.
+
+Data flow for one photo (stored orientation, CFA of the camera profile):
+  1. crop the photo to the mosaic's RGGB phase (an even-sized region starting at the first red site);
+  2. the global head sees a thumbnail of the whole photo and estimates the scene white balance and
+     the finish's exposure (skipped when the user fixed the white balance);
+  3. the analytic inverse with that white balance gives the prior (packed RGGB);
+  4. a sampler (rawback.sampling) integrates the residual from sigma_max to 0 through the tiled
+     denoiser (rawback.tiling), noise drawn once per photo from (seed, photo pixels);
+  5. prior + residual, clipped, is unpacked into the profile's CFA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rawback.camera import CameraProfile
+from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
+from rawback.isp.unprocess import UnprocessSettings, unprocess
+from rawback.methods import DiffusionSettings, InverseRequest, InverseResult
+from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features
+from rawback.model.weights import BUNDLED, load_weights
+from rawback.sampling import get_sampler, initial_noise, karras_sigmas
+from rawback.tiling import TiledDenoiser
+
+Progress = Callable[[int, int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    from rawback.errors import RawbackError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RawbackError(f"--device {name}: no CUDA GPU is available to this process")
+    return device
+
+
+@functools.lru_cache(maxsize=4)
+def cached_model(weights: str, device: str) -> RawbackModel:
+    return load_weights(weights, device=device)
+
+
+def model_for(settings: DiffusionSettings) -> RawbackModel:
+    device = resolve_device(settings.device)
+    return cached_model(str(settings.weights or BUNDLED), str(device))
+
+
+def photo_seed(seed: int, rgb: np.ndarray) -> int:
+    """A per-photo seed from the user's seed and the photo's pixels: the same photo and seed give
+    the same noise whatever else is in the batch, and two photos never share noise."""
+    digest = hashlib.sha256(np.ascontiguousarray(rgb).view(np.uint8)).digest()
+    return int.from_bytes(
+        hashlib.sha256(digest + seed.to_bytes(8, "little", signed=True)).digest()[:8], "little"
+    )
+
+
+@dataclass(frozen=True)
+class GlobalEstimate:
+    """What the global head says about a whole photo."""
+
+    neutral: np.ndarray  # camera neutral of the scene white (green = 1)
+    exposure: float  # linear exposure gain the finish applied (1 = none)
+    finish: torch.Tensor  # (1, finish_channels) embedding for every U-Net block
+    learned_white_balance: bool  # False: a camera the model never saw, the daylight estimate kept
+
+    def with_neutral(self, neutral: np.ndarray) -> GlobalEstimate:
+        return dataclasses.replace(self, neutral=np.asarray(neutral, dtype=np.float64))
+
+
+@torch.no_grad()
+def estimate_global(
+    model: RawbackModel, rgb: np.ndarray, profile: CameraProfile, transfer: str, exposure_value: float | None
+) -> GlobalEstimate:
+    """The global head on a thumbnail of the whole photo."""
+    from rawback.train.data import thumbnail_input
+
+    device = next(model.parameters()).device
+    thumb = thumbnail_input(rgb, profile, transfer, model.config.illuminant.thumb_size)[None].to(device)
+    camera = torch.from_numpy(camera_features(profile))[None].to(device)
+    exif = torch.from_numpy(exif_features(exposure_value))[None].to(device)
+    corrections, finish = model.illuminant(thumb, camera, exif)
+    out = corrections[0].double().cpu().numpy()
+    daylight = profile.daylight_neutral()
+    learned = model.config.knows(f"{profile.make} {profile.model}")
+    if learned:
+        neutral = np.array([daylight[0] * np.exp(out[0]), 1.0, daylight[2] * np.exp(out[1])])
+    else:
+        neutral = np.asarray(daylight, dtype=np.float64)
+    return GlobalEstimate(neutral, float(2.0 ** out[2]), finish, learned)
+
+
+@torch.no_grad()
+def sample_residual(
+    model: RawbackModel,
+    cond: torch.Tensor,
+    camera: torch.Tensor,
+    finish: torch.Tensor,
+    settings: DiffusionSettings,
+    seed: int,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Integrate the packed residual (1, 4, h, w) from pure noise at sigma_max to sigma = 0."""
+    config = model.config
+    device = next(model.parameters()).device
+    use_bf16 = device.type == "cuda"
+
+    def denoise_batch(x: torch.Tensor, sigma: torch.Tensor, cond_tiles: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            n = x.shape[0]
+            out = model.denoiser(
+                x.to(device),
+                sigma.to(device),
+                cond_tiles.to(device),
+                camera.expand(n, -1),
+                finish.expand(n, -1),
+            )
+        return out.to("cpu", torch.float64)  # note: a CPU-GPU sync point per tile batch
+
+    tiled = TiledDenoiser(
+        denoise_batch, tile=settings.tile // 2, overlap=settings.overlap // 2, tile_batch=settings.tile_batch
+    )
+    sigmas = karras_sigmas(settings.steps, config.sigma_min, config.sigma_max)
+    sampler = get_sampler(settings.sampler)
+    total = []
+    for member in range(settings.ensemble):
+        shape = (cond.shape[0], 4, *cond.shape[2:])
+        x = initial_noise(shape, (seed + member) % 2**63) * sigmas[0]
+        total.append(sampler(lambda x_, sigma: tiled(x_, sigma, cond), x, sigmas))
+        if progress:
+            progress(member + 1, settings.ensemble)
+    return torch.stack(total).mean(dim=0)
+
+
+def reconstruct_packed(
+    model: RawbackModel,
+    rgb: np.ndarray,
+    profile: CameraProfile,
+    *,
+    estimate: GlobalEstimate,
+    settings: UnprocessSettings,
+    bit_depth: int,
+    diffusion: DiffusionSettings,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGGB-phase crop of a photo -> (packed prediction, packed prior), both (h, w, 4) float32."""
+    rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
+    crop = np.ascontiguousarray(rgb[rows, cols], dtype=np.float32)
+    rggb = _as_rggb(profile)
+    prior_mosaic = unprocess(crop, rggb, estimate.neutral, settings, bit_depth=bit_depth) / estimate.exposure
+    prior = pack_rggb(np.clip(prior_mosaic, 0.0, 1.0), "RGGB")
+    prior_t = torch.from_numpy(prior).permute(2, 0, 1)[None]
+    photo_t = torch.from_numpy(crop).permute(2, 0, 1)[None]
+    cond = condition(photo_t, prior_t)
+    device = next(model.parameters()).device
+    camera = torch.from_numpy(camera_features(profile))[None].to(device)
+    residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed)
+    packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
+    return packed, prior
+
+
+def _as_rggb(profile: CameraProfile) -> CameraProfile:
+    return dataclasses.replace(profile, cfa_pattern="RGGB")
+
+
+def exif_light_source_neutral(request: InverseRequest) -> tuple[np.ndarray, str] | None:
+    """The camera's own record of the light (EXIF LightSource, other than daylight) beats any
+    estimate from the pixels: used as the analytic method uses it."""
+    from rawback.methods import estimate_neutral
+
+    neutral, note = estimate_neutral(request)
+    return (neutral, note) if note.startswith("white balance from EXIF") else None
+
+
+def invert_with_model(request: InverseRequest) -> InverseResult:
+    """The "diffusion" method of rawback.methods."""
+    settings = request.diffusion
+    model = model_for(settings)
+    notes = [f"diffusion: {settings.sampler}, {settings.steps} step(s), seed {settings.seed}"]
+    estimate = estimate_global(
+        model, request.rgb, request.profile, request.settings.transfer, request.exposure_value
+    )
+    if request.neutral is not None:
+        estimate = estimate.with_neutral(request.neutral)
+        notes.append("white balance given")
+    elif (from_exif := exif_light_source_neutral(request)) is not None:
+        estimate = estimate.with_neutral(from_exif[0])
+        notes.append(from_exif[1])
+    elif estimate.learned_white_balance:
+        r, _, b = estimate.neutral
+        notes.append(f"white balance estimated by the model (neutral {r:.3f}, 1, {b:.3f})")
+    else:
+        notes.append("white balance: daylight estimate (the model was not trained on this camera)")
+    stops = float(np.log2(estimate.exposure))
+    if not settings.undo_exposure:
+        estimate = dataclasses.replace(estimate, exposure=1.0)
+    elif abs(stops) > 0.05:
+        notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
+    packed, _ = reconstruct_packed(
+        model,
+        request.rgb,
+        request.profile,
+        estimate=estimate,
+        settings=request.settings,
+        bit_depth=request.bit_depth,
+        diffusion=settings,
+        seed=photo_seed(settings.seed, request.rgb),
+    )
+    h, w = request.rgb.shape[:2]
+    mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
+    return InverseResult(
+        mosaic=mosaic, neutral=estimate.neutral, notes=tuple(notes), exposure=estimate.exposure
+    )

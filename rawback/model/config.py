@@ -1,0 +1,111 @@
+"""Typed model configuration, saved beside the weights and read back with them.
+
+Presets: "tiny" (tests), "small" (the CPU model we ship), "base" (for GPUs). Every field has a
+default and a comment saying why; a config is plain JSON so a weights file is never opaque.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+# Condition channels: the JPEG as space-to-depth (3 colours x 2x2 sites) + the analytic estimate
+# (packed R, G1, G2, B).
+JPEG_CHANNELS = 12
+PRIOR_CHANNELS = 4
+MOSAIC_CHANNELS = 4
+# Camera features: the XYZ->camera matrix nearest D65 (9, normalised) + log daylight neutral (3).
+CAMERA_FEATURES = 12
+# Global EXIF features for the illuminant head: scene exposure value / 10 and "EV known" flag.
+EXIF_FEATURES = 2
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    base_channels: int = 32  # width at full (packed) resolution; cost grows with its square
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # width multiplier per level; each level halves H, W
+    blocks_per_level: int = 1  # residual blocks per level (encoder; decoder has one more)
+    attention_levels: tuple[int, ...] = (2,)  # levels with self-attention (lowest resolutions only)
+    head_channels: int = 32  # channels per attention head
+    embed_channels: int = 128  # noise-level + camera embedding fed to every block by FiLM
+    groups: int = 8  # GroupNorm groups
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class IlluminantConfig:
+    thumb_size: int = 64  # the whole photo is seen at this size (global statistics only)
+    channels: int = 32  # width of the small strided CNN
+    hidden: int = 128  # MLP width after pooling
+    finish_channels: int = 32  # the "finish embedding" the head passes to every U-Net block (FiLM)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "small"
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    illuminant: IlluminantConfig = field(default_factory=IlluminantConfig)
+    # EDM (Karras et al. 2022) constants of the residual the network denoises: the difference
+    # between the true packed mosaic and the analytic estimate. sigma_data is its typical std.
+    sigma_data: float = 0.03
+    sigma_min: float = 0.002  # smallest noise level the network was trained for
+    sigma_max: float = 1.0  # largest; sampling starts here (far above the residual's scale)
+    # Cameras ("make model", lower case) whose RAWs the model was trained on. The head's learned
+    # white balance is used for these only; for any other camera the analytic daylight estimate is
+    # kept, because a few cameras' typical light says nothing about a camera never seen (an empty
+    # tuple applies it to every camera). Filled in by `rawback train`.
+    known_cameras: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def knows(self, camera: str) -> bool:
+        return not self.known_cameras or camera_key(camera) in self.known_cameras
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        unet = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["unet"].items()})
+        illuminant = IlluminantConfig(**data["illuminant"])
+        rest = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in data.items()
+            if k not in ("unet", "illuminant")
+        }
+        return cls(unet=unet, illuminant=illuminant, **rest)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # For unit tests: about 51 thousand parameters, runs in milliseconds.
+    "tiny": ModelConfig(
+        name="tiny",
+        unet=UNetConfig(
+            base_channels=8, channel_mults=(1, 2), attention_levels=(1,), head_channels=8,
+            embed_channels=16, groups=4,
+        ),
+        illuminant=IlluminantConfig(thumb_size=16, channels=8, hidden=16, finish_channels=8),
+    ),
+    # The shipped CPU model: about 0.2 MFLOP per packed pixel, a 12 MP photo in well under 2 min.
+    "small": ModelConfig(name="small"),
+    # For GPU training: wider, deeper, attention at the two lowest levels.
+    "base": ModelConfig(
+        name="base",
+        unet=UNetConfig(
+            base_channels=64, channel_mults=(1, 2, 3, 4), blocks_per_level=2, attention_levels=(2, 3),
+            head_channels=64, embed_channels=256, groups=32,
+        ),
+        illuminant=IlluminantConfig(thumb_size=96, channels=64, hidden=256, finish_channels=64),
+    ),
+}  # fmt: skip
+
+
+def camera_key(camera: str) -> str:
+    """'Canon  PowerShot G2' -> 'canon powershot g2': how known cameras are compared."""
+    return " ".join(camera.lower().split())
+
+
+def preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown model preset {name!r}; available: {', '.join(PRESETS)}") from None

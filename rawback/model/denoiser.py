@@ -1,0 +1,102 @@
+"""The EDM preconditioning wrapper D(x, sigma, cond) -> x0 and the model's inputs.
+
+Karras et al. 2022 ("Elucidating the Design Space of Diffusion-Based Generative Models"), Table 1:
+  D(x; sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x; c_noise(sigma))
+with c_skip = sd^2 / (sigma^2 + sd^2), c_out = sigma sd / sqrt(sigma^2 + sd^2),
+c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = ln(sigma) / 4, sd = sigma_data.
+What is denoised is the *residual* between the packed mosaic and the analytic estimate. An
+untrained network (zero output layer) has F = 0, so D = c_skip x: one step from sigma_max returns
+the analytic inverse plus noise of std sigma_data^2 / sigma_max (about 0.001).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rawback.camera import CameraProfile
+from rawback.model.config import ModelConfig
+from rawback.model.illuminant import IlluminantHead
+from rawback.model.unet import UNet
+
+
+def camera_features(profile: CameraProfile) -> np.ndarray:
+    """12 numbers describing a camera's colour: its XYZ->camera matrix nearest D65, normalised so
+    its largest row sum is 1, and the log of its daylight neutral."""
+    matrix = np.asarray(profile.rendering_matrix(), dtype=np.float64)
+    matrix = matrix / max(np.abs(matrix.sum(axis=1)).max(), 1e-6)
+    neutral = np.log(np.clip(profile.daylight_neutral(), 1e-3, None))
+    return np.concatenate([matrix.reshape(-1), neutral]).astype(np.float32)
+
+
+def exif_features(exposure_value: float | None) -> np.ndarray:
+    """The scene exposure value (EV at ISO 100; daylight scenes ~12-15, indoor ~5-8) when known."""
+    if exposure_value is None or not np.isfinite(exposure_value):
+        return np.zeros(2, dtype=np.float32)
+    return np.array([exposure_value / 10.0, 1.0], dtype=np.float32)
+
+
+def encode_linear(x: torch.Tensor) -> torch.Tensor:
+    """Linear [0, 1] values -> [-1, 1] with a gamma, so shadows are not crushed near -1."""
+    return x.clamp(0.0, 1.0).pow(1.0 / 2.2) * 2.0 - 1.0
+
+
+def condition(rgb: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 2H, 2W) sRGB-encoded photo in [0, 1] + (N, 4, H, W) analytic packed estimate ->
+    (N, 16, H, W): the photo as space-to-depth (channel c*4 + 2*dy + dx) and the encoded prior."""
+    return torch.cat([F.pixel_unshuffle(rgb * 2.0 - 1.0, 2), encode_linear(prior)], dim=1)
+
+
+class EDMDenoiser(nn.Module):
+    """D(x, sigma, cond, camera, finish) -> x0 for the packed residual; the U-Net never sees sigma
+    itself. camera and finish are per-photo (global) conditions; cond is per pixel."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = UNet(config.unet, config.illuminant.finish_channels)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        cond: torch.Tensor,
+        camera: torch.Tensor,
+        finish: torch.Tensor,
+    ) -> torch.Tensor:
+        """x: (N, 4, H, W) noisy residual; cond: (N, 16, H, W); camera, finish: (N, C) per photo."""
+        sd = self.config.sigma_data
+        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
+        x = x.to(torch.float32)
+        c_skip = sd**2 / (sigma**2 + sd**2)
+        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
+        c_in = 1.0 / (sigma**2 + sd**2).sqrt()
+        c_noise = sigma.log().reshape(-1) / 4.0
+        # Pad to the U-Net's multiple (reflect keeps image statistics at the edge), then crop back.
+        h, w = x.shape[-2:]
+        m = self.unet.multiple
+        ph, pw = -h % m, -w % m
+        x_in, cond_in = c_in * x, cond.to(torch.float32)
+        if ph or pw:
+            mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+            x_in = F.pad(x_in, (0, pw, 0, ph), mode=mode)
+            cond_in = F.pad(cond_in, (0, pw, 0, ph), mode=mode)
+        f = self.unet(x_in, c_noise, cond_in, camera.to(torch.float32), finish.to(torch.float32))[..., :h, :w]
+        return c_skip * x + c_out * f.to(torch.float32)
+
+    def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """EDM's lambda(sigma) = 1 / c_out^2: every noise level contributes equally at init."""
+        sd = self.config.sigma_data
+        return (sigma**2 + sd**2) / (sigma * sd) ** 2
+
+
+class RawbackModel(nn.Module):
+    """The whole inverter: a global illuminant/exposure head and the residual denoiser."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.denoiser = EDMDenoiser(config)
+        self.illuminant = IlluminantHead(config.illuminant)

@@ -1,0 +1,176 @@
+"""Tiled inference over packed images, so any image size fits in bounded device memory.
+
+Images here are packed mosaics (N, C, H, W): H and W count *packed* pixels, each a 2x2 Bayer block.
+Every tile offset is therefore an even offset in the mosaic and the CFA phase never shifts between
+tiles: each tile is an RGGB mosaic like the whole image.
+
+The grid snaps its last tile to the right/bottom edge rather than dropping the remainder strip, so
+every pixel is covered and all tiles have the same size (the image size, when it is smaller than a
+tile). Overlapping predictions are blended with smooth weights that fall towards each tile's border,
+where the network saw the least context. `TiledDenoiser` wraps a batched network call into one
+seamless full-image denoiser, so samplers (rawback.sampling) never know about tiles:
+
+    tiled = TiledDenoiser(denoise_batch, tile=256, overlap=32, tile_batch=8, device="cuda")
+    x0 = sample_heun(lambda x, sigma: tiled(x, sigma, cond), x, sigmas)
+
+The full image and the blend accumulators stay where `x` is (usually the CPU); only one batch of
+tiles at a time goes to the network's device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+# (x_tiles (B, C, t, t), sigma 0-d, cond_tiles (B, Cc, t, t)) -> x0 estimate (B, C, t, t).
+BatchDenoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
+Progress = Callable[[int, int], None]
+
+
+def _check_tiling(tile: int, overlap: int) -> None:
+    if not tile > overlap >= 0:
+        raise ValueError(f"need tile > overlap >= 0, got tile={tile}, overlap={overlap}")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size `tile` along an axis of `length` packed pixels.
+
+    Tiles step by tile - overlap; the last one is snapped to end exactly at `length` (so it may
+    overlap its neighbour by more than `overlap`). When length <= tile there is one tile, at 0,
+    shrunk to the image.
+    """
+    _check_tiling(tile, overlap)
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile - overlap))
+    starts.append(length - tile)
+    return starts
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[slice, slice]]:
+    """(rows, cols) slices of every tile, row-major; all tiles are min(tile, H) x min(tile, W)."""
+    th, tw = min(tile, height), min(tile, width)
+    return [
+        (slice(r, r + th), slice(c, c + tw))
+        for r in tile_starts(height, tile, overlap)
+        for c in tile_starts(width, tile, overlap)
+    ]
+
+
+def _ramp(n: int, overlap: int, dtype: torch.dtype) -> Tensor:
+    # Raised cosine over `overlap` pixels at each end, sampled at pixel centres ((i + 0.5) / overlap)
+    # so that even the outermost pixel keeps weight > 0: at the image border a single tile covers
+    # it and its weight must not vanish. Ramps of a tile shorter than 2 * overlap meet in the middle.
+    if overlap == 0:
+        return torch.ones(n, dtype=torch.float64).to(dtype)
+    i = torch.arange(n, dtype=torch.float64)
+    dist = torch.minimum(i, n - 1 - i)  # pixels to the nearer end
+    t = ((dist + 0.5) / overlap).clamp(max=1.0)
+    return torch.sin(0.5 * math.pi * t).square().to(dtype)
+
+
+def blend_weights(h: int, w: int, overlap: int, *, dtype: torch.dtype) -> Tensor:
+    """(h, w) blend weights of one tile: 1 inside, raised-cosine ramps over `overlap` pixels at each
+    edge, strictly positive everywhere (the corner pixel of a 64-pixel overlap gets about 1e-7)."""
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    return _ramp(h, overlap, dtype)[:, None] * _ramp(w, overlap, dtype)[None, :]
+
+
+class TiledDenoiser:
+    """A full-image denoiser `(x, sigma, cond) -> x0` built from a batched per-tile network call.
+
+    Parameters:
+        denoise_batch: (x_tiles, sigma, cond_tiles) -> x0 tiles, shapes (B, C, t, t), 0-d, (B, Cc, t, t).
+        tile: tile side in packed pixels; smaller images use one tile of the image's size.
+        overlap: packed pixels shared by neighbouring tiles and blended, 0 <= overlap < tile.
+        tile_batch: tiles per network call. Halved (and kept so for later calls) whenever the call
+            raises torch.OutOfMemoryError; any other error propagates.
+        device: where each batch of tiles is sent before `denoise_batch`; None keeps them where `x`
+            is. The full image and the accumulators never leave `x`'s device; sigma is passed as given.
+        progress: called with (tiles_done, tiles_total) after each batch of each call.
+    """
+
+    def __init__(
+        self,
+        denoise_batch: BatchDenoiser,
+        *,
+        tile: int,
+        overlap: int,
+        tile_batch: int,
+        device: torch.device | str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        _check_tiling(tile, overlap)
+        if tile_batch < 1:
+            raise ValueError(f"tile_batch must be >= 1, got {tile_batch}")
+        self.denoise_batch = denoise_batch
+        self.tile = tile
+        self.overlap = overlap
+        self.tile_batch = tile_batch
+        self.device = None if device is None else torch.device(device)
+        self.progress = progress
+
+    def __call__(self, x: Tensor, sigma: Tensor, cond: Tensor) -> Tensor:
+        if x.ndim != 4 or cond.ndim != 4 or x.shape[0] != cond.shape[0] or x.shape[2:] != cond.shape[2:]:
+            raise ValueError(
+                f"need x (N, C, H, W) and cond (N, Cc, H, W) of one size, got {tuple(x.shape)} "
+                f"and {tuple(cond.shape)}"
+            )
+        n, c, height, width = x.shape
+        grid = tile_grid(height, width, self.tile, self.overlap)
+        # Tiles of every image, in order; they all have one size, so any run of them can share a batch.
+        items = [(b, rows, cols) for b in range(n) for rows, cols in grid]
+        acc_dtype = torch.promote_types(x.dtype, torch.float64)
+        num = torch.zeros((n, c, height, width), dtype=acc_dtype, device=x.device)
+        den = torch.zeros((n, 1, height, width), dtype=acc_dtype, device=x.device)
+        rows0, cols0 = grid[0]
+        weight = blend_weights(
+            rows0.stop - rows0.start, cols0.stop - cols0.start, self.overlap, dtype=acc_dtype
+        )
+        weight = weight.to(x.device)
+
+        done = 0
+        while done < len(items):
+            chunk = items[done : done + self.tile_batch]
+            try:
+                pred: Tensor | None = self._run(chunk, x, sigma, cond)
+            except torch.OutOfMemoryError:
+                if len(chunk) == 1:
+                    raise
+                self.tile_batch = len(chunk) // 2
+                pred = None
+            if pred is None:
+                # Retried outside the except block, so the exception (and the frames holding the
+                # failed batch's tensors) is released before the cache is emptied.
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            # Note: with the network on a GPU and x on the CPU this copy is a CPU-GPU sync point.
+            pred = pred.to(device=x.device, dtype=acc_dtype)
+            for k, (b, rows, cols) in enumerate(chunk):
+                num[b, :, rows, cols] += pred[k] * weight
+                den[b, :, rows, cols] += weight
+            done += len(chunk)
+            if self.progress is not None:
+                self.progress(done, len(items))
+        # den > 0 everywhere: the grid covers every pixel and the weights are strictly positive.
+        return (num / den).to(x.dtype)
+
+    def _run(self, chunk: list[tuple[int, slice, slice]], x: Tensor, sigma: Tensor, cond: Tensor) -> Tensor:
+        # Cut on x's device, then move only this batch to the network's device.
+        x_tiles = torch.stack([x[b, :, rows, cols] for b, rows, cols in chunk])
+        cond_tiles = torch.stack([cond[b, :, rows, cols] for b, rows, cols in chunk])
+        if self.device is not None:
+            x_tiles, cond_tiles = x_tiles.to(self.device), cond_tiles.to(self.device)
+        pred = self.denoise_batch(x_tiles, sigma, cond_tiles)
+        if pred.shape != x_tiles.shape:
+            raise ValueError(
+                f"denoise_batch returned shape {tuple(pred.shape)} for tiles {tuple(x_tiles.shape)}"
+            )
+        return pred

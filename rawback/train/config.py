@@ -1,0 +1,100 @@
+"""The training configuration: one typed dataclass, read from a JSON file plus `--set` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rawback.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "small"  # model preset (rawback.model.config.PRESETS)
+    steps: int = 4000  # optimiser steps in total (a resumed run continues to this)
+    batch_size: int = 8  # patches per step (per process under torchrun)
+    patch: int = 128  # patch side in mosaic pixels (the network sees half: packed)
+    lr: float = 3e-4  # AdamW peak learning rate
+    weight_decay: float = 0.01
+    warmup: int = 200  # linear warm-up steps, then cosine decay to lr_final
+    lr_final: float = 1e-5
+    grad_clip: float = 1.0  # max global gradient norm
+    ema_decay: float = 0.999  # EMA of the weights; the EMA copy is what gets shipped
+    # Noise levels for training (EDM's log-normal): ln(sigma) ~ N(p_mean, p_std), and a share of
+    # samples at sigma_max, the level the one-step sampler uses.
+    p_mean: float = -2.0
+    p_std: float = 1.5
+    p_sigma_max: float = 0.25
+    head_weight: float = 1.0  # weight of the global illuminant/exposure head's loss
+    prior_jitter: float = 0.03  # log-std of white-balance/exposure error put into the prior
+    workers: int = 2  # DataLoader worker processes (spawn)
+    seed: int = 0
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
+    log_every: int = 10
+    checkpoint_every: int = 250
+    validate_every: int = 500
+    validation: tuple[str, ...] = ()  # glob patterns (relative to --data) held out for validation
+    exclude: tuple[str, ...] = ()  # glob patterns left out entirely (e.g. leave-one-camera-out)
+    val_crop: int = 768  # centre crop (mosaic pixels) of each validation file, to keep it quick
+
+    def __post_init__(self) -> None:
+        from rawback.model.config import PRESETS
+
+        if self.model not in PRESETS:
+            raise UsageError(f"model must be one of {', '.join(PRESETS)}, not {self.model!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.patch % 2 or self.patch < 16:
+            raise UsageError(f"patch must be an even number of pixels >= 16, not {self.patch}")
+        positive = ("steps", "batch_size", "log_every", "checkpoint_every", "validate_every", "val_crop")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.workers < 0 or self.warmup < 0:
+            raise UsageError("workers and warmup must not be negative")
+
+    def with_overrides(self, overrides: list[str]) -> TrainConfig:
+        """Apply `key=value` strings (JSON values, or bare strings)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes: dict[str, object] = {}
+        for item in overrides:
+            key, sep, text = item.partition("=")
+            if not sep or key not in fields:
+                known = ", ".join(fields)
+                raise UsageError(f"--set expects KEY=VALUE with KEY one of: {known} (got {item!r})")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+            changes[key] = value
+        return TrainConfig.from_dict({**dataclasses.asdict(self), **changes})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise UsageError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        clean = {}
+        for key, value in data.items():
+            default = getattr(cls(), key)
+            if isinstance(default, tuple):
+                value = (value,) if isinstance(value, str) else tuple(value)
+            elif isinstance(default, float) and isinstance(value, int):
+                value = float(value)
+            elif type(default) is not type(value):
+                raise UsageError(f"training setting {key} must be {type(default).__name__}, not {value!r}")
+            clean[key] = value
+        return cls(**clean)
+
+    @classmethod
+    def from_file(cls, path: Path) -> TrainConfig:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read the training config ({exc})") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)

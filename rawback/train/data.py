@@ -1,0 +1,290 @@
+"""Training pairs from a folder of RAW files.
+
+Each RAW file is decoded once into a cache folder (memory-mapped .npy arrays, so DataLoader worker
+processes share pages instead of copies): the normalised mosaic cropped to the RGGB phase, LibRaw's
+linear demosaic of the same pixels (camera RGB, no white balance), LibRaw's own camera-WB render
+(the evaluation renderer, one member of the simulator), whole-photo thumbnails of both, and the
+metadata (camera profile, the white balance LibRaw applies, scene EV).
+
+A training item is a random patch: Bayer-consistent flip/transpose, a randomised ISP finish and
+JPEG (rawback.isp.simulate), the analytic estimate given the finish's white balance and exposure
+(slightly jittered, as the global head's estimate will be), plus a whole-photo thumbnail with its
+own random finish for the global illuminant/exposure head. Items depend only on (seed, index), so
+a resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from rawback.camera import CameraProfile, profile_from_raw_image
+from rawback.errors import InputError, RawbackError
+from rawback.io.exif import scene_exposure_value
+from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
+from rawback.isp.unprocess import UnprocessSettings, unprocess, unprocess_rgb
+from rawback.model.denoiser import camera_features, encode_linear, exif_features
+
+CACHE_VERSION = 1
+THUMB_SOURCE = 128  # thumbnails are simulated at this size, then reduced to the head's input size
+KNOWN_TRANSFERS = ("srgb", "bt709", "gamma2.2")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rawback" / "train"
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, C) -> (height, width, C) by area averaging (float32)."""
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    return F.interpolate(t, size=(height, width), mode="area")[0].permute(1, 2, 0).numpy()
+
+
+@dataclass(frozen=True)
+class CachedRaw:
+    """One decoded training file; arrays are memory-mapped from the cache folder."""
+
+    name: str
+    truth: np.ndarray  # (H, W) float32 normalised mosaic, RGGB phase, H and W even
+    linear: np.ndarray  # (H, W, 3) float16 LibRaw linear demosaic, camera RGB, not white-balanced
+    libraw: np.ndarray  # (H, W, 3) uint8 LibRaw camera-WB sRGB render (the eval protocol's)
+    thumb_linear: np.ndarray  # (THUMB_SOURCE, THUMB_SOURCE, 3) float32
+    thumb_libraw: np.ndarray  # (THUMB_SOURCE, THUMB_SOURCE, 3) uint8
+    profile: CameraProfile  # with cfa_pattern RGGB (the crop)
+    neutral: np.ndarray  # the white balance LibRaw applies with use_camera_wb
+    exposure_value: float | None
+
+    @property
+    def megapixels(self) -> float:
+        return self.truth.size / 1e6
+
+
+def cache_key(path: Path) -> str:
+    stat = path.stat()
+    text = f"{CACHE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def build_cached(path: Path, cache_dir: Path) -> Path:
+    """Decode one RAW into cache_dir/<key>/ unless it is there; returns the folder. The folder is
+    written under a temporary name and renamed, so an interrupted run never leaves half a cache."""
+    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw, to_mosaic_geometry
+    from rawback.io.demosaic import read_linear_rgb
+    from rawback.io.raw import read_raw
+
+    folder = cache_dir / f"{path.stem}-{cache_key(path)}"
+    if (folder / "meta.json").is_file():
+        return folder
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    raw = read_raw(path)
+    h, w = raw.mosaic.shape
+    rows, cols = rggb_crop(h, w, raw.pattern)
+    linear = read_linear_rgb(path).rgb[rows, cols]
+    render = render_raw(path, **CAMERA_WB_RENDER)
+    libraw = to_mosaic_geometry(render.rgb, h, w)[rows, cols]
+    truth = raw.normalized()[rows, cols]
+    profile = dataclasses.replace(profile_from_raw_image(raw), cfa_pattern="RGGB")
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+    try:
+        np.save(tmp / "truth.npy", truth.astype(np.float32))
+        np.save(tmp / "linear.npy", linear.astype(np.float16))
+        np.save(tmp / "libraw.npy", libraw.astype(np.uint8))
+        np.save(tmp / "thumb_linear.npy", area_resize(linear, THUMB_SOURCE, THUMB_SOURCE))
+        thumb8 = area_resize(libraw.astype(np.float32), THUMB_SOURCE, THUMB_SOURCE)
+        np.save(tmp / "thumb_libraw.npy", np.clip(np.rint(thumb8), 0, 255).astype(np.uint8))
+        meta = {
+            "source": str(path),
+            "camera": f"{raw.make} {raw.model}".strip(),
+            "profile": json.loads(profile.to_json()),
+            "neutral": [float(v) for v in render.neutral],
+            "exposure_value": scene_exposure_value(raw.f_number, raw.exposure_time, raw.iso),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_cached(folder: Path) -> CachedRaw:
+    meta = json.loads((folder / "meta.json").read_text())
+
+    def arr(name: str) -> np.ndarray:
+        return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+    return CachedRaw(
+        name=Path(meta["source"]).name,
+        truth=arr("truth"),
+        linear=arr("linear"),
+        libraw=arr("libraw"),
+        thumb_linear=np.asarray(arr("thumb_linear")),
+        thumb_libraw=np.asarray(arr("thumb_libraw")),
+        profile=CameraProfile.from_json(json.dumps(meta["profile"]), origin=str(folder)),
+        neutral=np.asarray(meta["neutral"], dtype=np.float64),
+        exposure_value=meta["exposure_value"],
+    )
+
+
+def build_cache(files: list[Path], cache_dir: Path, progress=None) -> tuple[list[Path], list[str]]:
+    """Cache every file; a file LibRaw cannot read is reported and skipped, never fatal."""
+    folders, errors = [], []
+    for index, path in enumerate(files):
+        if progress:
+            progress(index, len(files), path.name)
+        try:
+            folders.append(build_cached(path, cache_dir))
+        except InputError as exc:
+            errors.append(str(exc))
+    return folders, errors
+
+
+# The 8 symmetries of the square as (transpose, flip rows, flip columns).
+SYMMETRIES = [(t, fr, fc) for t in (False, True) for fr in (False, True) for fc in (False, True)]
+
+
+def apply_symmetry(image: np.ndarray, symmetry: tuple[bool, bool, bool]) -> np.ndarray:
+    transpose, flip_rows, flip_cols = symmetry
+    if transpose:
+        image = np.swapaxes(image, 0, 1)
+    if flip_rows:
+        image = image[::-1]
+    if flip_cols:
+        image = image[:, ::-1]
+    return image
+
+
+def symmetric_pattern(symmetry: tuple[bool, bool, bool]) -> str:
+    """The CFA pattern an RGGB crop of even size has after the symmetry."""
+    codes = np.array([["R", "G"], ["G", "B"]])
+    return "".join(apply_symmetry(codes, symmetry).reshape(-1))
+
+
+def bayer_augment(arrays: list[np.ndarray], size: int, symmetry: tuple[bool, bool, bool]) -> list[np.ndarray]:
+    """Transform (size+2)-square crops of an RGGB mosaic and aligned images, then re-crop `size`
+    from the first red site, so the result is RGGB again: a flip of a mosaic moves its CFA phase,
+    and moving the crop by one pixel moves it back (never a channel relabelling)."""
+    dy, dx = rggb_offset(symmetric_pattern(symmetry))
+    return [np.ascontiguousarray(apply_symmetry(a, symmetry)[dy : dy + size, dx : dx + size]) for a in arrays]
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    patch: int = 128  # mosaic pixels per side (packed: half); even
+    thumb: int = 64  # the global head's input size
+    prior_jitter: float = 0.03  # log-std of the white-balance/exposure error put into the prior
+    augment: bool = True  # Bayer-consistent flips and transposes
+
+
+class TrainingPairs(torch.utils.data.Dataset):
+    """Random training items from cached RAW files; item i depends only on (seed, i)."""
+
+    def __init__(
+        self, folders: list[Path], settings: PairSettings, *, seed: int, length: int = 10**9
+    ) -> None:
+        if settings.patch % 2 or settings.patch < 8:
+            raise ValueError(f"patch must be even and >= 8, got {settings.patch}")
+        self.folders = list(folders)
+        self.settings = settings
+        self.seed = seed
+        self.length = length
+        self._files: list[CachedRaw] | None = None  # opened lazily in each worker process
+
+    def __len__(self) -> int:
+        return self.length
+
+    def files(self) -> list[CachedRaw]:
+        """The cached files large enough for a patch (every item of a batch has one size)."""
+        if self._files is None:
+            need = self.settings.patch + 2
+            self._files = [f for f in map(load_cached, self.folders) if min(f.truth.shape) >= need]
+            if not self._files:
+                raise RawbackError(f"no training file has {need} pixels on each side (lower --set patch=...)")
+        return self._files
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        from rawback.isp.simulate import simulate
+
+        rng = np.random.default_rng([self.seed, index])
+        files = self.files()
+        # Bigger photos hold more distinct patches: weight by the square root of their size.
+        weights = np.sqrt([f.megapixels for f in files])
+        item = files[rng.choice(len(files), p=weights / weights.sum())]
+        p = self.settings.patch
+        h, w = item.truth.shape
+        big = p + 2
+        y = 2 * rng.integers(0, (h - big) // 2 + 1)
+        x = 2 * rng.integers(0, (w - big) // 2 + 1)
+        crops = [
+            np.asarray(item.truth[y : y + big, x : x + big], dtype=np.float32),
+            np.asarray(item.linear[y : y + big, x : x + big], dtype=np.float32),
+            np.asarray(item.libraw[y : y + big, x : x + big]),
+        ]
+        symmetry = SYMMETRIES[rng.integers(len(SYMMETRIES))] if self.settings.augment else SYMMETRIES[0]
+        truth, linear, libraw = bayer_augment(crops, p, symmetry)
+        # The patch and the whole-photo thumbnail get the same finish: the simulator's draws do not
+        # depend on the image, so two generators with one seed sample identical parameters.
+        finish_seed = int(rng.integers(2**63))
+        sim = simulate(
+            linear, item.profile, item.neutral, np.random.default_rng(finish_seed), libraw_rgb8=libraw
+        )
+        transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
+        jitter = np.exp(rng.normal(0.0, self.settings.prior_jitter, 3) * np.array([1.0, 0.0, 1.0]))
+        exposure = sim.exposure * float(np.exp(rng.normal(0.0, self.settings.prior_jitter)))
+        rgb = sim.rgb8.astype(np.float32) / 255.0
+        prior = unprocess(rgb, item.profile, sim.neutral * jitter, UnprocessSettings(transfer=transfer))
+        prior = np.clip(prior / exposure, 0.0, 1.0)
+        thumb, target = self.thumbnail(item, np.random.default_rng(finish_seed))
+        return {
+            "rgb": torch.from_numpy(rgb).permute(2, 0, 1),
+            "prior": torch.from_numpy(pack_rggb(prior, "RGGB")).permute(2, 0, 1),
+            "truth": torch.from_numpy(pack_rggb(truth, "RGGB")).permute(2, 0, 1),
+            "camera": torch.from_numpy(camera_features(item.profile)),
+            "exif": torch.from_numpy(exif_features(item.exposure_value)),
+            "thumb": thumb,
+            "global_target": target,
+        }
+
+    def thumbnail(self, item: CachedRaw, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's input from a whole-photo finish (the patch's, given the same generator), and
+        its target (log R/G and log B/G of the applied neutral relative to daylight, log2 of the
+        applied exposure)."""
+        from rawback.isp.simulate import simulate
+
+        sim = simulate(item.thumb_linear, item.profile, item.neutral, rng, libraw_rgb8=item.thumb_libraw)
+        transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
+        rgb = sim.rgb8.astype(np.float32) / 255.0
+        thumb = thumbnail_input(rgb, item.profile, transfer, self.settings.thumb)
+        daylight = item.profile.daylight_neutral()
+        target = np.array(
+            [
+                np.log(sim.neutral[0] / daylight[0]),
+                np.log(sim.neutral[2] / daylight[2]),
+                np.log2(sim.exposure),
+            ],
+            dtype=np.float32,
+        )
+        return thumb, torch.from_numpy(target)
+
+
+def thumbnail_input(rgb: np.ndarray, profile: CameraProfile, transfer: str, size: int) -> torch.Tensor:
+    """(6, size, size): the photo and its analytic camera-RGB estimate under daylight, both
+    reduced by area averaging (aspect ratio ignored: only global statistics matter)."""
+    small = area_resize(rgb, size, size)
+    linear = unprocess_rgb(small, profile, profile.daylight_neutral(), UnprocessSettings(transfer=transfer))
+    photo = torch.from_numpy(small).permute(2, 0, 1) * 2.0 - 1.0
+    return torch.cat([photo, encode_linear(torch.from_numpy(linear).permute(2, 0, 1))], dim=0)

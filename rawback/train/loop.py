@@ -1,0 +1,374 @@
+"""The training loop: AdamW with warm-up and cosine decay, gradient clipping, EMA weights, bf16
+autocast on GPU, checkpoints (every N steps and on Ctrl-C) that resume exactly, validation against
+the analytic baseline, a JSONL log, and DistributedDataParallel under `torchrun`.
+
+Progress leaves through a callback (dicts); only the CLI draws.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rawback.errors import RawbackError
+from rawback.model.config import camera_key, preset
+from rawback.model.denoiser import RawbackModel, condition
+from rawback.train.config import TrainConfig
+from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
+
+Progress = Callable[[dict], None]
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: Path  # folder of RAW files
+    out: Path  # run folder: checkpoint.pt, model.pt (EMA, fp16), config.json, log.jsonl
+    config: TrainConfig
+    resume: bool = False
+    cache_dir: Path | None = None  # decoded RAW cache; default ~/.cache/rawback/train
+    device: str = "auto"
+
+
+def split_files(data: Path, config: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """(training, validation) RAW files under `data`, by the config's glob patterns."""
+    from rawback.evaluate.run import find_raw_files
+
+    files = find_raw_files(data)
+
+    def matches(path: Path, patterns: tuple[str, ...]) -> bool:
+        rel = str(path.relative_to(data))
+        return any(fnmatch.fnmatch(rel, p) for p in patterns)
+
+    files = [f for f in files if not matches(f, config.exclude)]
+    validation = [f for f in files if matches(f, config.validation)]
+    training = [f for f in files if f not in validation]
+    if not training:
+        raise RawbackError(f"{data}: no RAW files left to train on")
+    return training, validation
+
+
+class TrainingStep(nn.Module):
+    """The loss of one batch, as a module so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: RawbackModel, config: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mc, tc = self.model.config, self.config
+        truth, prior = batch["truth"], batch["prior"]
+        residual = truth - prior
+        n = residual.shape[0]
+        # EDM training: sigma log-normal, plus a share at sigma_max for the one-step estimate.
+        sigma = torch.exp(torch.randn(n, device=truth.device) * tc.p_std + tc.p_mean)
+        at_max = torch.rand(n, device=truth.device) < tc.p_sigma_max
+        sigma = torch.where(at_max, torch.full_like(sigma, mc.sigma_max), sigma)
+        sigma = sigma.clamp(mc.sigma_min, mc.sigma_max)
+        noisy = residual + torch.randn_like(residual) * sigma[:, None, None, None]
+        predicted, finish = self.model.illuminant(batch["thumb"], batch["camera"], batch["exif"])
+        loss_head = ((predicted.float() - batch["global_target"]) ** 2).mean()
+        cond = condition(batch["rgb"], prior)
+        # The denoiser's loss also trains the head's finish embedding (one graph, end to end).
+        denoised = self.model.denoiser(noisy, sigma, cond, batch["camera"], finish)
+        weight = self.model.denoiser.loss_weight(sigma)[:, None, None, None]
+        loss_denoise = (weight * (denoised - residual) ** 2).mean()
+        return loss_denoise + tc.head_weight * loss_head, loss_denoise.detach(), loss_head.detach()
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Dataset indices for steps start..total: item indices depend only on (step, rank, k), so a
+    resumed run, or a run on more processes, never repeats or skips data."""
+
+    def __init__(self, start: int, total: int, batch: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.total, self.batch, self.rank, self.world = start, total, batch, rank, world
+
+    def __iter__(self):
+        for step in range(self.start, self.total):
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start) * self.batch
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr_final + 0.5 * (config.lr - config.lr_final) * (
+        1 + math.cos(math.pi * min(1.0, progress))
+    )
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters(), strict=False):
+        e.lerp_(p.detach(), 1.0 - decay)
+
+
+def _dist() -> tuple[int, int, int]:
+    """(rank, local rank, world size) under torchrun, else (0, 0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- validation
+
+
+@dataclass
+class ValidationImage:
+    name: str
+    rgb: np.ndarray  # the decoded JPEG (q90 4:2:0 of LibRaw's render), whole photo, float32
+    truth: np.ndarray  # packed truth of the centre crop
+    crop: tuple[slice, slice]  # in photo pixels, even offsets
+    profile: object
+    neutral: np.ndarray
+    exposure_value: float | None
+
+
+def prepare_validation(folders: list[Path], crop: int) -> list[ValidationImage]:
+    """The default protocol's input for each held-out file, made once."""
+    from PIL import Image
+
+    from rawback.isp.bayer import pack_rggb
+
+    images = []
+    for folder in folders:
+        item = load_cached(folder)
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(item.libraw)).save(buffer, "JPEG", quality=90, subsampling=2)
+        rgb = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
+        h, w = item.truth.shape
+        ch, cw = min(crop, h) // 2 * 2, min(crop, w) // 2 * 2
+        y, x = (h - ch) // 4 * 2, (w - cw) // 4 * 2
+        window = (slice(y, y + ch), slice(x, x + cw))
+        truth = pack_rggb(np.asarray(item.truth[window]), "RGGB")
+        images.append(
+            ValidationImage(item.name, rgb, truth, window, item.profile, item.neutral, item.exposure_value)
+        )
+    return images
+
+
+@torch.no_grad()
+def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, float]:
+    """Packed PSNR of the model (one step) and the analytic baseline on the centre crops."""
+    from rawback.evaluate import metrics
+    from rawback.inference import estimate_global, reconstruct_packed
+    from rawback.isp.unprocess import UnprocessSettings
+    from rawback.methods import DiffusionSettings
+
+    settings = UnprocessSettings(transfer="bt709")  # LibRaw's curve, as the default protocol says
+    scores: dict[str, list[float]] = {"psnr_model": [], "psnr_analytic": [], "psnr_model_wb_oracle": [],
+                                      "psnr_analytic_wb_oracle": []}  # fmt: skip
+    for image in images:
+        # as `convert` does by default: the head's white balance, exposure left alone
+        estimate = estimate_global(model, image.rgb, image.profile, "bt709", image.exposure_value)
+        estimate = dataclasses.replace(estimate, exposure=1.0)
+        crop = image.rgb[image.crop]
+        packed, _ = reconstruct_packed(
+            model, crop, image.profile, estimate=estimate, settings=settings, bit_depth=8,
+            diffusion=DiffusionSettings(device=str(next(model.parameters()).device)), seed=0,
+        )  # fmt: skip
+        baseline = _analytic_packed(crop, image.profile, settings)
+        scores["psnr_model"].append(metrics.psnr(packed, image.truth))
+        scores["psnr_analytic"].append(metrics.psnr(baseline, image.truth))
+        scores["psnr_model_wb_oracle"].append(metrics.wb_oracle_psnr(packed, image.truth))
+        scores["psnr_analytic_wb_oracle"].append(metrics.wb_oracle_psnr(baseline, image.truth))
+    return {k: float(np.mean(v)) for k, v in scores.items() if v}
+
+
+def _analytic_packed(crop: np.ndarray, profile, settings) -> np.ndarray:
+    from rawback.isp.bayer import pack_rggb
+    from rawback.isp.unprocess import unprocess
+
+    return pack_rggb(unprocess(crop, profile, profile.daylight_neutral(), settings), "RGGB")
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(options: TrainOptions, progress: Progress | None = None) -> Path:
+    """Train (or resume) a model; returns the path of the EMA weights (fp16)."""
+    from rawback.model.weights import save_weights
+
+    config = options.config
+    rank, local_rank, world = _dist()
+    distributed = world > 1
+    device = _device(options.device, local_rank)
+    if distributed:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    emit = progress if (progress and rank == 0) else (lambda event: None)
+
+    training, validation = split_files(options.data, config)
+    cache_dir = options.cache_dir or default_cache_dir()
+    # Rank 0 decodes; the others wait, then find every file cached.
+    if rank == 0:
+        train_folders, errors = build_cache(
+            training,
+            cache_dir,
+            lambda i, n, name: emit({"event": "cache", "index": i, "total": n, "file": name}),
+        )
+        val_folders, val_errors = build_cache(validation, cache_dir)
+    if distributed:
+        torch.distributed.barrier()
+    if rank != 0:
+        train_folders, errors = build_cache(training, cache_dir)
+        val_folders, val_errors = build_cache(validation, cache_dir)
+    for message in errors + val_errors:
+        emit({"event": "skipped", "message": message})
+    if not train_folders:
+        raise RawbackError("no training file could be decoded")
+
+    torch.manual_seed(config.seed + rank)
+    known = sorted(
+        {camera_key(f"{load_cached(f).profile.make} {load_cached(f).profile.model}") for f in train_folders}
+    )
+    model = RawbackModel(dataclasses.replace(preset(config.model), known_cameras=tuple(known))).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    step_module = TrainingStep(model, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start = 0
+    checkpoint_path = out / CHECKPOINT
+    if options.resume:
+        if not checkpoint_path.is_file():
+            raise RawbackError(f"{checkpoint_path}: nothing to resume")
+        # On the CPU first: the RNG states must stay CPU byte tensors; load_state_dict moves the rest.
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        if state["config"] != json.loads(config.to_json()) and rank == 0:
+            emit({"event": "note", "message": "resuming with a changed config"})
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    (out / "config.json").write_text(config.to_json() + "\n")
+    wrapped: nn.Module = step_module
+    if distributed:
+        wrapped = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    dataset = TrainingPairs(
+        train_folders,
+        PairSettings(
+            patch=config.patch, prior_jitter=config.prior_jitter, thumb=model.config.illuminant.thumb_size
+        ),
+        seed=config.seed,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=StepSampler(start, config.steps, config.batch_size, rank, world),
+        num_workers=config.workers,
+        # rawpy/LibRaw use OpenMP, which deadlocks in forked children: spawn (rawpy's README).
+        multiprocessing_context="spawn" if config.workers > 0 else None,
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if config.workers > 0 else None,
+    )
+    val_images = prepare_validation(val_folders, config.val_crop) if rank == 0 and val_folders else []
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+
+    def save_checkpoint(step: int) -> None:
+        if rank != 0:
+            return
+        state = {
+            "step": step,
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "config": json.loads(config.to_json()),
+        }
+        tmp = checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, checkpoint_path)
+        save_weights(ema, out / "model.pt", meta={"step": step, "train_config": json.loads(config.to_json())})
+
+    log = (out / LOG).open("a") if rank == 0 else None
+    emit({"event": "start", "step": start, "total": config.steps, "files": len(train_folders),
+          "validation": len(val_images), "device": str(device), "bf16": use_bf16})  # fmt: skip
+    step = start
+    window_start, window_steps = time.perf_counter(), 0
+    # Creating the loader's iterator draws from torch's global RNG: restore a checkpoint's RNG state
+    # after it, so a resumed run continues with exactly the noise an uninterrupted run would draw.
+    batches = iter(loader)
+    if options.resume:
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    try:
+        model.train()
+        for batch in batches:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss, loss_denoise, loss_head = wrapped(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            update_ema(ema, model, config.ema_decay if step >= config.warmup else 0.0)
+            step += 1
+            window_steps += 1
+            if step % config.log_every == 0 or step == config.steps:
+                # note: .item() is a CPU-GPU sync point, hence only every log_every steps
+                rate = window_steps / (time.perf_counter() - window_start)
+                record = {"event": "step", "step": step, "total": config.steps, "loss": float(loss.item()),
+                          "loss_denoise": float(loss_denoise.item()), "loss_head": float(loss_head.item()),
+                          "grad_norm": float(grad_norm), "lr": learning_rate(step - 1, config),
+                          "steps_per_s": rate, "time": time.time()}  # fmt: skip
+                if log:  # the log first: an interrupt during drawing must not lose the record
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                emit(record)
+                window_start, window_steps = time.perf_counter(), 0
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint(step)
+            if val_images and (step % config.validate_every == 0 or step == config.steps):
+                scores = validate(ema, val_images)
+                record = {"event": "validation", "step": step, **scores, "time": time.time()}
+                if log:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                emit(record)
+    except KeyboardInterrupt:
+        save_checkpoint(step)
+        emit({"event": "interrupted", "step": step})
+        raise
+    finally:
+        if log:
+            log.close()
+        if distributed:
+            torch.distributed.destroy_process_group()
+    if step == start:
+        save_checkpoint(step)
+    return out / "model.pt"

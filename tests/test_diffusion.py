@@ -1,0 +1,292 @@
+"""The learned inverter end to end on data the tests make themselves: synthetic DNGs written with
+our own writer stand in for a RAW folder; a tiny model trains for a few steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rawpy
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from rawback.camera import builtin_profiles
+from rawback.cli import DEFAULT_SAMPLER, DEFAULT_STEPS, app
+from rawback.convert import ConvertOptions, convert_file
+from rawback.errors import RawbackError, UsageError
+from rawback.evaluate.run import EvalOptions, diffusion_label, run_eval
+from rawback.io.dng import write_dng
+from rawback.isp.bayer import mosaic_rgb
+from rawback.methods import DiffusionSettings
+from rawback.model.config import preset
+from rawback.model.denoiser import RawbackModel
+from rawback.model.weights import BUNDLED, load_weights, save_weights
+from rawback.train.config import TrainConfig
+from rawback.train.data import SYMMETRIES, PairSettings, TrainingPairs, bayer_augment, build_cache
+from rawback.train.loop import TrainingStep, TrainOptions, train
+
+TINY_TRAIN = dict(
+    model="tiny", steps=6, batch_size=2, patch=32, warmup=2, workers=0, log_every=1, checkpoint_every=3,
+    validate_every=1000, val_crop=64,
+)  # fmt: skip
+
+
+def synthetic_scene(height: int, width: int, seed: int) -> np.ndarray:
+    """Linear camera RGB with gradients, flat patches and a clipped highlight."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    rgb = np.stack([0.2 + 0.3 * x, 0.15 + 0.2 * y, 0.1 + 0.25 * (1 - x)], axis=-1)
+    for _ in range(6):
+        top, left = rng.integers(0, height - 24), rng.integers(0, width - 24)
+        rgb[top : top + 24, left : left + 24] = rng.uniform(0.02, 0.6, 3)
+    rgb[8:20, 8:20] = 1.2  # clipped
+    return rgb
+
+
+def write_synthetic_dng(path: Path, seed: int, height: int = 144, width: int = 176) -> None:
+    profile = builtin_profiles()["generic"]
+    normalised = np.clip(mosaic_rgb(synthetic_scene(height, width, seed), profile.cfa_pattern), 0, 1)
+    counts = profile.black_level[0] + normalised * (profile.white_level - profile.black_level[0])
+    neutral = profile.daylight_neutral() * np.array([1.2, 1.0, 0.8])
+    write_dng(path, np.rint(counts).astype(np.uint16), profile=profile, as_shot_neutral=neutral / neutral[1])
+
+
+@pytest.fixture(scope="module")
+def raw_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raws")
+    for index, name in enumerate(("a/one.dng", "a/two.dng", "b/three.dng")):
+        (root / name).parent.mkdir(exist_ok=True)
+        write_synthetic_dng(root / name, seed=index)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    save_weights(RawbackModel(preset("tiny")), path)
+    return path
+
+
+def small_jpeg(path: Path, seed: int, size: tuple[int, int] = (120, 90)) -> Path:
+    rng = np.random.default_rng(seed)
+    image = np.clip(
+        synthetic_scene(size[1], size[0], seed) ** (1 / 2.2) + rng.normal(0, 0.02, (size[1], size[0], 3)),
+        0,
+        1,
+    )
+    Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("symmetry", SYMMETRIES)
+def test_bayer_augment_keeps_the_rggb_phase(symmetry) -> None:
+    codes = np.tile(np.array([[0, 1], [3, 2]]), (9, 9))  # R=0 G1=1 B=2 G2=3, an 18x18 RGGB mosaic
+    (out,) = bayer_augment([codes], 16, symmetry)
+    assert out.shape == (16, 16)
+    # Red and blue stay on their sites; the two greens may trade places (transposes), never R/B.
+    assert np.all(out[0::2, 0::2] == 0) and np.all(out[1::2, 1::2] == 2)
+    assert set(np.unique(out[0::2, 1::2])) | set(np.unique(out[1::2, 0::2])) <= {1, 3}
+
+
+def test_training_items_depend_only_on_seed_and_index(raw_folder, cache_dir) -> None:
+    folders, errors = build_cache(sorted(raw_folder.rglob("*.dng")), cache_dir)
+    assert not errors and len(folders) == 3
+    pairs = TrainingPairs(folders, PairSettings(patch=32, thumb=16), seed=5)
+    first, again, other = (
+        pairs[7],
+        TrainingPairs(folders, PairSettings(patch=32, thumb=16), seed=5)[7],
+        pairs[8],
+    )
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["rgb"], other["rgb"])
+    assert first["rgb"].shape == (3, 32, 32) and first["truth"].shape == (4, 16, 16)
+    assert first["prior"].shape == (4, 16, 16) and first["thumb"].shape == (6, 16, 16)
+    assert float(first["truth"].min()) >= 0.0 and float(first["truth"].max()) <= 1.0
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def test_tiny_model_lowers_its_loss_on_a_fixed_batch(raw_folder, cache_dir) -> None:
+    folders, _ = build_cache(sorted(raw_folder.rglob("*.dng")), cache_dir)
+    pairs = TrainingPairs(folders, PairSettings(patch=32, thumb=16), seed=0)
+    batch = torch.utils.data.default_collate([pairs[i] for i in range(4)])
+    torch.manual_seed(0)
+    step = TrainingStep(RawbackModel(preset("tiny")), TrainConfig(p_sigma_max=0.5))
+    optimizer = torch.optim.Adam(step.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(40):
+        torch.manual_seed(1)  # the same noise levels every step: a fixed objective
+        loss, _, _ = step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+
+
+def test_interrupted_training_resumes_exactly(raw_folder, cache_dir, tmp_path) -> None:
+    config = TrainConfig(**TINY_TRAIN)
+    straight = train(
+        TrainOptions(data=raw_folder, out=tmp_path / "straight", config=config, cache_dir=cache_dir)
+    )
+
+    def interrupt_at_step_4(event: dict) -> None:
+        if event["event"] == "step" and event["step"] == 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainOptions(data=raw_folder, out=out, config=config, cache_dir=cache_dir), interrupt_at_step_4)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 4  # saved on Ctrl-C
+    resumed = train(TrainOptions(data=raw_folder, out=out, config=config, cache_dir=cache_dir, resume=True))
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    b = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 6
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert straight.is_file() and resumed.is_file()
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["event"] == "step"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_train_config_overrides_are_typed() -> None:
+    config = TrainConfig().with_overrides(["steps=10", 'validation=["a/*"]', "model=tiny", "lr=1"])
+    assert (config.steps, config.validation, config.model, config.lr) == (10, ("a/*",), "tiny", 1.0)
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        TrainConfig().with_overrides(["stepz=10"])
+    with pytest.raises(UsageError, match="must be int"):
+        TrainConfig().with_overrides(["steps=ten"])
+
+
+def test_cli_train_validates_writes_weights_and_refuses_to_clobber(raw_folder, cache_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in {**TINY_TRAIN, "steps": 2, "workers": 1}.items()]
+    args = ["train", "--data", str(raw_folder), "--out", str(out), "--cache-dir", str(cache_dir),
+            "--validation", "b/*", *sets]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "validation at step 2" in result.output  # held-out file scored beside the baseline
+    assert (out / "model.pt").is_file() and (out / "model.json").is_file()
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert "validation" in events
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.output
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=1)
+    converted = CliRunner().invoke(app, ["convert", str(jpeg), "--weights", str(out / "model.pt"), "-q"])
+    assert converted.exit_code == 0, converted.output
+    with rawpy.imread(str(tmp_path / "photo.dng")) as raw:
+        assert raw.raw_image_visible.shape == (90, 120)
+
+
+# --- weights, determinism, shipped model ---------------------------------------------------------
+
+
+def test_weights_round_trip_and_damaged_file(tiny_weights, tmp_path) -> None:
+    model = load_weights(tiny_weights)
+    assert model.config == preset("tiny")
+    assert json.loads(tiny_weights.with_suffix(".json").read_text())["name"] == "tiny"
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(RawbackError, match="not a rawback weights file"):
+        load_weights(bad)
+    payload = torch.load(tiny_weights, weights_only=True)
+    del payload["state"]["denoiser.unet.out.weight"]  # as from another version of the network
+    torch.save(payload, bad)
+    with pytest.raises(RawbackError, match="do not fit"):
+        load_weights(bad)
+
+
+def test_same_seed_same_dng_whatever_the_batch(tmp_path) -> None:
+    a, b = small_jpeg(tmp_path / "a.jpg", seed=1), small_jpeg(tmp_path / "b.jpg", seed=2)
+    settings = DiffusionSettings(sampler="euler", steps=2, seed=3, tile=64, overlap=16)
+    options = ConvertOptions(diffusion=settings)
+    convert_file(a, tmp_path / "a1.dng", options)
+    convert_file(b, tmp_path / "b1.dng", options)
+    convert_file(a, tmp_path / "a2.dng", options)
+    assert (tmp_path / "a1.dng").read_bytes() == (tmp_path / "a2.dng").read_bytes()
+    other = ConvertOptions(diffusion=DiffusionSettings(sampler="euler", steps=2, seed=4, tile=64, overlap=16))
+    convert_file(a, tmp_path / "a3.dng", other)
+    with rawpy.imread(str(tmp_path / "a1.dng")) as r1, rawpy.imread(str(tmp_path / "a3.dng")) as r3:
+        assert not np.array_equal(r1.raw_image_visible, r3.raw_image_visible)
+
+
+def test_bundled_weights_convert_a_small_jpeg(tmp_path) -> None:
+    assert BUNDLED.is_file() and BUNDLED.stat().st_size < 16 * 2**20
+    model = load_weights(BUNDLED)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(200, 150))
+    result = convert_file(jpeg, tmp_path / "photo.dng", ConvertOptions())  # the defaults: the model
+    assert any(note.startswith("diffusion:") for note in result.notes)
+    with rawpy.imread(str(tmp_path / "photo.dng")) as raw:
+        assert raw.raw_image_visible.shape == (150, 200)
+        rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
+    original = np.asarray(Image.open(jpeg), dtype=np.float64)
+    assert np.abs(rgb.astype(np.float64) - original).mean() < 20  # it looks like the photo
+
+
+def test_default_sampler_agrees_between_cli_and_library() -> None:
+    assert (DiffusionSettings().sampler, DiffusionSettings().steps) == (DEFAULT_SAMPLER, DEFAULT_STEPS)
+
+
+def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
+    settings = DiffusionSettings(weights=str(tiny_weights), sampler="heun", tile=64, overlap=16)
+    report = run_eval(
+        EvalOptions(data=raw_folder, method="diffusion", include=("b/*",), diffusion=settings, steps=(1, 2))
+    )
+    assert report.rows == [
+        diffusion_label(DiffusionSettings(sampler="heun", steps=1)),
+        "diffusion (heun, 2 steps)",
+        "analytic",
+        "analytic, oracle white balance",
+    ]
+    (image,) = report.images
+    assert image.error is None
+    for row in report.rows:
+        assert (
+            np.isfinite(image.rows[row]["psnr_packed"])
+            and image.rows[row]["exposure_error_stops"] is not None
+        )
+
+
+def test_bad_settings_are_one_line_usage_errors(tmp_path) -> None:
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0)
+    for args, message in (
+        (["--sampler", "ddim"], "unknown sampler"),
+        (["--weights", str(tmp_path / "missing.pt")], "model weights not found"),
+        (["--device", "gpu0"], "--device must be"),
+        (["--tile", "101"], "--tile must be even"),
+    ):
+        result = CliRunner().invoke(app, ["convert", str(jpeg), *args])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    with pytest.raises(UsageError, match="precision"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(UsageError, match="model must be"):
+        TrainConfig().with_overrides(["model=huge"])
+
+
+def test_one_step_sweep_is_one_row(raw_folder) -> None:
+    from rawback.evaluate.run import plan_rows
+
+    rows = plan_rows(EvalOptions(data=raw_folder, method="diffusion", steps=(1, 2, 4),
+                                 diffusion=DiffusionSettings(sampler="one-step")))  # fmt: skip
+    assert [r.label for r in rows] == ["diffusion (one-step)", "analytic", "analytic, oracle white balance"]
+
+
+def test_sampler_names_agree_with_the_sampling_module() -> None:
+    from rawback.methods import SAMPLER_NAMES
+    from rawback.sampling import SAMPLERS
+
+    assert set(SAMPLER_NAMES) == set(SAMPLERS)
