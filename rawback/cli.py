@@ -75,7 +75,9 @@ Overlap = Annotated[int, typer.Option(min=0, help="Overlap of neighbouring tiles
 TileBatch = Annotated[int, typer.Option("--tile-batch", min=1, help="Tiles per network call.")]
 Weights = Annotated[
     Path | None,
-    typer.Option(help="Model weights (.pt). Default: the bundled model in models/.", show_default=False),
+    typer.Option(
+        help="Model weights (.pt). Default: the bundled model (models/rawback-small.pt).", show_default=False
+    ),
 ]
 Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
 UndoExposure = Annotated[
@@ -99,7 +101,8 @@ WhiteBalance = Annotated[
     str,
     typer.Option(
         "--white-balance",
-        help="'auto' (EXIF LightSource, else daylight) or the scene white in camera RGB, 'R,G,B'.",
+        help="'auto' (EXIF LightSource, else the model's estimate for cameras it was trained on, else "
+        "daylight) or the scene white in camera RGB, 'R,G,B'.",
     ),
 ]
 CompressionOpt = Annotated[

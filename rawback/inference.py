@@ -2,8 +2,9 @@
 
 Data flow for one photo (stored orientation, CFA of the camera profile):
   1. crop the photo to the mosaic's RGGB phase (an even-sized region starting at the first red site);
-  2. the global head sees a thumbnail of the whole photo and estimates the scene white balance and
-     the finish's exposure (skipped when the user fixed the white balance);
+  2. the global head sees a thumbnail of the whole photo and estimates the scene white balance,
+     the finish's exposure and a finish embedding (it always runs: the denoiser needs the
+     embedding; a white balance the user or EXIF gives replaces its estimate);
   3. the analytic inverse with that white balance gives the prior (packed RGGB);
   4. a sampler (rawback.sampling) integrates the residual from sigma_max to 0 through the tiled
      denoiser (rawback.tiling), noise drawn once per photo from (seed, photo pixels);

@@ -263,9 +263,12 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         if state["config"] != json.loads(config.to_json()) and rank == 0:
             emit({"event": "note", "message": "resuming with a changed config"})
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as exc:
+            raise RawbackError(f"{checkpoint_path}: made with another model (--set model=...?)") from exc
         start = state["step"]
     (out / "config.json").write_text(config.to_json() + "\n")
     wrapped: nn.Module = step_module
@@ -320,10 +323,14 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     # Creating the loader's iterator draws from torch's global RNG: restore a checkpoint's RNG state
     # after it, so a resumed run continues with exactly the noise an uninterrupted run would draw.
     batches = iter(loader)
-    if options.resume:
+    if options.resume and not distributed:
         torch.set_rng_state(state["rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
+    elif options.resume:
+        # Only rank 0's generator is saved; giving it to every rank would make all ranks draw the
+        # same noise. Each rank starts a fresh stream instead (data stays exact: indices by step).
+        torch.manual_seed(config.seed + 1_000_003 * (start + 1) + rank)
     try:
         model.train()
         for batch in batches:
