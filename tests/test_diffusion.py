@@ -290,3 +290,15 @@ def test_sampler_names_agree_with_the_sampling_module() -> None:
     from rawback.sampling import SAMPLERS
 
     assert set(SAMPLER_NAMES) == set(SAMPLERS)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_conversion_matches_the_cpu(tmp_path) -> None:
+    """bf16 on the GPU against fp32 on the CPU: the same photo within a few raw counts."""
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(256, 192))
+    for device in ("cpu", "cuda"):
+        options = ConvertOptions(diffusion=DiffusionSettings(device=device))
+        convert_file(jpeg, tmp_path / f"{device}.dng", options)
+    with rawpy.imread(str(tmp_path / "cpu.dng")) as a, rawpy.imread(str(tmp_path / "cuda.dng")) as b:
+        diff = np.abs(a.raw_image_visible.astype(int) - b.raw_image_visible.astype(int))
+        assert np.percentile(diff, 99) <= 0.01 * a.white_level
