@@ -302,3 +302,17 @@ def test_gpu_conversion_matches_the_cpu(tmp_path) -> None:
     with rawpy.imread(str(tmp_path / "cpu.dng")) as a, rawpy.imread(str(tmp_path / "cuda.dng")) as b:
         diff = np.abs(a.raw_image_visible.astype(int) - b.raw_image_visible.astype(int))
         assert np.percentile(diff, 99) <= 0.01 * a.white_level
+
+
+def test_ensemble_is_the_mean_of_its_members(tiny_weights) -> None:
+    from rawback.inference import sample_residual
+
+    model = load_weights(tiny_weights)
+    torch.manual_seed(0)
+    cond, camera, finish = torch.randn(1, 16, 24, 20), torch.randn(1, 12), torch.randn(1, 8)
+    one = DiffusionSettings(sampler="euler", steps=2, tile=32, overlap=8)
+    two = DiffusionSettings(sampler="euler", steps=2, tile=32, overlap=8, ensemble=2)
+    a = sample_residual(model, cond, camera, finish, one, seed=5)
+    b = sample_residual(model, cond, camera, finish, one, seed=6)
+    both = sample_residual(model, cond, camera, finish, two, seed=5)
+    assert torch.allclose(both, (a + b) / 2, atol=1e-12) and not torch.equal(a, b)
