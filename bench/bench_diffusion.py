@@ -32,9 +32,8 @@ from bench_convert import cpu_model, make_photo, usable_cores
 
 import rawback
 from rawback.convert import ConvertOptions, convert_file
-from rawback.inference import model_for, resolve_device
+from rawback.inference import model_for, resolve_device, tiled_denoiser
 from rawback.methods import DiffusionSettings
-from rawback.tiling import TiledDenoiser
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
@@ -75,27 +74,18 @@ def network_throughput(settings: DiffusionSettings, device: torch.device, packed
     model = model_for(DiffusionSettings(device=str(device)))
     camera = torch.zeros(1, 12, device=device)
     finish = torch.zeros(1, model.config.illuminant.finish_channels, device=device)
-    use_bf16 = device.type == "cuda"
-
-    def denoise_batch(x, sigma, cond):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16), torch.no_grad():
-            n = x.shape[0]
-            out = model.denoiser(
-                x.to(device), sigma.to(device), cond.to(device), camera.expand(n, -1), finish.expand(n, -1)
-            )
-        return out.to("cpu", torch.float64)
-
-    tiled = TiledDenoiser(
-        denoise_batch, tile=settings.tile // 2, overlap=settings.overlap // 2, tile_batch=settings.tile_batch
-    )
+    tiled = tiled_denoiser(model, camera, finish, settings)  # exactly what `convert` runs
     x = torch.randn(1, 4, packed, packed, dtype=torch.float64)
     cond = torch.randn(1, 16, packed, packed)
-    tiled(x, torch.tensor(0.5, dtype=torch.float64), cond)  # warm-up
+    sigma = torch.tensor(0.5, dtype=torch.float64)
+    with torch.no_grad():
+        tiled(x, sigma, cond)  # warm-up
     times = []
     for _ in range(repeat):
         _sync(device)
         start = time.perf_counter()
-        tiled(x, torch.tensor(0.5, dtype=torch.float64), cond)
+        with torch.no_grad():
+            tiled(x, sigma, cond)
         _sync(device)
         times.append(time.perf_counter() - start)
     return packed * packed / 1e6 / statistics.median(times)

@@ -174,44 +174,9 @@ def make_reporter(*, quiet: bool, verbose: bool, dry_run: bool, list_files: bool
     return RichReporter(verbose=verbose, list_files=list_files)
 
 
-class CountProgress:
-    """A `progress(index, total, name)` callback (as `rawback.evaluate.run.run_eval` takes): a
-    progress bar on a terminal, else one line per item."""
-
-    def __init__(self, what: str, *, quiet: bool = False) -> None:
-        from rich.console import Console
-
-        self.what = what
-        self.quiet = quiet
-        self.console = Console()
-        self.progress = None
-        self.task = None
-
-    def __enter__(self) -> CountProgress:
-        if not self.quiet and self.console.is_terminal:
-            from rich.progress import Progress
-
-            self.progress = Progress(console=self.console)
-            self.task = self.progress.add_task(self.what, total=None)
-            self.progress.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def __call__(self, index: int, total: int, name: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=index, total=total, description=name or self.what)
-        elif not self.quiet and name:
-            print(f"[{index + 1}/{total}] {self.what} {name}", flush=True)
-
-
-class TrainProgress:
-    """The `progress(event)` callback of rawback.train.loop.train: one Rich progress bar (loss,
-    steps/s, ETA) on a terminal, else a line per logged step, and a line per validation."""
+class _LiveProgress:
+    """A Rich progress display while on a terminal (made by `_make`), none otherwise; the console
+    is created on entry to the object, never at import (CliRunner could not capture it)."""
 
     def __init__(self, *, quiet: bool = False) -> None:
         from rich.console import Console
@@ -221,16 +186,12 @@ class TrainProgress:
         self.progress = None
         self.task = None
 
-    def __enter__(self) -> TrainProgress:
-        if not self.quiet and self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def _make(self):  # -> (rich.progress.Progress, task id)
+        raise NotImplementedError
 
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
-                TimeRemainingColumn(), console=self.console,
-            )  # fmt: skip
-            self.task = self.progress.add_task("training", total=None, loss="-", rate="-")
+    def __enter__(self):
+        if not self.quiet and self.console.is_terminal:
+            self.progress, self.task = self._make()
             self.progress.start()
         return self
 
@@ -239,6 +200,42 @@ class TrainProgress:
     ) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class CountProgress(_LiveProgress):
+    """A `progress(index, total, name)` callback (as `rawback.evaluate.run.run_eval` takes): a
+    progress bar on a terminal, else one line per item."""
+
+    def __init__(self, what: str, *, quiet: bool = False) -> None:
+        super().__init__(quiet=quiet)
+        self.what = what
+
+    def _make(self):
+        from rich.progress import Progress
+
+        progress = Progress(console=self.console)
+        return progress, progress.add_task(self.what, total=None)
+
+    def __call__(self, index: int, total: int, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=index, total=total, description=name or self.what)
+        elif not self.quiet and name:
+            print(f"[{index + 1}/{total}] {self.what} {name}", flush=True)
+
+
+class TrainProgress(_LiveProgress):
+    """The `progress(event)` callback of rawback.train.loop.train: one Rich progress bar (loss,
+    steps/s, ETA) on a terminal, else a line per logged step, and a line per validation."""
+
+    def _make(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+            TimeRemainingColumn(), console=self.console,
+        )  # fmt: skip
+        return progress, progress.add_task("training", total=None, loss="-", rate="-")
 
     def line(self, text: str) -> None:
         if self.quiet:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,12 +25,11 @@ from rawback.camera import CameraProfile
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.methods import DiffusionSettings, InverseRequest, InverseResult
-from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features
+from rawback.model.config import profile_camera
+from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.weights import BUNDLED, load_weights
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas
 from rawback.tiling import TiledDenoiser
-
-Progress = Callable[[int, int], None]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,8 +80,6 @@ def estimate_global(
     model: RawbackModel, rgb: np.ndarray, profile: CameraProfile, transfer: str, exposure_value: float | None
 ) -> GlobalEstimate:
     """The global head on a thumbnail of the whole photo."""
-    from rawback.train.data import thumbnail_input
-
     device = next(model.parameters()).device
     thumb = thumbnail_input(rgb, profile, transfer, model.config.illuminant.thumb_size)[None].to(device)
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
@@ -91,7 +87,7 @@ def estimate_global(
     corrections, finish = model.illuminant(thumb, camera, exif)
     out = corrections[0].double().cpu().numpy()
     daylight = profile.daylight_neutral()
-    learned = model.config.knows(f"{profile.make} {profile.model}")
+    learned = model.config.knows(profile_camera(profile))
     if learned:
         neutral = np.array([daylight[0] * np.exp(out[0]), 1.0, daylight[2] * np.exp(out[1])])
     else:
@@ -99,18 +95,11 @@ def estimate_global(
     return GlobalEstimate(neutral, float(2.0 ** out[2]), finish, learned)
 
 
-@torch.no_grad()
-def sample_residual(
-    model: RawbackModel,
-    cond: torch.Tensor,
-    camera: torch.Tensor,
-    finish: torch.Tensor,
-    settings: DiffusionSettings,
-    seed: int,
-    progress: Progress | None = None,
-) -> torch.Tensor:
-    """Integrate the packed residual (1, 4, h, w) from pure noise at sigma_max to sigma = 0."""
-    config = model.config
+def tiled_denoiser(
+    model: RawbackModel, camera: torch.Tensor, finish: torch.Tensor, settings: DiffusionSettings
+) -> TiledDenoiser:
+    """The model's D(x, sigma, cond) over a whole packed image, tile by tile; camera and finish
+    are the photo's global conditions. bf16 autocast on CUDA, float64 blending on the CPU."""
     device = next(model.parameters()).device
     use_bf16 = device.type == "cuda"
 
@@ -126,9 +115,23 @@ def sample_residual(
             )
         return out.to("cpu", torch.float64)  # note: a CPU-GPU sync point per tile batch
 
-    tiled = TiledDenoiser(
+    return TiledDenoiser(
         denoise_batch, tile=settings.tile // 2, overlap=settings.overlap // 2, tile_batch=settings.tile_batch
     )
+
+
+@torch.no_grad()
+def sample_residual(
+    model: RawbackModel,
+    cond: torch.Tensor,
+    camera: torch.Tensor,
+    finish: torch.Tensor,
+    settings: DiffusionSettings,
+    seed: int,
+) -> torch.Tensor:
+    """Integrate the packed residual (1, 4, h, w) from pure noise at sigma_max to sigma = 0."""
+    config = model.config
+    tiled = tiled_denoiser(model, camera, finish, settings)
     sigmas = karras_sigmas(settings.steps, config.sigma_min, config.sigma_max)
     sampler = get_sampler(settings.sampler)
     total = []
@@ -136,8 +139,6 @@ def sample_residual(
         shape = (cond.shape[0], 4, *cond.shape[2:])
         x = initial_noise(shape, (seed + member) % 2**63) * sigmas[0]
         total.append(sampler(lambda x_, sigma: tiled(x_, sigma, cond), x, sigmas))
-        if progress:
-            progress(member + 1, settings.ensemble)
     return torch.stack(total).mean(dim=0)
 
 

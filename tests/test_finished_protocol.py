@@ -68,7 +68,7 @@ def test_linear_render_refuses_a_non_raw(tmp_path: Path) -> None:
 def test_finish_keeps_grey_grey_and_black_black() -> None:
     ramp = np.linspace(0.0, 1.0, 32, dtype=np.float32)
     camera_rgb = ramp[None, :, None] * NEUTRAL[None, None, :] * np.ones((16, 1, 1), np.float32)
-    out = FinishedProtocol().finish(camera_rgb, S40.srgb_from_camera(), NEUTRAL)
+    out = FinishedProtocol().finish(camera_rgb, S40, NEUTRAL)
     middle = out[8].astype(int)  # away from the sharpening's image border
     assert middle[0].max() <= 1 and middle[-1].min() >= 254
     assert (middle.max(axis=-1) - middle.min(axis=-1)).max() <= 1

@@ -23,6 +23,8 @@ from rawback.isp.bayer import pack_rggb, per_site, rggb_crop, unpack_rggb
 if TYPE_CHECKING:
     import rawpy
 
+    from rawback.camera import CameraProfile
+
 # The render of the "rawback" protocol and of round-trip checks. LibRaw by default raises the
 # white level to the brightest pixel when that exceeds 75% of it (adjust_maximum_thr=0.75): a
 # per-image exposure change that no inverse can know and that Adobe, darktable and RawTherapee do
@@ -283,21 +285,20 @@ class FinishedProtocol(Protocol):
 
         neutral = render_raw(raw.path, **CAMERA_WB_RENDER).neutral
         linear = read_linear_rgb(raw.path).rgb
-        rgb8 = self.finish(linear, profile_from_raw_image(raw).srgb_from_camera(), neutral)
+        rgb8 = self.finish(linear, profile_from_raw_image(raw), neutral)
         path = folder / f"{raw.path.stem}.jpg"
         _save_jpeg(rgb8, path, raw, subsampling=self.jpeg_subsampling, quality=self.jpeg_quality)
         decoded = np.asarray(Image.open(path).convert("RGB"))
         return PreparedInput(path=path, input_rgb8=decoded, neutral=neutral)
 
-    def finish(self, camera_rgb: np.ndarray, srgb_from_camera: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    def finish(self, camera_rgb: np.ndarray, profile: CameraProfile, neutral: np.ndarray) -> np.ndarray:
         """Steps 1-6 of the class docstring: linear camera RGB (H, W, 3) -> uint8 sRGB."""
         from scipy import ndimage
 
         from rawback.isp.color import linear_to_srgb
-        from rawback.isp.unprocess import white_balance_scale
+        from rawback.isp.simulate import camera_to_linear_srgb
 
-        balanced = np.clip(camera_rgb * white_balance_scale(neutral).astype(np.float32), 0.0, 1.0)
-        lin = np.clip(balanced @ srgb_from_camera.astype(np.float32).T, 0.0, 1.0)
+        lin = camera_to_linear_srgb(camera_rgb, profile, neutral)  # steps 1-2, as LibRaw does them
         peak = 2.0**self.exposure_stops
         lin = _hable(self.filmic_bias * peak * lin) / _hable(self.filmic_bias * peak)
         luma = (lin @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))[..., None]

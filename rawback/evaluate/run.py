@@ -205,6 +205,7 @@ def evaluate_file(
     else:
         rows_, cols_ = rggb_crop(h, w, raw.pattern)
         over_mask = metrics.overexposed_mask(prepared.input_rgb8[rows_, cols_])
+    scene_ev = exposure_value(image.exif)
     for row in rows:
         start = time.perf_counter()
         request = InverseRequest(
@@ -214,7 +215,7 @@ def evaluate_file(
             settings=UnprocessSettings(transfer=protocol.transfer),
             neutral=true_neutral if row.oracle else None,
             light_source=image.exif.light_source,
-            exposure_value=exposure_value(image.exif),
+            exposure_value=scene_ev,
             diffusion=row.diffusion,
         )
         inverse = get_method(row.method)(request)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rawback.camera import CameraProfile
 
 # Condition channels: the JPEG as space-to-depth (3 colours x 2x2 sites) + the analytic estimate
 # (packed R, G1, G2, B).
@@ -102,6 +106,11 @@ PRESETS: dict[str, ModelConfig] = {
 def camera_key(camera: str) -> str:
     """'Canon  PowerShot G2' -> 'canon powershot g2': how known cameras are compared."""
     return " ".join(camera.lower().split())
+
+
+def profile_camera(profile: CameraProfile) -> str:
+    """The camera a profile describes, as `known_cameras` names it."""
+    return camera_key(f"{profile.make} {profile.model}")
 
 
 def preset(name: str) -> ModelConfig:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rawback.camera import CameraProfile
+from rawback.isp.unprocess import UnprocessSettings, unprocess_rgb
 from rawback.model.config import ModelConfig
 from rawback.model.illuminant import IlluminantHead
 from rawback.model.unet import UNet
@@ -47,6 +48,21 @@ def condition(rgb: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     """(N, 3, 2H, 2W) sRGB-encoded photo in [0, 1] + (N, 4, H, W) analytic packed estimate ->
     (N, 16, H, W): the photo as space-to-depth (channel c*4 + 2*dy + dx) and the encoded prior."""
     return torch.cat([F.pixel_unshuffle(rgb * 2.0 - 1.0, 2), encode_linear(prior)], dim=1)
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, C) -> (height, width, C) by area averaging (float32)."""
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    return F.interpolate(t, size=(height, width), mode="area")[0].permute(1, 2, 0).numpy()
+
+
+def thumbnail_input(rgb: np.ndarray, profile: CameraProfile, transfer: str, size: int) -> torch.Tensor:
+    """(6, size, size): the photo and its analytic camera-RGB estimate under daylight, both
+    reduced by area averaging (aspect ratio ignored: only global statistics matter)."""
+    small = area_resize(rgb, size, size)
+    linear = unprocess_rgb(small, profile, profile.daylight_neutral(), UnprocessSettings(transfer=transfer))
+    photo = torch.from_numpy(small).permute(2, 0, 1) * 2.0 - 1.0
+    return torch.cat([photo, encode_linear(torch.from_numpy(linear).permute(2, 0, 1))], dim=0)
 
 
 class EDMDenoiser(nn.Module):

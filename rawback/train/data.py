@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from rawback.camera import CameraProfile, profile_from_raw_image
 from rawback.errors import InputError, RawbackError
 from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
-from rawback.isp.unprocess import UnprocessSettings, unprocess, unprocess_rgb
-from rawback.model.denoiser import camera_features, encode_linear, exif_features
+from rawback.isp.unprocess import UnprocessSettings, unprocess
+from rawback.model.denoiser import area_resize, camera_features, exif_features, thumbnail_input
 
 CACHE_VERSION = 1
 THUMB_SOURCE = 128  # thumbnails are simulated at this size, then reduced to the head's input size
@@ -43,12 +42,6 @@ KNOWN_TRANSFERS = ("srgb", "bt709", "gamma2.2")
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "rawback" / "train"
-
-
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, C) -> (height, width, C) by area averaging (float32)."""
-    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-    return F.interpolate(t, size=(height, width), mode="area")[0].permute(1, 2, 0).numpy()
 
 
 @dataclass(frozen=True)
@@ -279,12 +272,3 @@ class TrainingPairs(torch.utils.data.Dataset):
             dtype=np.float32,
         )
         return thumb, torch.from_numpy(target)
-
-
-def thumbnail_input(rgb: np.ndarray, profile: CameraProfile, transfer: str, size: int) -> torch.Tensor:
-    """(6, size, size): the photo and its analytic camera-RGB estimate under daylight, both
-    reduced by area averaging (aspect ratio ignored: only global statistics matter)."""
-    small = area_resize(rgb, size, size)
-    linear = unprocess_rgb(small, profile, profile.daylight_neutral(), UnprocessSettings(transfer=transfer))
-    photo = torch.from_numpy(small).permute(2, 0, 1) * 2.0 - 1.0
-    return torch.cat([photo, encode_linear(torch.from_numpy(linear).permute(2, 0, 1))], dim=0)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rawback.errors import RawbackError
-from rawback.model.config import camera_key, preset
+from rawback.model.config import preset, profile_camera
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
@@ -247,9 +247,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         raise RawbackError("no training file could be decoded")
 
     torch.manual_seed(config.seed + rank)
-    known = sorted(
-        {camera_key(f"{load_cached(f).profile.make} {load_cached(f).profile.model}") for f in train_folders}
-    )
+    known = sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
     model = RawbackModel(dataclasses.replace(preset(config.model), known_cameras=tuple(known))).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     step_module = TrainingStep(model, config)
