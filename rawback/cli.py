@@ -80,6 +80,12 @@ Weights = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where decoded RAW files are cached. Default: ~/.cache/rawback/train.", show_default=False
+    ),
+]
 UndoExposure = Annotated[
     bool,
     typer.Option(
@@ -522,12 +528,7 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt exactly.")
     ] = False,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where decoded RAW files are cached. Default: ~/.cache/rawback/train.", show_default=False
-        ),
-    ] = None,
+    cache_dir: CacheDir = None,
     device: Device = "auto",
     quiet: Quiet = False,
 ) -> None:
@@ -563,6 +564,60 @@ def train(
             except KeyboardInterrupt:
                 raise typer.Exit(130) from None
         typer.echo(f"wrote {weights}")
+
+
+@app.command()
+def calibrate(
+    data: Annotated[
+        Path, typer.Option(help="Folder of RAW files the model was not trained on.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option(help="The calibrated weights file to write.", show_default=False)],
+    weights: Weights = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Use only files matching this glob (relative to --data); repeatable.", show_default=False
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out files matching this glob; repeatable.", show_default=False),
+    ] = None,
+    samples: Annotated[int, typer.Option(min=20, help="Simulated photos to run the model on.")] = 4096,
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps of the gate.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated photos and of the fit.")] = 0,
+    cache_dir: CacheDir = None,
+    device: Device = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fit the residual gate of trained weights: a per-photo trust in the model's residual over the
+    analytic estimate (docs/model.md). The rest of the model is unchanged. Calibrate on RAW files
+    the model was not trained on: on its own training files it is right too often to learn doubt."""
+    with user_errors():
+        from rawback.console import CountProgress
+        from rawback.model.weights import BUNDLED
+        from rawback.train.gate import CalibrateOptions
+        from rawback.train.gate import calibrate as run_calibration
+
+        if out.exists() and not overwrite:
+            raise UsageError(f"{out} exists: pass --overwrite to replace it")
+        options = CalibrateOptions(
+            data=data, weights=weights or BUNDLED, out=out, include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            samples=samples, steps=steps, seed=seed, cache_dir=cache_dir, device=device,
+        )  # fmt: skip
+        with CountProgress("calibrating", quiet=quiet) as progress:
+            path, report = run_calibration(options, progress=progress)
+        held = report["held_out"]
+        if not quiet:
+            typer.echo(
+                f"held-out items ({held['items']}), PSNR of unclipped packed values: "
+                f"prior only {held['psnr_prior_only']:.2f} dB, "
+                f"full residual {held['psnr_full_residual']:.2f} dB, "
+                f"gate {held['psnr_gate']:.2f} dB (mean trust {held['mean_trust']:.2f})"
+            )
+        typer.echo(f"wrote {path}")
 
 
 # --- camera profiles -----------------------------------------------------------------------------

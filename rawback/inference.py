@@ -8,7 +8,9 @@ Data flow for one photo (stored orientation, CFA of the camera profile):
   3. the analytic inverse with that white balance gives the prior (packed RGGB);
   4. a sampler (rawback.sampling) integrates the residual from sigma_max to 0 through the tiled
      denoiser (rawback.tiling), noise drawn once per photo from (seed, photo pixels);
-  5. prior + residual, clipped, is unpacked into the profile's CFA.
+  5. a calibrated model's residual gate (rawback.model.gate) weights the residual by its per-photo
+     trust, in full where the photo is clipped;
+  6. prior + residual, clipped, is unpacked into the profile's CFA.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.methods import DiffusionSettings, InverseRequest, InverseResult
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
+from rawback.model.gate import clipped_blocks, gated_residual
 from rawback.model.weights import BUNDLED, load_weights
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas
 from rawback.tiling import TiledDenoiser
@@ -70,6 +73,7 @@ class GlobalEstimate:
     exposure: float  # linear exposure gain the finish applied (1 = none)
     finish: torch.Tensor  # (1, finish_channels) embedding for every U-Net block
     learned_white_balance: bool  # False: a camera the model never saw, the daylight estimate kept
+    trust: float = 1.0  # the residual gate's weight on the denoiser's residual (1: no gate)
 
     def with_neutral(self, neutral: np.ndarray) -> GlobalEstimate:
         return dataclasses.replace(self, neutral=np.asarray(neutral, dtype=np.float64))
@@ -79,11 +83,19 @@ class GlobalEstimate:
 def estimate_global(
     model: RawbackModel, rgb: np.ndarray, profile: CameraProfile, transfer: str, exposure_value: float | None
 ) -> GlobalEstimate:
-    """The global head on a thumbnail of the whole photo."""
+    """The global head (and the residual gate, when calibrated) on a thumbnail of the whole photo."""
     device = next(model.parameters()).device
     thumb = thumbnail_input(rgb, profile, transfer, model.config.illuminant.thumb_size)[None].to(device)
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
     exif = torch.from_numpy(exif_features(exposure_value))[None].to(device)
+    return estimate_from_thumbnail(model, thumb, camera, exif, profile)
+
+
+@torch.no_grad()
+def estimate_from_thumbnail(
+    model: RawbackModel, thumb: torch.Tensor, camera: torch.Tensor, exif: torch.Tensor, profile: CameraProfile
+) -> GlobalEstimate:
+    """(1, ...) model inputs of one photo -> its GlobalEstimate (shared with `rawback calibrate`)."""
     corrections, finish = model.illuminant(thumb, camera, exif)
     out = corrections[0].double().cpu().numpy()
     daylight = profile.daylight_neutral()
@@ -92,7 +104,10 @@ def estimate_global(
         neutral = np.array([daylight[0] * np.exp(out[0]), 1.0, daylight[2] * np.exp(out[1])])
     else:
         neutral = np.asarray(daylight, dtype=np.float64)
-    return GlobalEstimate(neutral, float(2.0 ** out[2]), finish, learned)
+    trust = 1.0
+    if model.gate is not None:
+        trust = float(torch.sigmoid(model.gate(thumb, camera, exif, finish))[0])
+    return GlobalEstimate(neutral, float(2.0 ** out[2]), finish, learned, trust)
 
 
 def tiled_denoiser(
@@ -165,6 +180,8 @@ def reconstruct_packed(
     device = next(model.parameters()).device
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
     residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed)
+    if estimate.trust < 1.0:
+        residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped_blocks(photo_t).double())
     packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
     return packed, prior
 
@@ -201,6 +218,8 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes.append(f"white balance estimated by the model (neutral {r:.3f}, 1, {b:.3f})")
     else:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
+    if estimate.trust < 1.0:
+        notes.append(f"residual gate: trust {estimate.trust:.2f} (full trust where the photo is clipped)")
     stops = float(np.log2(estimate.exposure))
     if not settings.undo_exposure:
         estimate = dataclasses.replace(estimate, exposure=1.0)

@@ -60,6 +60,9 @@ class ModelConfig:
     # kept, because a few cameras' typical light says nothing about a camera never seen (an empty
     # tuple applies it to every camera). Filled in by `rawback train`.
     known_cameras: tuple[str, ...] = ()
+    # A residual gate (rawback.model.gate): a per-photo trust in the denoiser's residual, fitted
+    # after training by `rawback calibrate`. False: the residual is always applied in full.
+    residual_gate: bool = False
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from rawback.camera import CameraProfile
 from rawback.isp.unprocess import UnprocessSettings, unprocess_rgb
 from rawback.model.config import ModelConfig
+from rawback.model.gate import ResidualGate
 from rawback.model.illuminant import IlluminantHead
 from rawback.model.unet import UNet
 
@@ -109,10 +110,12 @@ class EDMDenoiser(nn.Module):
 
 
 class RawbackModel(nn.Module):
-    """The whole inverter: a global illuminant/exposure head and the residual denoiser."""
+    """The whole inverter: a global illuminant/exposure head, the residual denoiser and, once
+    calibrated, the residual gate."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.denoiser = EDMDenoiser(config)
         self.illuminant = IlluminantHead(config.illuminant)
+        self.gate = ResidualGate(config.illuminant) if config.residual_gate else None

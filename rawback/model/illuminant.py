@@ -23,19 +23,31 @@ THUMB_CHANNELS = 6  # the photo (sRGB-encoded) and its analytic camera-RGB estim
 GLOBAL_OUTPUTS = 3  # log R/G correction, log B/G correction, log2 exposure
 
 
+def thumbnail_trunk(channels: int) -> nn.Sequential:
+    """Three stride-2 3x3 convolutions with SiLU (channels, 2 channels, 2 channels wide) over the
+    6-channel thumbnail; pooled by the caller."""
+    c = channels
+    return nn.Sequential(
+        nn.Conv2d(THUMB_CHANNELS, c, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1),
+        nn.SiLU(),
+    )
+
+
+def pooled(features: torch.Tensor) -> torch.Tensor:
+    """Global mean and max pooling: (N, C, h, w) -> (N, 2C)."""
+    return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+
+
 class IlluminantHead(nn.Module):
     def __init__(self, config: IlluminantConfig) -> None:
         super().__init__()
         self.config = config
         c = config.channels
-        self.features = nn.Sequential(
-            nn.Conv2d(THUMB_CHANNELS, c, 3, stride=2, padding=1),
-            nn.SiLU(),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
-            nn.SiLU(),
-            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1),
-            nn.SiLU(),
-        )
+        self.features = thumbnail_trunk(c)
         self.mlp = nn.Sequential(
             nn.Linear(4 * c + CAMERA_FEATURES + EXIF_FEATURES, config.hidden),
             nn.SiLU(),
@@ -50,7 +62,5 @@ class IlluminantHead(nn.Module):
         self, thumb: torch.Tensor, camera: torch.Tensor, exif: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (N, 3) global corrections and (N, finish_channels) finish embedding."""
-        h = self.features(thumb)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
-        out = self.mlp(torch.cat([pooled, camera, exif], dim=1))
+        out = self.mlp(torch.cat([pooled(self.features(thumb)), camera, exif], dim=1))
         return out[:, :GLOBAL_OUTPUTS], out[:, GLOBAL_OUTPUTS:]

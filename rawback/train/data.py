@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.denoiser import area_resize, camera_features, exif_features, thumbnail_input
+
+if TYPE_CHECKING:
+    from rawback.isp.simulate import Simulated
 
 CACHE_VERSION = 1
 THUMB_SOURCE = 128  # thumbnails are simulated at this size, then reduced to the head's input size
@@ -183,6 +187,20 @@ class PairSettings:
     augment: bool = True  # Bayer-consistent flips and transposes
 
 
+@dataclass(frozen=True)
+class Draw:
+    """One random training item before the prior is made (see TrainingPairs.draw)."""
+
+    item: CachedRaw
+    truth: np.ndarray  # (patch, patch) normalised RGGB mosaic
+    rgb: np.ndarray  # (patch, patch, 3) float32 simulated photo in [0, 1]
+    sim: Simulated
+    transfer: str  # the transfer curve the inverse assumes for this photo
+    thumb: torch.Tensor  # the global head's input (whole photo, same finish)
+    global_target: torch.Tensor  # the head's target
+    rng: np.random.Generator  # the item's generator, for draws that follow
+
+
 class TrainingPairs(torch.utils.data.Dataset):
     """Random training items from cached RAW files; item i depends only on (seed, i)."""
 
@@ -209,7 +227,9 @@ class TrainingPairs(torch.utils.data.Dataset):
                 raise RawbackError(f"no training file has {need} pixels on each side (lower --set patch=...)")
         return self._files
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def draw(self, index: int) -> Draw:
+        """Item `index` before any estimate is made from it: a RAW patch and its simulated photo,
+        and the whole photo's thumbnail under the same finish (the draw depends on (seed, index))."""
         from rawback.isp.simulate import simulate
 
         rng = np.random.default_rng([self.seed, index])
@@ -235,21 +255,33 @@ class TrainingPairs(torch.utils.data.Dataset):
         sim = simulate(
             linear, item.profile, item.neutral, np.random.default_rng(finish_seed), libraw_rgb8=libraw
         )
-        transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
-        jitter = np.exp(rng.normal(0.0, self.settings.prior_jitter, 3) * np.array([1.0, 0.0, 1.0]))
-        exposure = sim.exposure * float(np.exp(rng.normal(0.0, self.settings.prior_jitter)))
-        rgb = sim.rgb8.astype(np.float32) / 255.0
-        prior = unprocess(rgb, item.profile, sim.neutral * jitter, UnprocessSettings(transfer=transfer))
-        prior = np.clip(prior / exposure, 0.0, 1.0)
         thumb, target = self.thumbnail(item, np.random.default_rng(finish_seed))
+        return Draw(
+            item=item,
+            truth=truth,
+            rgb=sim.rgb8.astype(np.float32) / 255.0,
+            sim=sim,
+            transfer=sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb",
+            thumb=thumb,
+            global_target=target,
+            rng=rng,
+        )
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        d = self.draw(index)
+        item, sim = d.item, d.sim
+        jitter = np.exp(d.rng.normal(0.0, self.settings.prior_jitter, 3) * np.array([1.0, 0.0, 1.0]))
+        exposure = sim.exposure * float(np.exp(d.rng.normal(0.0, self.settings.prior_jitter)))
+        prior = unprocess(d.rgb, item.profile, sim.neutral * jitter, UnprocessSettings(transfer=d.transfer))
+        prior = np.clip(prior / exposure, 0.0, 1.0)
         return {
-            "rgb": torch.from_numpy(rgb).permute(2, 0, 1),
+            "rgb": torch.from_numpy(d.rgb).permute(2, 0, 1),
             "prior": torch.from_numpy(pack_rggb(prior, "RGGB")).permute(2, 0, 1),
-            "truth": torch.from_numpy(pack_rggb(truth, "RGGB")).permute(2, 0, 1),
+            "truth": torch.from_numpy(pack_rggb(d.truth, "RGGB")).permute(2, 0, 1),
             "camera": torch.from_numpy(camera_features(item.profile)),
             "exif": torch.from_numpy(exif_features(item.exposure_value)),
-            "thumb": thumb,
-            "global_target": target,
+            "thumb": d.thumb,
+            "global_target": d.global_target,
         }
 
     def thumbnail(self, item: CachedRaw, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
