@@ -222,7 +222,13 @@ def error_line(job: Job, exc: RawbackError) -> str:
 
 
 def run_one(
-    job: Job, options: ConvertOptions, *, skip_existing: bool, create_folders: bool, dry_run: bool
+    job: Job,
+    options: ConvertOptions,
+    *,
+    skip_existing: bool,
+    create_folders: bool,
+    dry_run: bool,
+    progress: Callable[[float], None] | None = None,
 ) -> Outcome:
     if job.problem is not None:
         return Outcome(job, Status.FAILED, error=job.problem)
@@ -232,7 +238,7 @@ def run_one(
         return Outcome(job, Status.PLANNED)
     try:
         ensure_folder(job.output.parent, create=create_folders)
-        result = convert_file(job.source, job.output, options)
+        result = convert_file(job.source, job.output, options, progress)
     except RawbackError as exc:
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
     return Outcome(job, Status.CONVERTED, result=result)
@@ -247,6 +253,7 @@ def run_jobs(
     dry_run: bool = False,  # plan only: report what would be converted, write nothing
     on_start: Callable[[Job], None] | None = None,  # before each job (progress: current file)
     on_done: Callable[[Outcome], None] | None = None,  # after each job
+    on_progress: Callable[[Job, float], None] | None = None,  # within a job: fraction done, 0..1
     check: bool = True,  # False when the caller has already run check_options
 ) -> Summary:
     """Convert every job in order; per-file errors are counted, never raised."""
@@ -257,8 +264,14 @@ def run_jobs(
     for job in jobs:
         if on_start is not None:
             on_start(job)
+        progress = None if on_progress is None else (lambda fraction, job=job: on_progress(job, fraction))
         outcome = run_one(
-            job, options, skip_existing=skip_existing, create_folders=create_folders, dry_run=dry_run
+            job,
+            options,
+            skip_existing=skip_existing,
+            create_folders=create_folders,
+            dry_run=dry_run,
+            progress=progress,
         )
         summary.add(outcome)
         if on_done is not None:

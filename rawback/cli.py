@@ -229,6 +229,7 @@ def _run(
             dry_run=dry_run,
             on_start=reporter.file_started,
             on_done=reporter.file_done,
+            on_progress=reporter.file_progress,
             check=False,  # the command checked them before planning
         )
         reporter.finish(summary, dry_run=dry_run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,8 +68,11 @@ class Inversion:
     notes: tuple[str, ...]
 
 
-def invert_image(image, options: ConvertOptions) -> Inversion:
-    """Run the chosen method on a decoded photo: raw counts, the neutral used, and notes."""
+def invert_image(
+    image, options: ConvertOptions, progress: Callable[[float], None] | None = None
+) -> Inversion:
+    """Run the chosen method on a decoded photo: raw counts, the neutral used, and notes.
+    `progress` is told the fraction of the inversion done (by the learned method)."""
     from rawback.io.exif import exposure_value
 
     profile, reason = choose_profile(options.camera, image.exif.make, image.exif.model)
@@ -81,6 +85,7 @@ def invert_image(image, options: ConvertOptions) -> Inversion:
         light_source=image.exif.light_source,
         exposure_value=exposure_value(image.exif),
         diffusion=options.diffusion,
+        progress=progress,
     )
     result = get_method(options.method)(request)
     notes = (reason, *result.notes, *(image.exif.warnings or ()))
@@ -89,8 +94,11 @@ def invert_image(image, options: ConvertOptions) -> Inversion:
     return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes)
 
 
-def convert_file(source: Path, output: Path, options: ConvertOptions) -> ConvertResult:
-    """Convert one photo to a DNG at `output`. Raises RawbackError subclasses on bad input."""
+def convert_file(
+    source: Path, output: Path, options: ConvertOptions, progress: Callable[[float], None] | None = None
+) -> ConvertResult:
+    """Convert one photo to a DNG at `output`. Raises RawbackError subclasses on bad input.
+    `progress` is told the fraction of the inversion done, for a progress bar."""
     from rawback.io.dng import MIN_SIDE, write_dng
     from rawback.io.image import read_image
 
@@ -101,7 +109,7 @@ def convert_file(source: Path, output: Path, options: ConvertOptions) -> Convert
     if min(h, w) < MIN_SIDE:
         problem = f"{w}x{h} pixels is too small for a raw file (readers need {MIN_SIDE}x{MIN_SIDE})"
         raise InputError(source, problem)
-    inversion = invert_image(image, options)
+    inversion = invert_image(image, options, progress)
     preview = np.rint(image.rgb * 255).astype(np.uint8) if options.preview else None
     write_dng(
         output,

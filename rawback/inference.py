@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,10 @@ from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.gate import clipped_blocks, gated_residual
 from rawback.model.weights import BUNDLED, load_weights
-from rawback.sampling import get_sampler, initial_noise, karras_sigmas
+from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
 from rawback.tiling import TiledDenoiser
+
+Progress = Callable[[float], None]  # fraction of a photo's network work done, 0..1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -111,7 +114,11 @@ def estimate_from_thumbnail(
 
 
 def tiled_denoiser(
-    model: RawbackModel, camera: torch.Tensor, finish: torch.Tensor, settings: DiffusionSettings
+    model: RawbackModel,
+    camera: torch.Tensor,
+    finish: torch.Tensor,
+    settings: DiffusionSettings,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TiledDenoiser:
     """The model's D(x, sigma, cond) over a whole packed image, tile by tile; camera and finish
     are the photo's global conditions. bf16 autocast on CUDA, float64 blending on the CPU."""
@@ -131,7 +138,11 @@ def tiled_denoiser(
         return out.to("cpu", torch.float64)  # note: a CPU-GPU sync point per tile batch
 
     return TiledDenoiser(
-        denoise_batch, tile=settings.tile // 2, overlap=settings.overlap // 2, tile_batch=settings.tile_batch
+        denoise_batch,
+        tile=settings.tile // 2,
+        overlap=settings.overlap // 2,
+        tile_batch=settings.tile_batch,
+        progress=progress,
     )
 
 
@@ -143,10 +154,22 @@ def sample_residual(
     finish: torch.Tensor,
     settings: DiffusionSettings,
     seed: int,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Integrate the packed residual (1, 4, h, w) from pure noise at sigma_max to sigma = 0."""
+    """Integrate the packed residual (1, 4, h, w) from pure noise at sigma_max to sigma = 0.
+    `progress` gets the fraction of the network's work done, after every batch of tiles."""
     config = model.config
-    tiled = tiled_denoiser(model, camera, finish, settings)
+    evaluations = network_evaluations(settings.sampler, settings.steps) * settings.ensemble
+    finished = 0  # network evaluations completed over the whole photo
+
+    def tiles_done(done: int, total: int) -> None:
+        nonlocal finished
+        if progress is not None:
+            progress(min(1.0, (finished + done / total) / evaluations))
+        if done == total:
+            finished += 1
+
+    tiled = tiled_denoiser(model, camera, finish, settings, tiles_done)
     sigmas = karras_sigmas(settings.steps, config.sigma_min, config.sigma_max)
     sampler = get_sampler(settings.sampler)
     total = []
@@ -167,6 +190,7 @@ def reconstruct_packed(
     bit_depth: int,
     diffusion: DiffusionSettings,
     seed: int,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """RGGB-phase crop of a photo -> (packed prediction, packed prior), both (h, w, 4) float32."""
     rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
@@ -179,7 +203,7 @@ def reconstruct_packed(
     cond = condition(photo_t, prior_t)
     device = next(model.parameters()).device
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
-    residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed)
+    residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed, progress)
     if estimate.trust < 1.0:
         residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped_blocks(photo_t).double())
     packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
@@ -234,6 +258,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         bit_depth=request.bit_depth,
         diffusion=settings,
         seed=photo_seed(settings.seed, request.rgb),
+        progress=request.progress,
     )
     h, w = request.rgb.shape[:2]
     mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)

@@ -69,6 +69,9 @@ class InverseRequest:
     light_source: int | None = None  # EXIF LightSource hint (a code in color.ILLUMINANT_CCT)
     exposure_value: float | None = None  # scene EV from EXIF, a cue for the learned illuminant
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
+    # Told the fraction of the work done, 0..1, during a long inversion (the learned method); for
+    # progress bars only.
+    progress: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def test_conversion_options_reach_convert_options(tmp_path: Path, monkeypatch: p
 
     seen = []
 
-    def fake_convert(source: Path, output: Path, options) -> ConvertResult:
+    def fake_convert(source: Path, output: Path, options, progress=None) -> ConvertResult:
         seen.append(options)
         return ConvertResult(source, output, "generic", megapixels=0.0, seconds=0.0)
 

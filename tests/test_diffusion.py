@@ -3,6 +3,7 @@ our own writer stand in for a RAW folder; a tiny model trains for a few steps.""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -316,3 +317,43 @@ def test_ensemble_is_the_mean_of_its_members(tiny_weights) -> None:
     b = sample_residual(model, cond, camera, finish, one, seed=6)
     both = sample_residual(model, cond, camera, finish, two, seed=5)
     assert torch.allclose(both, (a + b) / 2, atol=1e-12) and not torch.equal(a, b)
+
+
+# --- progress within a photo ------------------------------------------------------------------------
+
+
+def test_convert_reports_progress_within_a_photo(tiny_weights, tmp_path) -> None:
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(200, 150))
+    settings = DiffusionSettings(weights=tiny_weights, sampler="euler", steps=2, tile=64, overlap=16)
+    fractions: list[float] = []
+    convert_file(jpeg, tmp_path / "photo.dng", ConvertOptions(diffusion=settings), fractions.append)
+    # 2 evaluations over a 100x75 packed photo in 32-pixel tiles (overlap 8): several updates each
+    assert len(fractions) > 4
+    assert all(a <= b for a, b in itertools.pairwise(fractions))
+    assert fractions[-1] == pytest.approx(1.0) and 0.0 < fractions[0] < 0.5
+    analytic: list[float] = []
+    convert_file(jpeg, tmp_path / "fast.dng", ConvertOptions(method="analytic"), analytic.append)
+    assert analytic == []  # instant: nothing to report
+
+
+def test_the_progress_bar_moves_within_a_photo_and_gives_back_on_failure(tmp_path) -> None:
+    from rawback.batch import Job, Outcome, Status
+    from rawback.console import RichReporter
+
+    jobs = [Job(tmp_path / name, tmp_path / f"{name}.dng") for name in ("a.jpg", "b.jpg")]
+    for job, size in zip(jobs, (1000, 3000), strict=True):
+        job.source.write_bytes(b"x" * size)
+    reporter = RichReporter()
+    with reporter:
+        reporter.start(jobs)
+        task = reporter.progress.tasks[0]
+        reporter.file_started(jobs[0])
+        reporter.file_progress(jobs[0], 0.5)
+        assert task.completed == pytest.approx(500)
+        reporter.file_done(Outcome(jobs[0], Status.CONVERTED))
+        assert task.completed == pytest.approx(1000)
+        reporter.file_started(jobs[1])
+        reporter.file_progress(jobs[1], 0.25)
+        assert task.completed == pytest.approx(1750)
+        reporter.file_done(Outcome(jobs[1], Status.FAILED, error="b.jpg: broken"))
+        assert task.completed == pytest.approx(1000) and task.total == pytest.approx(1000)
