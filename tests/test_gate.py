@@ -142,3 +142,14 @@ def test_cli_calibrate_adds_a_gate_and_leaves_the_rest_alone(calibration_data, t
     assert converted.exit_code == 0, converted.output
     with rawpy.imread(str(tmp_path / "photo.dng")) as raw:
         assert raw.raw_image_visible.shape == (90, 120)
+
+
+def test_the_clip_mask_is_the_over_exposed_mask_of_eval() -> None:
+    """The gate's mask (torch) and eval's over-exposed mask (numpy) are one definition."""
+    from rawback.evaluate.metrics import overexposed_mask
+
+    rng = np.random.default_rng(0)
+    photo8 = np.where(rng.random((40, 36, 3)) < 0.01, 255, rng.integers(0, 250, (40, 36, 3))).astype(np.uint8)
+    photo8[30:34, 4:8] = 252  # a clipped patch near the edge
+    mask = clipped_blocks(torch.from_numpy(photo8 / 255.0).permute(2, 0, 1)[None])[0, 0].numpy() > 0
+    np.testing.assert_array_equal(mask, overexposed_mask(photo8))

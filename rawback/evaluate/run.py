@@ -130,8 +130,9 @@ class EvalReport:
         return [img for img in self.images if img.error is not None]
 
 
-def find_raw_files(data: Path, include: tuple[str, ...] = ()) -> list[Path]:
-    """RAW files below `data` (sorted, hidden entries skipped), filtered by glob patterns."""
+def find_raw_files(data: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> list[Path]:
+    """RAW files below `data` (sorted, hidden entries skipped) whose path relative to `data`
+    matches a glob of `include` (all when empty) and none of `exclude`."""
     if not data.is_dir():
         raise RawbackError(f"{data}: not a folder")
     found = []
@@ -142,6 +143,8 @@ def find_raw_files(data: Path, include: tuple[str, ...] = ()) -> list[Path]:
         if path.suffix.lower() not in RAW_SUFFIXES:
             continue
         if include and not any(fnmatch.fnmatch(str(rel), pattern) for pattern in include):
+            continue
+        if any(fnmatch.fnmatch(str(rel), pattern) for pattern in exclude):
             continue
         found.append(path)
     return found

@@ -5,8 +5,8 @@ render), the analytic estimate is already right wherever nothing clipped, and an
 can only add error there; on a contrasty camera JPEG the residual carries the whole tone-curve
 correction. A model that is not yet good enough to know this by itself (ours, trained for an hour
 on a CPU) is better with an explicit shrinkage weight, fitted after training on simulated finishes
-of the training files (`rawback calibrate`, rawback.train.gate) to minimise the same error the
-model is scored on.
+of RAW files the model was not trained on (`rawback calibrate`, rawback.train.gate) to maximise
+the mean PSNR per photo, the average the model is scored on.
 
 The output is  prior + max(trust, clipped) * residual:  `trust` in [0, 1] comes from the whole
 photo (a thumbnail, the camera, the EXIF exposure and the head's finish embedding), and where the

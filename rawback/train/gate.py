@@ -18,7 +18,6 @@ items it did not see.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,11 +189,7 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tu
         raise RawbackError(f"--samples {options.samples}: calibrate needs at least 20 items")
     device = resolve_device(options.device)
     trained = load_weights(options.weights)
-    files = [
-        path
-        for path in find_raw_files(options.data, options.include)
-        if not any(fnmatch.fnmatch(str(path.relative_to(options.data)), p) for p in options.exclude)
-    ]
+    files = find_raw_files(options.data, options.include, options.exclude)
     if not files:
         raise RawbackError(f"{options.data}: no RAW files to calibrate on")
     folders, skipped = build_cache(

@@ -48,14 +48,10 @@ def split_files(data: Path, config: TrainConfig) -> tuple[list[Path], list[Path]
     """(training, validation) RAW files under `data`, by the config's glob patterns."""
     from rawback.evaluate.run import find_raw_files
 
-    files = find_raw_files(data)
-
-    def matches(path: Path, patterns: tuple[str, ...]) -> bool:
-        rel = str(path.relative_to(data))
-        return any(fnmatch.fnmatch(rel, p) for p in patterns)
-
-    files = [f for f in files if not matches(f, config.exclude)]
-    validation = [f for f in files if matches(f, config.validation)]
+    files = find_raw_files(data, exclude=config.exclude)
+    validation = [
+        f for f in files if any(fnmatch.fnmatch(str(f.relative_to(data)), p) for p in config.validation)
+    ]
     training = [f for f in files if f not in validation]
     if not training:
         raise RawbackError(f"{data}: no RAW files left to train on")
