@@ -93,6 +93,14 @@ UndoExposure = Annotated[
         help="Undo the brightening the model estimates the photo's finish applied (off by default).",
     ),
 ]
+UndoToneCurve = Annotated[
+    bool,
+    typer.Option(
+        "--undo-tone-curve",
+        help="Undo the tone curve the model estimates the photo's finish applied (camera JPEGs; off "
+        "by default; needs weights with a tone curve).",
+    ),
+]
 Camera = Annotated[
     str | None,
     typer.Option(
@@ -163,6 +171,7 @@ def _diffusion_settings(
     tile_batch: int,
     device: str,
     undo_exposure: bool,
+    undo_tone_curve: bool,
 ):
     from rawback.methods import DiffusionSettings
 
@@ -170,7 +179,7 @@ def _diffusion_settings(
         return DiffusionSettings(
             weights=str(weights) if weights else None, sampler=sampler, steps=steps, seed=seed,
             ensemble=ensemble, tile=tile, overlap=overlap, tile_batch=tile_batch, device=device,
-            undo_exposure=undo_exposure,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -266,6 +275,7 @@ def convert(
     weights: Weights = None,
     device: Device = "auto",
     undo_exposure: UndoExposure = False,
+    undo_tone_curve: UndoToneCurve = False,
     transfer: TransferOpt = Transfer.srgb,
     tone_curve: ToneCurveOpt = ToneCurve.none,
     white_balance: WhiteBalance = "auto",
@@ -284,6 +294,7 @@ def convert(
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
+            undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -329,6 +340,7 @@ def batch_command(
     weights: Weights = None,
     device: Device = "auto",
     undo_exposure: UndoExposure = False,
+    undo_tone_curve: UndoToneCurve = False,
     transfer: TransferOpt = Transfer.srgb,
     tone_curve: ToneCurveOpt = ToneCurve.none,
     white_balance: WhiteBalance = "auto",
@@ -360,6 +372,7 @@ def batch_command(
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
+            undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -424,6 +437,7 @@ def eval_command(
     weights: Weights = None,
     device: Device = "auto",
     undo_exposure: UndoExposure = False,
+    undo_tone_curve: UndoToneCurve = False,
     pairs: Annotated[
         Path | None,
         typer.Option(
@@ -475,6 +489,7 @@ def eval_command(
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
+            undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
         options = EvalOptions(
             data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,

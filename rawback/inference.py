@@ -3,9 +3,10 @@
 Data flow for one photo (stored orientation, CFA of the camera profile):
   1. crop the photo to the mosaic's RGGB phase (an even-sized region starting at the first red site);
   2. the global head sees a thumbnail of the whole photo and estimates the scene white balance,
-     the finish's exposure and a finish embedding (it always runs: the denoiser needs the
-     embedding; a white balance the user or EXIF gives replaces its estimate);
-  3. the analytic inverse with that white balance gives the prior (packed RGGB);
+     the finish's exposure, the finish's tone curve (models trained with one) and a finish
+     embedding (it always runs: the denoiser needs the embedding; a white balance the user or EXIF
+     gives replaces its estimate);
+  3. the analytic inverse with that white balance and tone curve gives the prior (packed RGGB);
   4. a sampler (rawback.sampling) integrates the residual from sigma_max to 0 through the tiled
      denoiser (rawback.tiling), noise drawn once per photo from (seed, photo pixels);
   5. a calibrated model's residual gate (rawback.model.gate) weights the residual by its per-photo
@@ -31,6 +32,7 @@ from rawback.methods import DiffusionSettings, InverseRequest, InverseResult
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.gate import clipped_blocks, gated_residual
+from rawback.model.illuminant import GLOBAL_OUTPUTS
 from rawback.model.weights import BUNDLED, load_weights
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
 from rawback.tiling import TiledDenoiser
@@ -73,13 +75,25 @@ class GlobalEstimate:
     """What the global head says about a whole photo."""
 
     neutral: np.ndarray  # camera neutral of the scene white (green = 1)
-    exposure: float  # linear exposure gain the finish applied (1 = none)
+    exposure: float  # linear exposure gain the finish applied (1 = none; a curve carries its own)
     finish: torch.Tensor  # (1, finish_channels) embedding for every U-Net block
     learned_white_balance: bool  # False: a camera the model never saw, the daylight estimate kept
     trust: float = 1.0  # the residual gate's weight on the denoiser's residual (1: no gate)
+    curve: np.ndarray | None = None  # knots of the finish's inverse tone curve (rawback.isp.tone)
 
     def with_neutral(self, neutral: np.ndarray) -> GlobalEstimate:
         return dataclasses.replace(self, neutral=np.asarray(neutral, dtype=np.float64))
+
+    def as_applied(self, settings: DiffusionSettings) -> GlobalEstimate:
+        """What the prior uses under `settings`: the tone curve only when asked to undo it, and the
+        exposure only when asked to undo it (a curve then keeps its shape but gives back the
+        exposure the head estimated)."""
+        curve = self.curve if settings.undo_tone_curve else None
+        if settings.undo_exposure:
+            return dataclasses.replace(self, curve=curve)
+        if curve is not None:
+            curve = curve + np.float32(np.log(self.exposure))
+        return dataclasses.replace(self, exposure=1.0, curve=curve)
 
 
 @torch.no_grad()
@@ -110,7 +124,24 @@ def estimate_from_thumbnail(
     trust = 1.0
     if model.gate is not None:
         trust = float(torch.sigmoid(model.gate(thumb, camera, exif, finish))[0])
-    return GlobalEstimate(neutral, float(2.0 ** out[2]), finish, learned, trust)
+    curve = out[GLOBAL_OUTPUTS:].astype(np.float32) if len(out) > GLOBAL_OUTPUTS else None
+    return GlobalEstimate(neutral, float(2.0 ** out[2]), finish, learned, trust, curve)
+
+
+def analytic_prior(
+    crop: np.ndarray,
+    profile: CameraProfile,
+    estimate: GlobalEstimate,
+    settings: UnprocessSettings,
+    bit_depth: int,
+) -> np.ndarray:
+    """The analytic estimate the denoiser refines, (h, w, 4) packed: the inverse ISP with the
+    head's white balance and its tone curve (which includes the exposure), or else its exposure.
+    `crop` is in RGGB phase."""
+    rggb = _as_rggb(profile)
+    mosaic = unprocess(crop, rggb, estimate.neutral, settings, bit_depth=bit_depth, curve=estimate.curve)
+    gain = estimate.exposure if estimate.curve is None else 1.0
+    return pack_rggb(np.clip(mosaic / gain, 0.0, 1.0), "RGGB")
 
 
 def tiled_denoiser(
@@ -195,9 +226,7 @@ def reconstruct_packed(
     """RGGB-phase crop of a photo -> (packed prediction, packed prior), both (h, w, 4) float32."""
     rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
     crop = np.ascontiguousarray(rgb[rows, cols], dtype=np.float32)
-    rggb = _as_rggb(profile)
-    prior_mosaic = unprocess(crop, rggb, estimate.neutral, settings, bit_depth=bit_depth) / estimate.exposure
-    prior = pack_rggb(np.clip(prior_mosaic, 0.0, 1.0), "RGGB")
+    prior = analytic_prior(crop, profile, estimate, settings, bit_depth)
     prior_t = torch.from_numpy(prior).permute(2, 0, 1)[None]
     photo_t = torch.from_numpy(crop).permute(2, 0, 1)[None]
     cond = condition(photo_t, prior_t)
@@ -244,11 +273,16 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
     if estimate.trust < 1.0:
         notes.append(f"residual gate: trust {estimate.trust:.2f} (full trust where the photo is clipped)")
+    if settings.undo_tone_curve:
+        notes.append(
+            "tone curve of the finish estimated by the model and undone"
+            if estimate.curve is not None
+            else "--undo-tone-curve: these weights estimate no tone curve"
+        )
     stops = float(np.log2(estimate.exposure))
-    if not settings.undo_exposure:
-        estimate = dataclasses.replace(estimate, exposure=1.0)
-    elif abs(stops) > 0.05:
+    if settings.undo_exposure and abs(stops) > 0.05:
         notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
+    estimate = estimate.as_applied(settings)
     packed, _ = reconstruct_packed(
         model,
         request.rgb,

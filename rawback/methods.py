@@ -39,6 +39,10 @@ class DiffusionSettings:
     # default: measured on LibRaw renders, a wrong guess costs more than a right one gains
     # (models/README.md).
     undo_exposure: bool = False
+    # Undo the finish's tone curve the global head estimates (weights with `tone_knots` > 0). Off
+    # by default: measured on LibRaw renders, which have no curve, a wrong guess costs more than
+    # it gains there, while on camera-like finishes it gains several dB (models/README.md).
+    undo_tone_curve: bool = False
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLER_NAMES:

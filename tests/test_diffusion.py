@@ -122,8 +122,10 @@ def test_training_items_depend_only_on_seed_and_index(raw_folder, cache_dir) -> 
 
 def test_tiny_model_lowers_its_loss_on_a_fixed_batch(raw_folder, cache_dir) -> None:
     folders, _ = build_cache(sorted(raw_folder.rglob("*.dng")), cache_dir)
-    pairs = TrainingPairs(folders, PairSettings(patch=32, thumb=16), seed=0)
+    knots = preset("tiny").illuminant.tone_knots
+    pairs = TrainingPairs(folders, PairSettings(patch=32, thumb=16, tone_knots=knots), seed=0)
     batch = torch.utils.data.default_collate([pairs[i] for i in range(4)])
+    assert batch["global_target"].shape == (4, 3 + knots)
     torch.manual_seed(0)
     step = TrainingStep(RawbackModel(preset("tiny")), TrainConfig(p_sigma_max=0.5))
     optimizer = torch.optim.Adam(step.parameters(), lr=2e-3)

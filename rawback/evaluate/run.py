@@ -77,6 +77,8 @@ def diffusion_label(settings: DiffusionSettings) -> str:
         text = f"diffusion ({settings.sampler}, {settings.steps} step{'s' if settings.steps > 1 else ''}"
     if settings.ensemble > 1:
         text += f", ensemble {settings.ensemble}"
+    if settings.undo_tone_curve:
+        text += ", tone curve undone"
     return text + (", exposure undone)" if settings.undo_exposure else ")")
 
 

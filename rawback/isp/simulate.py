@@ -239,15 +239,19 @@ def _rolloff(
     settings: SimulatorSettings,
     params: dict[str, Any],
 ) -> np.ndarray:
+    lift = float(2.0 ** _uniform(rng, settings.rolloff_lift))
+    knee = _uniform(rng, settings.rolloff_knee)
+    params["rolloff"] = {"lift": lift, "knee": knee}
+    return rolloff_curve(lin, peak, lift, knee)
+
+
+def rolloff_curve(lin: np.ndarray, peak: float, lift: float, knee: float) -> np.ndarray:
     """A camera-style highlight shoulder in linear light: lift the mid-tones by `lift`, keep that
     line up to the knee, then compress so the brightest possible input `peak` lands on 1.
 
     Above the knee y = k + (1 - k)(1 - (1 - t)^p) with t running 0..1 up to `peak`; p is chosen so
     the slope is continuous (p >= 1 because lift * peak >= 1, so the shoulder is concave).
     """
-    lift = float(2.0 ** _uniform(rng, settings.rolloff_lift))
-    knee = _uniform(rng, settings.rolloff_knee)
-    params["rolloff"] = {"lift": lift, "knee": knee}
     x_knee = knee / lift
     p = lift * (peak - x_knee) / (1.0 - knee)
     t = np.clip((lin - x_knee) / (peak - x_knee), 0.0, 1.0)
@@ -258,17 +262,45 @@ def _rolloff(
 def _display_tone_curve(
     enc: np.ndarray, tone: str, rng: np.random.Generator, settings: SimulatorSettings, params: dict[str, Any]
 ) -> np.ndarray:
-    """Global curves on display values, each fixing 0 and 1."""
+    """Sample the parameters of a global curve on display values, then apply it."""
+    if tone == "sigmoid":
+        k, pivot = _uniform(rng, settings.sigmoid_strength), _uniform(rng, settings.sigmoid_pivot)
+        params["sigmoid"] = {"strength": k, "pivot": pivot}
+    elif tone == "power":
+        params["power"] = float(2.0 ** _uniform(rng, settings.power_stops))
+    return display_curve(enc, tone, params)
+
+
+def display_curve(enc: np.ndarray, tone: str, params: dict[str, Any]) -> np.ndarray:
+    """Global curves on display values, each fixing 0 and 1, with the parameters in `params`."""
     if tone == "smoothstep":  # Brooks et al.'s curve, which `unprocess` can undo exactly
         return enc * enc * (3.0 - 2.0 * enc)
     if tone == "sigmoid":  # a logistic contrast curve, rescaled to pass through 0 and 1
-        k, pivot = _uniform(rng, settings.sigmoid_strength), _uniform(rng, settings.sigmoid_pivot)
-        params["sigmoid"] = {"strength": k, "pivot": pivot}
+        k, pivot = params["sigmoid"]["strength"], params["sigmoid"]["pivot"]
         lo, hi = _logistic(k * (0.0 - pivot)), _logistic(k * (1.0 - pivot))
         return ((_logistic(k * (enc - pivot)) - lo) / (hi - lo)).astype(np.float32)
-    gamma = float(2.0 ** _uniform(rng, settings.power_stops))  # "power": brighter or darker mids
-    params["power"] = gamma
-    return (enc**gamma).astype(np.float32)
+    if tone == "power":  # brighter or darker mid-tones
+        return (enc ** params["power"]).astype(np.float32)
+    raise ValueError(f"{tone!r} is not a display-value tone curve")
+
+
+def tone_response(params: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """The global tone response of a simulated finish: linear sRGB after the camera matrix (the
+    value `unprocess` reaches with no curve) -> the linear value `unprocess` reads back from the
+    photo with the finish's transfer curve. Identity for the LibRaw member (its BT.709 curve is the
+    transfer the inverse assumes); exposure, roll-off and display tone curve otherwise. Saturation
+    and the detail stages are not global per-channel curves and are left out."""
+    x = np.asarray(x, dtype=np.float32)
+    if params["member"] == "libraw":
+        return np.clip(x, 0.0, 1.0)
+    exposure, tone, transfer = params["exposure"], params["tone_curve"], params["transfer"]
+    lin = x * np.float32(exposure)
+    if tone == "rolloff":
+        lin = rolloff_curve(lin, max(exposure, 1.0), params["rolloff"]["lift"], params["rolloff"]["knee"])
+    enc = color.from_linear(lin, transfer)
+    if tone not in ("none", "rolloff"):
+        enc = display_curve(enc, tone, params)
+    return color.to_linear(enc, transfer)
 
 
 def _logistic(x: np.ndarray | float) -> np.ndarray:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rawback.camera import CameraProfile
-from rawback.isp import color
+from rawback.isp import color, tone
 from rawback.isp.bayer import channel_index
 
 TONE_CURVES = ("none", "smoothstep")
@@ -112,14 +112,16 @@ def unprocess(
     settings: UnprocessSettings = UnprocessSettings(),
     *,
     bit_depth: int = 8,
+    curve: np.ndarray | None = None,
 ) -> np.ndarray:
     """sRGB-encoded image (H, W, 3) in [0, 1] -> normalised mosaic (H, W) float32 in [0, 1].
 
     The mosaic has the profile's CFA; 0 is black and 1 the white level. `neutral` is the scene
-    white in camera RGB (green = 1): the white balance the inverse assumes.
+    white in camera RGB (green = 1): the white balance the inverse assumes. `curve` (knot values of
+    rawback.isp.tone) undoes the finish's global tone curve after the transfer curve.
     """
     h, w, _ = rgb.shape
-    codes, table = _codes_and_table(rgb, settings, bit_depth)
+    codes, table = _codes_and_table(rgb, settings, bit_depth, curve)
     raw_from_srgb = raw_from_srgb_matrix(profile, neutral)
     sites = channel_index(profile.cfa_pattern)
     out = np.empty((h, w), dtype=np.float32)
@@ -141,10 +143,12 @@ def raw_from_srgb_matrix(profile: CameraProfile, neutral: np.ndarray) -> np.ndar
 
 
 def _codes_and_table(
-    rgb: np.ndarray, settings: UnprocessSettings, bit_depth: int
+    rgb: np.ndarray, settings: UnprocessSettings, bit_depth: int, curve: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     levels = 65536 if bit_depth > 8 else 256
     table = linearisation_table(settings, levels)
+    if curve is not None:  # the same curve on every channel: compose it into the table
+        table = tone.apply_inverse(table, curve)
     codes = np.rint(np.asarray(rgb, dtype=np.float32) * (levels - 1)).astype(np.intp)
     np.clip(codes, 0, levels - 1, out=codes)
     return codes, table

@@ -43,6 +43,9 @@ class IlluminantConfig:
     channels: int = 32  # width of the small strided CNN
     hidden: int = 128  # MLP width after pooling
     finish_channels: int = 32  # the "finish embedding" the head passes to every U-Net block (FiLM)
+    # Knots of the finish's inverse tone curve the head also predicts (rawback.isp.tone), which the
+    # analytic estimate then undoes. 0: no tone curve (weights from before it existed).
+    tone_knots: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,10 @@ PRESETS: dict[str, ModelConfig] = {
             base_channels=8, channel_mults=(1, 2), attention_levels=(1,), head_channels=8,
             embed_channels=16, groups=4,
         ),
-        illuminant=IlluminantConfig(thumb_size=16, channels=8, hidden=16, finish_channels=8),
+        illuminant=IlluminantConfig(thumb_size=16, channels=8, hidden=16, finish_channels=8, tone_knots=4),
     ),
     # The shipped CPU model: about 0.2 MFLOP per packed pixel, a 12 MP photo in well under 2 min.
-    "small": ModelConfig(name="small"),
+    "small": ModelConfig(name="small", illuminant=IlluminantConfig(tone_knots=16)),
     # For GPU training: wider, deeper, attention at the two lowest levels.
     "base": ModelConfig(
         name="base",
@@ -101,7 +104,9 @@ PRESETS: dict[str, ModelConfig] = {
             base_channels=64, channel_mults=(1, 2, 3, 4), blocks_per_level=2, attention_levels=(2, 3),
             head_channels=64, embed_channels=256, groups=32,
         ),
-        illuminant=IlluminantConfig(thumb_size=96, channels=64, hidden=256, finish_channels=64),
+        illuminant=IlluminantConfig(
+            thumb_size=96, channels=64, hidden=256, finish_channels=64, tone_knots=16
+        ),
     ),
 }  # fmt: skip
 

@@ -6,7 +6,9 @@ and the EXIF exposure value) and the camera. Tiles of a large photo cannot see a
 is estimated once per photo here and enters the analytic estimate that conditions the denoiser.
 
 Output, relative to the analytic inverse's daylight assumption: log(R/G) and log(B/G) corrections
-of the camera neutral and the log2 exposure gain the finish applied; and a "finish embedding"
+of the camera neutral and the log2 exposure gain the finish applied; when configured, the knots of
+the finish's inverse tone curve (rawback.isp.tone: exposure lift, filmic or S-curve, highlight
+shoulder, which the analytic estimate then undoes); and a "finish embedding"
 that tells every U-Net block what kind of finish the whole photo has (a LibRaw-like render needs
 almost no correction, a contrasty camera JPEG a lot; a 64-pixel tile alone cannot tell). The last
 layer starts at zero, so an untrained head is exactly the analytic baseline.
@@ -46,6 +48,7 @@ class IlluminantHead(nn.Module):
     def __init__(self, config: IlluminantConfig) -> None:
         super().__init__()
         self.config = config
+        self.outputs = GLOBAL_OUTPUTS + config.tone_knots
         c = config.channels
         self.features = thumbnail_trunk(c)
         self.mlp = nn.Sequential(
@@ -53,7 +56,7 @@ class IlluminantHead(nn.Module):
             nn.SiLU(),
             nn.Linear(config.hidden, config.hidden),
             nn.SiLU(),
-            nn.Linear(config.hidden, GLOBAL_OUTPUTS + config.finish_channels),
+            nn.Linear(config.hidden, self.outputs + config.finish_channels),
         )
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
@@ -61,6 +64,6 @@ class IlluminantHead(nn.Module):
     def forward(
         self, thumb: torch.Tensor, camera: torch.Tensor, exif: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (N, 3) global corrections and (N, finish_channels) finish embedding."""
+        """-> (N, 3 + tone_knots) global corrections and (N, finish_channels) finish embedding."""
         out = self.mlp(torch.cat([pooled(self.features(thumb)), camera, exif], dim=1))
-        return out[:, :GLOBAL_OUTPUTS], out[:, GLOBAL_OUTPUTS:]
+        return out[:, : self.outputs], out[:, self.outputs :]

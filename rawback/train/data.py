@@ -8,9 +8,9 @@ metadata (camera profile, the white balance LibRaw applies, scene EV).
 
 A training item is a random patch: Bayer-consistent flip/transpose, a randomised ISP finish and
 JPEG (rawback.isp.simulate), the analytic estimate given the finish's white balance and exposure
-(slightly jittered, as the global head's estimate will be), plus a whole-photo thumbnail with its
-own random finish for the global illuminant/exposure head. Items depend only on (seed, index), so
-a resumed run sees exactly the data it would have seen.
+or whole inverse tone curve (slightly jittered, as the global head's estimate will be), plus a
+whole-photo thumbnail with the same finish for the global head. Items depend only on
+(seed, index), so a resumed run sees exactly the data it would have seen.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.denoiser import area_resize, camera_features, exif_features, thumbnail_input
+from rawback.model.illuminant import GLOBAL_OUTPUTS
 
 if TYPE_CHECKING:
     from rawback.isp.simulate import Simulated
@@ -185,6 +186,7 @@ class PairSettings:
     thumb: int = 64  # the global head's input size
     prior_jitter: float = 0.03  # log-std of the white-balance/exposure error put into the prior
     augment: bool = True  # Bayer-consistent flips and transposes
+    tone_knots: int = 0  # the head's inverse tone curve (model config); 0: exposure only
 
 
 @dataclass(frozen=True)
@@ -271,9 +273,14 @@ class TrainingPairs(torch.utils.data.Dataset):
         d = self.draw(index)
         item, sim = d.item, d.sim
         jitter = np.exp(d.rng.normal(0.0, self.settings.prior_jitter, 3) * np.array([1.0, 0.0, 1.0]))
-        exposure = sim.exposure * float(np.exp(d.rng.normal(0.0, self.settings.prior_jitter)))
-        prior = unprocess(d.rgb, item.profile, sim.neutral * jitter, UnprocessSettings(transfer=d.transfer))
-        prior = np.clip(prior / exposure, 0.0, 1.0)
+        gain_error = float(d.rng.normal(0.0, self.settings.prior_jitter))
+        settings = UnprocessSettings(transfer=d.transfer)
+        if self.settings.tone_knots:  # the finish's true inverse tone curve, exposure jittered
+            curve = d.global_target[GLOBAL_OUTPUTS:].numpy() + np.float32(gain_error)
+            prior = unprocess(d.rgb, item.profile, sim.neutral * jitter, settings, curve=curve)
+        else:
+            prior = unprocess(d.rgb, item.profile, sim.neutral * jitter, settings)
+            prior = np.clip(prior / (sim.exposure * np.exp(gain_error)), 0.0, 1.0)
         return {
             "rgb": torch.from_numpy(d.rgb).permute(2, 0, 1),
             "prior": torch.from_numpy(pack_rggb(prior, "RGGB")).permute(2, 0, 1),
@@ -287,8 +294,9 @@ class TrainingPairs(torch.utils.data.Dataset):
     def thumbnail(self, item: CachedRaw, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's input from a whole-photo finish (the patch's, given the same generator), and
         its target (log R/G and log B/G of the applied neutral relative to daylight, log2 of the
-        applied exposure)."""
-        from rawback.isp.simulate import simulate
+        applied exposure, then the knots of the finish's inverse tone curve when configured)."""
+        from rawback.isp import tone
+        from rawback.isp.simulate import simulate, tone_response
 
         sim = simulate(item.thumb_linear, item.profile, item.neutral, rng, libraw_rgb8=item.thumb_libraw)
         transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
@@ -303,4 +311,7 @@ class TrainingPairs(torch.utils.data.Dataset):
             ],
             dtype=np.float32,
         )
+        if self.settings.tone_knots:
+            knots = tone.inverse_log_gains(lambda x: tone_response(sim.params, x), self.settings.tone_knots)
+            target = np.concatenate([target, knots])
         return thumb, torch.from_numpy(target)

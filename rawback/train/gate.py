@@ -84,9 +84,10 @@ def collect_samples(
     model: RawbackModel, pairs: TrainingPairs, count: int, batch: int, progress: Progress | None = None
 ) -> GateSamples:
     """Run the frozen model on `count` items as `convert` would, keeping what the fit needs."""
-    from rawback.inference import estimate_from_thumbnail
+    from rawback.inference import analytic_prior, estimate_from_thumbnail
     from rawback.isp.bayer import pack_rggb
-    from rawback.isp.unprocess import UnprocessSettings, unprocess
+    from rawback.isp.unprocess import UnprocessSettings
+    from rawback.methods import DiffusionSettings
     from rawback.model.denoiser import camera_features, exif_features
     from rawback.sampling import initial_noise
 
@@ -106,9 +107,10 @@ def collect_samples(
             estimate = estimate_from_thumbnail(
                 model, d.thumb[None].to(device), camera.to(device), exif.to(device), d.item.profile
             )
-            prior = unprocess(d.rgb, d.item.profile, estimate.neutral, UnprocessSettings(transfer=d.transfer))
+            estimate = estimate.as_applied(DiffusionSettings())  # as `convert` does by default
+            prior = analytic_prior(d.rgb, d.item.profile, estimate, UnprocessSettings(transfer=d.transfer), 8)
             rows["rgb"].append(torch.from_numpy(d.rgb).permute(2, 0, 1))
-            rows["prior"].append(torch.from_numpy(pack_rggb(prior, "RGGB")).permute(2, 0, 1))
+            rows["prior"].append(torch.from_numpy(prior).permute(2, 0, 1))
             rows["truth"].append(torch.from_numpy(pack_rggb(d.truth, "RGGB")).permute(2, 0, 1))
             rows["finish"].append(estimate.finish.cpu())
             parts["thumb"].append(d.thumb[None])

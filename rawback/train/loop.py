@@ -26,6 +26,7 @@ from torch import nn
 from rawback.errors import RawbackError
 from rawback.model.config import preset, profile_camera
 from rawback.model.denoiser import RawbackModel, condition
+from rawback.model.illuminant import GLOBAL_OUTPUTS
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
 
@@ -78,7 +79,12 @@ class TrainingStep(nn.Module):
         sigma = sigma.clamp(mc.sigma_min, mc.sigma_max)
         noisy = residual + torch.randn_like(residual) * sigma[:, None, None, None]
         predicted, finish = self.model.illuminant(batch["thumb"], batch["camera"], batch["exif"])
-        loss_head = ((predicted.float() - batch["global_target"]) ** 2).mean()
+        error = (predicted.float() - batch["global_target"]) ** 2
+        # White balance and exposure (3 numbers) and the tone curve's knots weigh alike, however
+        # many knots there are.
+        loss_head = error[:, :GLOBAL_OUTPUTS].mean()
+        if error.shape[1] > GLOBAL_OUTPUTS:
+            loss_head = loss_head + error[:, GLOBAL_OUTPUTS:].mean()
         cond = condition(batch["rgb"], prior)
         # The denoiser's loss also trains the head's finish embedding (one graph, end to end).
         denoised = self.model.denoiser(noisy, sigma, cond, batch["camera"], finish)
@@ -181,7 +187,7 @@ def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, fl
     for image in images:
         # as `convert` does by default: the head's white balance, exposure left alone
         estimate = estimate_global(model, image.rgb, image.profile, "bt709", image.exposure_value)
-        estimate = dataclasses.replace(estimate, exposure=1.0)
+        estimate = estimate.as_applied(DiffusionSettings())
         crop = image.rgb[image.crop]
         packed, _ = reconstruct_packed(
             model, crop, image.profile, estimate=estimate, settings=settings, bit_depth=8,
@@ -274,7 +280,10 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     dataset = TrainingPairs(
         train_folders,
         PairSettings(
-            patch=config.patch, prior_jitter=config.prior_jitter, thumb=model.config.illuminant.thumb_size
+            patch=config.patch,
+            prior_jitter=config.prior_jitter,
+            thumb=model.config.illuminant.thumb_size,
+            tone_knots=model.config.illuminant.tone_knots,
         ),
         seed=config.seed,
     )
