@@ -75,7 +75,7 @@ class GlobalEstimate:
     """What the global head says about a whole photo."""
 
     neutral: np.ndarray  # camera neutral of the scene white (green = 1)
-    exposure: float  # linear exposure gain the finish applied (1 = none; a curve carries its own)
+    exposure: float  # linear exposure gain the finish applied (1 = none)
     finish: torch.Tensor  # (1, finish_channels) embedding for every U-Net block
     learned_white_balance: bool  # False: a camera the model never saw, the daylight estimate kept
     trust: float = 1.0  # the residual gate's weight on the denoiser's residual (1: no gate)
@@ -86,14 +86,14 @@ class GlobalEstimate:
 
     def as_applied(self, settings: DiffusionSettings) -> GlobalEstimate:
         """What the prior uses under `settings`: the tone curve only when asked to undo it, and the
-        exposure only when asked to undo it (a curve then keeps its shape but gives back the
-        exposure the head estimated)."""
-        curve = self.curve if settings.undo_tone_curve else None
-        if settings.undo_exposure:
-            return dataclasses.replace(self, curve=curve)
-        if curve is not None:
-            curve = curve + np.float32(np.log(self.exposure))
-        return dataclasses.replace(self, exposure=1.0, curve=curve)
+        exposure only when asked to undo it. A curve carries the exposure in it, so with a curve
+        the gain is 1 and, when the exposure is left alone, the curve keeps its shape but gives
+        back the exposure the head estimated."""
+        if settings.undo_tone_curve and self.curve is not None:
+            curve = self.curve if settings.undo_exposure else self.curve + np.float32(np.log(self.exposure))
+            return dataclasses.replace(self, curve=curve, exposure=1.0)
+        exposure = self.exposure if settings.undo_exposure else 1.0
+        return dataclasses.replace(self, curve=None, exposure=exposure)
 
 
 @torch.no_grad()
@@ -136,12 +136,11 @@ def analytic_prior(
     bit_depth: int,
 ) -> np.ndarray:
     """The analytic estimate the denoiser refines, (h, w, 4) packed: the inverse ISP with the
-    head's white balance and its tone curve (which includes the exposure), or else its exposure.
-    `crop` is in RGGB phase."""
+    estimate's white balance, tone curve and exposure gain, as `GlobalEstimate.as_applied` chose
+    them. `crop` is in RGGB phase."""
     rggb = _as_rggb(profile)
     mosaic = unprocess(crop, rggb, estimate.neutral, settings, bit_depth=bit_depth, curve=estimate.curve)
-    gain = estimate.exposure if estimate.curve is None else 1.0
-    return pack_rggb(np.clip(mosaic / gain, 0.0, 1.0), "RGGB")
+    return pack_rggb(np.clip(mosaic / estimate.exposure, 0.0, 1.0), "RGGB")
 
 
 def tiled_denoiser(
@@ -282,6 +281,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     stops = float(np.log2(estimate.exposure))
     if settings.undo_exposure and abs(stops) > 0.05:
         notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
+    undone_exposure = estimate.exposure if settings.undo_exposure else 1.0
     estimate = estimate.as_applied(settings)
     packed, _ = reconstruct_packed(
         model,
@@ -297,5 +297,5 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     h, w = request.rgb.shape[:2]
     mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
     return InverseResult(
-        mosaic=mosaic, neutral=estimate.neutral, notes=tuple(notes), exposure=estimate.exposure
+        mosaic=mosaic, neutral=estimate.neutral, notes=tuple(notes), exposure=undone_exposure
     )

@@ -142,8 +142,10 @@ def test_the_prior_applies_the_curve_instead_of_the_exposure() -> None:
     rgb = np.rint(rgb * 255) / 255
     profile = dataclasses.replace(S40, cfa_pattern="RGGB")
     neutral = np.array([0.5, 1.0, 0.7])
-    gain = GlobalEstimate(neutral, 1.5, torch.zeros(1, 4), True)
-    curve = GlobalEstimate(neutral, 1.5, torch.zeros(1, 4), True, curve=tone.exposure_only(8, 1.5))
+    estimate = GlobalEstimate(neutral, 1.5, torch.zeros(1, 4), True, curve=tone.exposure_only(8, 1.5))
+    gain = estimate.as_applied(DiffusionSettings(undo_exposure=True))  # no curve: divided by 1.5
+    curve = estimate.as_applied(DiffusionSettings(undo_exposure=True, undo_tone_curve=True))
+    assert gain.curve is None and curve.exposure == 1.0
     a = analytic_prior(rgb, profile, gain, UnprocessSettings(), 8)
     b = analytic_prior(rgb, profile, curve, UnprocessSettings(), 8)
     assert np.abs(a - b).max() < 2e-4  # the curve carries the same exposure; not divided twice

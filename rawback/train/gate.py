@@ -2,8 +2,8 @@
 
 Everything else in the model stays frozen. On simulated finishes of the calibration files (the
 training simulator, LibRaw member included), each item goes through exactly what `convert` does
-by default: the head's white balance makes the analytic prior, exposure is left alone, and one
-Euler step from sigma_max gives the residual. For a per-photo trust t the packed error on the
+by default: the head's white balance makes the analytic prior, exposure and tone curve are left
+alone, and one Euler step from sigma_max gives the residual. For a per-photo trust t the packed error on the
 item's unclipped pixels is quadratic in t:
 
     sum (truth - prior - t * residual)^2 = C - 2 t B + t^2 A,  A = sum r^2, B = sum (truth - prior) r
