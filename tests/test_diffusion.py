@@ -23,10 +23,17 @@ from rawback.io.dng import write_dng
 from rawback.isp.bayer import mosaic_rgb
 from rawback.methods import DiffusionSettings
 from rawback.model.config import preset
-from rawback.model.denoiser import RawbackModel
+from rawback.model.denoiser import RawbackModel, area_resize
 from rawback.model.weights import BUNDLED, load_weights, save_weights
 from rawback.train.config import TrainConfig
-from rawback.train.data import SYMMETRIES, PairSettings, TrainingPairs, bayer_augment, build_cache
+from rawback.train.data import (
+    SYMMETRIES,
+    THUMB_SOURCE,
+    PairSettings,
+    TrainingPairs,
+    bayer_augment,
+    build_cache,
+)
 from rawback.train.loop import TrainingStep, TrainOptions, train
 
 TINY_TRAIN = dict(
@@ -115,6 +122,28 @@ def test_training_items_depend_only_on_seed_and_index(raw_folder, cache_dir) -> 
     assert first["rgb"].shape == (3, 32, 32) and first["truth"].shape == (4, 16, 16)
     assert first["prior"].shape == (4, 16, 16) and first["thumb"].shape == (6, 16, 16)
     assert float(first["truth"].min()) >= 0.0 and float(first["truth"].max()) <= 1.0
+
+
+def test_scene_crops_show_the_head_new_scenes_under_the_patch_finish(raw_folder, cache_dir) -> None:
+    folders, _ = build_cache(sorted(raw_folder.rglob("*.dng")), cache_dir)
+    whole = TrainingPairs(folders, PairSettings(patch=32, thumb=16), seed=5)
+    crops = TrainingPairs(folders, PairSettings(patch=32, thumb=16, scene_crops=1.0), seed=5)
+    item = whole.files()[0]
+    everything = area_resize(item.overview_linear, THUMB_SOURCE, THUMB_SOURCE)
+    assert np.abs(everything - item.thumb_linear).mean() < 0.01  # the overview is the whole photo
+    rng = np.random.default_rng(0)
+    linear, libraw = whole.head_view(item, rng)
+    assert linear is item.thumb_linear and libraw is item.thumb_libraw  # scene_crops=0: all of it,
+    assert rng.random() == np.random.default_rng(0).random()  # and no random number drawn
+    views = [crops.head_view(item, np.random.default_rng(seed))[0] for seed in range(4)]
+    assert all(v.shape == everything.shape and not np.allclose(v, everything, atol=1e-3) for v in views)
+    for index in range(6):  # the head's target is the patch's finish, whatever it was shown
+        d = crops.draw(index)
+        assert np.isclose(float(d.global_target[2]), np.log2(d.sim.exposure), atol=1e-6)
+        daylight = d.item.profile.daylight_neutral()
+        assert np.isclose(float(d.global_target[0]), np.log(d.sim.neutral[0] / daylight[0]), atol=1e-6)
+    with pytest.raises(UsageError, match="probability"):
+        TrainConfig(scene_crops=1.5)
 
 
 # --- training ------------------------------------------------------------------------------------

@@ -29,6 +29,10 @@ class TrainConfig:
     p_sigma_max: float = 0.25
     head_weight: float = 1.0  # weight of the global illuminant/exposure head's loss
     prior_jitter: float = 0.03  # log-std of white-balance/exposure error put into the prior
+    # Chance that the global head sees a random crop of the photo instead of all of it: new scenes
+    # for a head that otherwise learns the training photos' tones by heart. 0 (whole photos) is how
+    # the bundled model was trained; docs/training.md has what crops changed when measured.
+    scene_crops: float = 0.0
     workers: int = 2  # DataLoader worker processes (spawn)
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
@@ -52,6 +56,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0.0 <= self.scene_crops <= 1.0:
+            raise UsageError(f"scene_crops is a probability, not {self.scene_crops}")
         if self.workers < 0 or self.warmup < 0:
             raise UsageError("workers and warmup must not be negative")
 

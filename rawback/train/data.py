@@ -3,13 +3,16 @@
 Each RAW file is decoded once into a cache folder (memory-mapped .npy arrays, so DataLoader worker
 processes share pages instead of copies): the normalised mosaic cropped to the RGGB phase, LibRaw's
 linear demosaic of the same pixels (camera RGB, no white balance), LibRaw's own camera-WB render
-(the evaluation renderer, one member of the simulator), whole-photo thumbnails of both, and the
-metadata (camera profile, the white balance LibRaw applies, scene EV).
+(the evaluation renderer, one member of the simulator), whole-photo thumbnails of both, larger
+overviews to crop the head's thumbnails from, and the metadata (camera profile, the white balance
+LibRaw applies, scene EV).
 
 A training item is a random patch: Bayer-consistent flip/transpose, a randomised ISP finish and
 JPEG (rawback.isp.simulate), the analytic estimate given the finish's white balance and exposure
 or whole inverse tone curve (slightly jittered, as the global head's estimate will be), plus a
-whole-photo thumbnail with the same finish for the global head. Items depend only on
+thumbnail with the same finish for the global head: of the whole photo, or of a random crop of it
+(a few dozen training photos are too few scenes for a head that reads tones: it learns them by
+heart, and crops are new scenes). Items depend only on
 (seed, index), so a resumed run sees exactly the data it would have seen.
 """
 
@@ -39,8 +42,9 @@ from rawback.model.illuminant import GLOBAL_OUTPUTS
 if TYPE_CHECKING:
     from rawback.isp.simulate import Simulated
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 THUMB_SOURCE = 128  # thumbnails are simulated at this size, then reduced to the head's input size
+OVERVIEW = 512  # side of the cached whole-photo overviews that thumbnails are cut from
 KNOWN_TRANSFERS = ("srgb", "bt709", "gamma2.2")
 
 
@@ -59,6 +63,8 @@ class CachedRaw:
     libraw: np.ndarray  # (H, W, 3) uint8 LibRaw camera-WB sRGB render (the eval protocol's)
     thumb_linear: np.ndarray  # (THUMB_SOURCE, THUMB_SOURCE, 3) float32
     thumb_libraw: np.ndarray  # (THUMB_SOURCE, THUMB_SOURCE, 3) uint8
+    overview_linear: np.ndarray  # (OVERVIEW, OVERVIEW, 3) float32, aspect ratio ignored
+    overview_libraw: np.ndarray  # (OVERVIEW, OVERVIEW, 3) float32 display values 0..255
     profile: CameraProfile  # with cfa_pattern RGGB (the crop)
     neutral: np.ndarray  # the white balance LibRaw applies with use_camera_wb
     exposure_value: float | None
@@ -101,6 +107,8 @@ def build_cached(path: Path, cache_dir: Path) -> Path:
         np.save(tmp / "thumb_linear.npy", area_resize(linear, THUMB_SOURCE, THUMB_SOURCE))
         thumb8 = area_resize(libraw.astype(np.float32), THUMB_SOURCE, THUMB_SOURCE)
         np.save(tmp / "thumb_libraw.npy", np.clip(np.rint(thumb8), 0, 255).astype(np.uint8))
+        np.save(tmp / "overview_linear.npy", area_resize(linear, OVERVIEW, OVERVIEW))
+        np.save(tmp / "overview_libraw.npy", area_resize(libraw.astype(np.float32), OVERVIEW, OVERVIEW))
         meta = {
             "source": str(path),
             "camera": f"{raw.make} {raw.model}".strip(),
@@ -132,6 +140,8 @@ def load_cached(folder: Path) -> CachedRaw:
         libraw=arr("libraw"),
         thumb_linear=np.asarray(arr("thumb_linear")),
         thumb_libraw=np.asarray(arr("thumb_libraw")),
+        overview_linear=np.array(arr("overview_linear")),  # small: read, not mapped
+        overview_libraw=np.array(arr("overview_libraw")),
         profile=CameraProfile.from_json(json.dumps(meta["profile"]), origin=str(folder)),
         neutral=np.asarray(meta["neutral"], dtype=np.float64),
         exposure_value=meta["exposure_value"],
@@ -187,6 +197,7 @@ class PairSettings:
     prior_jitter: float = 0.03  # log-std of the white-balance/exposure error put into the prior
     augment: bool = True  # Bayer-consistent flips and transposes
     tone_knots: int = 0  # the head's inverse tone curve (model config); 0: exposure only
+    scene_crops: float = 0.0  # chance that the head's thumbnail is a random crop, not the whole photo
 
 
 @dataclass(frozen=True)
@@ -257,7 +268,8 @@ class TrainingPairs(torch.utils.data.Dataset):
         sim = simulate(
             linear, item.profile, item.neutral, np.random.default_rng(finish_seed), libraw_rgb8=libraw
         )
-        thumb, target = self.thumbnail(item, np.random.default_rng(finish_seed))
+        view = self.head_view(item, rng)
+        thumb, target = self.thumbnail(item, view, np.random.default_rng(finish_seed))
         return Draw(
             item=item,
             truth=truth,
@@ -291,14 +303,33 @@ class TrainingPairs(torch.utils.data.Dataset):
             "global_target": d.global_target,
         }
 
-    def thumbnail(self, item: CachedRaw, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The head's input from a whole-photo finish (the patch's, given the same generator), and
+    def head_view(self, item: CachedRaw, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The (linear, LibRaw uint8) THUMB_SOURCE-square pictures the head's thumbnail is rendered
+        from: the whole photo, or with chance `scene_crops` a crop of 30-100% of each side of the
+        overview, mirrored half the time (docs/training.md, "Scene crops for the head"). With
+        `scene_crops` 0 no random number is drawn, so items are what they were before crops."""
+        if not (self.settings.scene_crops > 0 and rng.random() < self.settings.scene_crops):
+            return item.thumb_linear, item.thumb_libraw
+        h, w = (int(OVERVIEW * rng.uniform(0.3, 1.0)) for _ in range(2))
+        y, x = int(rng.integers(0, OVERVIEW - h + 1)), int(rng.integers(0, OVERVIEW - w + 1))
+        window = (slice(y, y + h), slice(x, x + w))
+        linear, libraw = item.overview_linear[window], item.overview_libraw[window]
+        if rng.random() < 0.5:
+            linear, libraw = linear[:, ::-1], libraw[:, ::-1]
+        small = area_resize(linear, THUMB_SOURCE, THUMB_SOURCE)
+        small8 = np.clip(np.rint(area_resize(libraw, THUMB_SOURCE, THUMB_SOURCE)), 0, 255).astype(np.uint8)
+        return small, small8
+
+    def thumbnail(
+        self, item: CachedRaw, view: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's input from a finish of `view` (the patch's finish, given the same generator), and
         its target (log R/G and log B/G of the applied neutral relative to daylight, log2 of the
         applied exposure, then the knots of the finish's inverse tone curve when configured)."""
         from rawback.isp import tone
         from rawback.isp.simulate import simulate, tone_response
 
-        sim = simulate(item.thumb_linear, item.profile, item.neutral, rng, libraw_rgb8=item.thumb_libraw)
+        sim = simulate(view[0], item.profile, item.neutral, rng, libraw_rgb8=view[1])
         transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
         rgb = sim.rgb8.astype(np.float32) / 255.0
         thumb = thumbnail_input(rgb, item.profile, transfer, self.settings.thumb)

@@ -284,6 +284,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             prior_jitter=config.prior_jitter,
             thumb=model.config.illuminant.thumb_size,
             tone_knots=model.config.illuminant.tone_knots,
+            scene_crops=config.scene_crops,
         ),
         seed=config.seed,
     )
