@@ -129,7 +129,7 @@ def test_scene_crops_show_the_head_new_scenes_under_the_patch_finish(raw_folder,
     whole = TrainingPairs(folders, PairSettings(patch=32, thumb=16), seed=5)
     crops = TrainingPairs(folders, PairSettings(patch=32, thumb=16, scene_crops=1.0), seed=5)
     item = whole.files()[0]
-    everything = area_resize(item.overview_linear, THUMB_SOURCE, THUMB_SOURCE)
+    everything = area_resize(np.array(item.overview_linear), THUMB_SOURCE, THUMB_SOURCE)
     assert np.abs(everything - item.thumb_linear).mean() < 0.01  # the overview is the whole photo
     rng = np.random.default_rng(0)
     linear, libraw = whole.head_view(item, rng)

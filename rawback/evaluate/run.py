@@ -132,6 +132,11 @@ class EvalReport:
         return [img for img in self.images if img.error is not None]
 
 
+def matches_glob(rel: Path, patterns: tuple[str, ...]) -> bool:
+    """Whether a path relative to the data folder matches any `fnmatch` glob (`*` also matches `/`)."""
+    return any(fnmatch.fnmatch(str(rel), pattern) for pattern in patterns)
+
+
 def find_raw_files(data: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> list[Path]:
     """RAW files below `data` (sorted, hidden entries skipped) whose path relative to `data`
     matches a glob of `include` (all when empty) and none of `exclude`."""
@@ -144,9 +149,7 @@ def find_raw_files(data: Path, include: tuple[str, ...] = (), exclude: tuple[str
             continue
         if path.suffix.lower() not in RAW_SUFFIXES:
             continue
-        if include and not any(fnmatch.fnmatch(str(rel), pattern) for pattern in include):
-            continue
-        if any(fnmatch.fnmatch(str(rel), pattern) for pattern in exclude):
+        if (include and not matches_glob(rel, include)) or matches_glob(rel, exclude):
             continue
         found.append(path)
     return found

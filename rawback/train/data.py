@@ -140,8 +140,8 @@ def load_cached(folder: Path) -> CachedRaw:
         libraw=arr("libraw"),
         thumb_linear=np.asarray(arr("thumb_linear")),
         thumb_libraw=np.asarray(arr("thumb_libraw")),
-        overview_linear=np.array(arr("overview_linear")),  # small: read, not mapped
-        overview_libraw=np.array(arr("overview_libraw")),
+        overview_linear=arr("overview_linear"),
+        overview_libraw=arr("overview_libraw"),
         profile=CameraProfile.from_json(json.dumps(meta["profile"]), origin=str(folder)),
         neutral=np.asarray(meta["neutral"], dtype=np.float64),
         exposure_value=meta["exposure_value"],
@@ -313,7 +313,8 @@ class TrainingPairs(torch.utils.data.Dataset):
         h, w = (int(OVERVIEW * rng.uniform(0.3, 1.0)) for _ in range(2))
         y, x = int(rng.integers(0, OVERVIEW - h + 1)), int(rng.integers(0, OVERVIEW - w + 1))
         window = (slice(y, y + h), slice(x, x + w))
-        linear, libraw = item.overview_linear[window], item.overview_libraw[window]
+        # Copies of the window only: the overviews stay memory-mapped (and read-only) until cropped.
+        linear, libraw = np.array(item.overview_linear[window]), np.array(item.overview_libraw[window])
         if rng.random() < 0.5:
             linear, libraw = linear[:, ::-1], libraw[:, ::-1]
         small = area_resize(linear, THUMB_SOURCE, THUMB_SOURCE)

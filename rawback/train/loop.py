@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import fnmatch
 import io
 import json
 import math
@@ -47,12 +46,10 @@ class TrainOptions:
 
 def split_files(data: Path, config: TrainConfig) -> tuple[list[Path], list[Path]]:
     """(training, validation) RAW files under `data`, by the config's glob patterns."""
-    from rawback.evaluate.run import find_raw_files
+    from rawback.evaluate.run import find_raw_files, matches_glob
 
     files = find_raw_files(data, exclude=config.exclude)
-    validation = [
-        f for f in files if any(fnmatch.fnmatch(str(f.relative_to(data)), p) for p in config.validation)
-    ]
+    validation = [f for f in files if matches_glob(f.relative_to(data), config.validation)]
     training = [f for f in files if f not in validation]
     if not training:
         raise RawbackError(f"{data}: no RAW files left to train on")
