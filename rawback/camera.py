@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rawback.io.raw import RawImage
 GENERIC_NAME = "generic"
 PROFILE_SUFFIX = ".json"
+_LIST_FIELDS = ("black_level", "color_matrix_1", "color_matrix_2", "aliases", "notes", "tone_curve")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class CameraProfile:
     aliases: tuple[str, ...] = ()  # other EXIF "Make Model" strings this profile matches
     source: str = ""  # where it came from, for `profile show`
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The camera JPEG engine's tone curve, measured from RAW+JPEG pairs (`rawback profile curve`):
+    # knot values of its inverse (rawback.isp.tone). None: not measured, and nothing is assumed.
+    tone_curve: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         check_pattern(self.cfa_pattern)
@@ -60,6 +64,10 @@ class CameraProfile:
         for m in (self.color_matrix_1, self.color_matrix_2):
             if m is not None and len(m) != 9:
                 raise ProfileError(f"profile {self.name}: a colour matrix needs 9 values")
+        if self.tone_curve is not None and (
+            len(self.tone_curve) < 2 or not np.all(np.isfinite(self.tone_curve))
+        ):
+            raise ProfileError(f"profile {self.name}: tone_curve needs at least 2 finite knot values")
 
     # --- derived quantities ----------------------------------------------------------------------
 
@@ -92,16 +100,18 @@ class CameraProfile:
 
     def to_json(self) -> str:
         data = asdict(self)
-        for key in ("black_level", "color_matrix_1", "color_matrix_2", "aliases", "notes"):
+        for key in _LIST_FIELDS:
             if data[key] is not None:
                 data[key] = list(data[key])
+        if data["tone_curve"] is None:
+            del data["tone_curve"]  # profiles without a curve read and write as before
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str, origin: str = "profile") -> CameraProfile:
         try:
             data = json.loads(text)
-            for key in ("black_level", "color_matrix_1", "color_matrix_2", "aliases", "notes"):
+            for key in _LIST_FIELDS:
                 if data.get(key) is not None:
                     data[key] = tuple(data[key])
             return cls(**data)
@@ -133,12 +143,14 @@ def user_folder() -> Path:
 
 
 def builtin_profiles() -> dict[str, CameraProfile]:
-    """Built-in profiles, then the user's (a user profile of the same name wins)."""
-    profiles = {}
-    for folder in (builtin_folder(), user_folder()):
+    """The user's profiles, then the built-in ones: a user profile replaces a built-in of the same
+    name, and comes first when a photo's EXIF camera is matched (so a profile saved by `rawback
+    profile curve` under any name is the one that camera's photos get)."""
+    profiles: dict[str, CameraProfile] = {}
+    for folder in (user_folder(), builtin_folder()):
         for path in sorted(folder.glob(f"*{PROFILE_SUFFIX}")):
             profile = CameraProfile.from_json(path.read_text(), origin=str(path))
-            profiles[profile.name] = profile
+            profiles.setdefault(profile.name, profile)
     return profiles
 
 

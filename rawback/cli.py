@@ -49,6 +49,7 @@ class Transfer(StrEnum):
 
 
 class ToneCurve(StrEnum):
+    auto = "auto"
     none = "none"
     smoothstep = "smoothstep"
 
@@ -110,7 +111,14 @@ Camera = Annotated[
     ),
 ]
 TransferOpt = Annotated[Transfer, typer.Option("--transfer", help="Transfer curve of the input photos.")]
-ToneCurveOpt = Annotated[ToneCurve, typer.Option("--tone-curve", help="Tone curve to undo.")]
+ToneCurveOpt = Annotated[
+    ToneCurve,
+    typer.Option(
+        "--tone-curve",
+        help="Tone curve to undo: auto (the camera's, when its profile has one measured by "
+        "`rawback profile curve`), none, or smoothstep (Brooks et al.).",
+    ),
+]
 WhiteBalance = Annotated[
     str,
     typer.Option(
@@ -277,7 +285,7 @@ def convert(
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
     transfer: TransferOpt = Transfer.srgb,
-    tone_curve: ToneCurveOpt = ToneCurve.none,
+    tone_curve: ToneCurveOpt = ToneCurve.auto,
     white_balance: WhiteBalance = "auto",
     compression: CompressionOpt = Compression.ljpeg,
     no_preview: NoPreview = False,
@@ -342,7 +350,7 @@ def batch_command(
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
     transfer: TransferOpt = Transfer.srgb,
-    tone_curve: ToneCurveOpt = ToneCurve.none,
+    tone_curve: ToneCurveOpt = ToneCurve.auto,
     white_balance: WhiteBalance = "auto",
     compression: CompressionOpt = Compression.ljpeg,
     no_preview: NoPreview = False,
@@ -452,10 +460,27 @@ def eval_command(
             help="Colour profile override; levels and CFA always come from the RAW.", show_default=False
         ),
     ] = None,
+    tone_curve_from: Annotated[
+        str | None,
+        typer.Option(
+            "--tone-curve-from",
+            help="Undo the tone curve measured in this profile (rawback profile curve) on every file, "
+            "each keeping its own colour profile.",
+            show_default=False,
+        ),
+    ] = None,
     include: Annotated[
         list[str] | None,
         typer.Option(
             help="Only files matching this glob (relative to --data); repeatable.", show_default=False
+        ),
+    ] = None,
+    save_inputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-inputs",
+            help="Keep each file's protocol input (the JPEG the methods get) here, mirroring --data.",
+            show_default=False,
         ),
     ] = None,
     limit: Annotated[
@@ -493,7 +518,8 @@ def eval_command(
         )  # fmt: skip
         options = EvalOptions(
             data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,
-            include=tuple(include or ()), limit=limit, diffusion=diffusion, steps=step_counts,
+            tone_curve_from=tone_curve_from, save_inputs=save_inputs, include=tuple(include or ()),
+            limit=limit, diffusion=diffusion, steps=step_counts,
         )  # fmt: skip
         with CountProgress("evaluating", quiet=quiet) as progress:
             report = run_eval(options, progress=progress)
@@ -726,6 +752,76 @@ def profile_add(
         path = save_profile(profile, builtin_folder() if builtin else user_folder(), overwrite=overwrite)
         typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
         typer.echo(f"use it with: rawback convert PHOTO --camera {profile.name}")
+
+
+@profile_app.command("curve")
+def profile_curve(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="RAW+JPEG pairs of one camera (same name, e.g. IMG_0042.CR2 + IMG_0042.JPG), or folders "
+            "holding them.",
+            show_default=False,
+        ),
+    ],
+    camera: Camera = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Save under this profile name. Default: the camera's own.", show_default=False),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a saved user profile of the same name.")
+    ] = False,
+) -> None:
+    """Measure the camera's JPEG tone curve from RAW+JPEG pairs of its shots and save it in its
+    user profile: from then on `convert` and `batch` undo it for that camera's JPEGs (docs/profiles.md).
+    Exit status 1 if a pair could not be used."""
+    with user_errors():
+        import dataclasses
+
+        from rawback.camera import match_profile, profile_from_raw, resolve_profile, save_profile, user_folder
+        from rawback.console import print_error
+        from rawback.errors import RawbackError
+        from rawback.io.raw import read_make_model
+        from rawback.tone_calibration import calibrate_tone_curve, find_pairs, with_tone_curve
+
+        pairs = find_pairs(paths)
+        if not pairs:
+            raise RawbackError("no RAW+JPEG pairs (a RAW and a JPEG of the same name) found")
+        cameras = {read_make_model(p.raw) for p in pairs}
+        if len(cameras) > 1:
+            names = ", ".join(sorted(" ".join(c).strip() or "unknown" for c in cameras))
+            raise RawbackError(f"the pairs come from several cameras ({names}); measure one camera at a time")
+        ((make, model),) = cameras
+        if camera is not None:
+            profile = resolve_profile(camera)
+        else:
+            profile = match_profile(make, model) or profile_from_raw(pairs[0].raw)
+        failed: list[str] = []
+
+        def skip(exc: Exception) -> None:
+            failed.append(str(exc))
+            print_error(str(exc))
+
+        fit, used = calibrate_tone_curve(pairs, profile, on_error=skip)
+        profile = with_tone_curve(profile, fit, len(used))
+        if name is not None:
+            profile = dataclasses.replace(profile, name=name)
+        path = save_profile(profile, user_folder(), overwrite=overwrite)
+        for result in used:
+            turned = f", JPEG turned {90 * result.rotation}°" if result.rotation else ""
+            typer.echo(
+                f"{result.pair.raw.name} + {result.pair.jpeg.name}: {result.pixels} samples, "
+                f"residual {100 * result.rms_residual:.1f} %{turned}"
+            )
+        typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
+        typer.echo(
+            f"{len(used)} pair(s), residual {100 * fit.rms_residual:.1f} %, "
+            f"{int(fit.measured.sum())} of {len(fit.knots)} knots measured"
+        )
+        typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
+        if failed:
+            raise typer.Exit(EXIT_FAILED)
 
 
 def run() -> None:

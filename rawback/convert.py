@@ -23,7 +23,7 @@ class ConvertOptions:
     method: str = "diffusion"  # inversion method, see rawback.methods.METHODS
     camera: str | None = None  # --camera NAME|PATH; None = match EXIF Make/Model, else generic
     transfer: str = "srgb"  # transfer curve of the input photos
-    tone_curve: str = "none"  # tone curve to undo
+    tone_curve: str = "auto"  # tone curve to undo; "auto": the profile's measured one, if any
     white_balance: str = "auto"  # "auto" (EXIF LightSource, else daylight) or "R,G,B" neutral
     compression: str = "ljpeg"  # "ljpeg" (lossless JPEG tiles) or "none"
     preview: bool = True  # embed a JPEG preview (RawTherapee matches its tone curve to it)

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from rawback.camera import CameraProfile
+from rawback.isp import tone
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
-from rawback.isp.unprocess import UnprocessSettings, unprocess
-from rawback.methods import DiffusionSettings, InverseRequest, InverseResult
+from rawback.isp.unprocess import UnprocessSettings, measured_curve, unprocess
+from rawback.methods import DiffusionSettings, InverseRequest, InverseResult, measured_curve_note
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.gate import clipped_blocks, gated_residual
@@ -38,6 +39,7 @@ from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_
 from rawback.tiling import TiledDenoiser
 
 Progress = Callable[[float], None]  # fraction of a photo's network work done, 0..1
+MID_GREY = 0.18  # the JPEG's linear value at which a measured curve's exposure gain is reported
 
 
 def resolve_device(name: str) -> torch.device:
@@ -272,17 +274,28 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
     if estimate.trust < 1.0:
         notes.append(f"residual gate: trust {estimate.trust:.2f} (full trust where the photo is clipped)")
-    if settings.undo_tone_curve:
-        notes.append(
-            "tone curve of the finish estimated by the model and undone"
-            if estimate.curve is not None
-            else "--undo-tone-curve: these weights estimate no tone curve"
-        )
-    stops = float(np.log2(estimate.exposure))
-    if settings.undo_exposure and abs(stops) > 0.05:
-        notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
-    undone_exposure = estimate.exposure if settings.undo_exposure else 1.0
-    estimate = estimate.as_applied(settings)
+    measured = measured_curve(request.profile, request.settings)
+    if measured is not None:
+        # A curve measured from the camera's own RAW+JPEG pairs beats the head's guess from one
+        # photo (the guess cannot tell a filmic lift from a bright scene): it replaces the
+        # estimated curve and exposure, which it carries in it.
+        notes.append(measured_curve_note(request.profile))
+        if settings.undo_tone_curve or settings.undo_exposure:
+            notes.append("--undo-tone-curve/--undo-exposure: the profile's measured curve is used instead")
+        undone_exposure = float(np.exp(-tone.log_gain(np.array([MID_GREY]), measured)[0]))
+        estimate = dataclasses.replace(estimate, curve=measured, exposure=1.0)
+    else:
+        if settings.undo_tone_curve:
+            notes.append(
+                "tone curve of the finish estimated by the model and undone"
+                if estimate.curve is not None
+                else "--undo-tone-curve: these weights estimate no tone curve"
+            )
+        stops = float(np.log2(estimate.exposure))
+        if settings.undo_exposure and abs(stops) > 0.05:
+            notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
+        undone_exposure = estimate.exposure if settings.undo_exposure else 1.0
+        estimate = estimate.as_applied(settings)
     packed, _ = reconstruct_packed(
         model,
         request.rgb,

@@ -15,7 +15,7 @@ import numpy as np
 
 from rawback.camera import CameraProfile
 from rawback.isp import color
-from rawback.isp.unprocess import UnprocessSettings, neutral_for_illuminant, unprocess
+from rawback.isp.unprocess import UnprocessSettings, measured_curve, neutral_for_illuminant, unprocess
 
 # The samplers of rawback.sampling, by name (kept here so option checks need no torch import).
 SAMPLER_NAMES = ("euler", "heun", "dpmpp-2m", "one-step")
@@ -107,8 +107,16 @@ def estimate_neutral(request: InverseRequest) -> tuple[np.ndarray, str]:
 
 def analytic(request: InverseRequest) -> InverseResult:
     neutral, note = estimate_neutral(request)
-    mosaic = unprocess(request.rgb, request.profile, neutral, request.settings, bit_depth=request.bit_depth)
-    return InverseResult(mosaic=mosaic, neutral=neutral, notes=(note,))
+    curve = measured_curve(request.profile, request.settings)
+    mosaic = unprocess(
+        request.rgb, request.profile, neutral, request.settings, bit_depth=request.bit_depth, curve=curve
+    )
+    notes = (note,) if curve is None else (note, measured_curve_note(request.profile))
+    return InverseResult(mosaic=mosaic, neutral=neutral, notes=notes)
+
+
+def measured_curve_note(profile: CameraProfile) -> str:
+    return f"tone curve: the one measured in profile {profile.name} undone"
 
 
 def diffusion(request: InverseRequest) -> InverseResult:

@@ -170,3 +170,37 @@ def test_published_protocols_on_a_real_raw(shared_raw: Path, protocol: str) -> N
     report = run_eval(EvalOptions(data=shared_raw, protocol=protocol, include=("kodak_dc50/DC0010S.KDC",)))
     assert not report.failed, [img.error for img in report.failed]
     assert finite(report.means()[BASELINE]["protocol_psnr"])
+
+
+def test_tone_curve_from_gives_every_row_the_measured_curve(fake_data: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from rawback.errors import RawbackError
+    from rawback.evaluate.report import to_markdown
+    from rawback.isp import tone
+
+    lifted = dataclasses.replace(
+        S40, name="lifted", tone_curve=tuple(map(float, tone.exposure_only(16, 2.0)))
+    )
+    path = tmp_path / "lifted.json"
+    path.write_text(lifted.to_json())
+    plain = run_eval(EvalOptions(data=fake_data, method="analytic", limit=1))
+    measured = run_eval(EvalOptions(data=fake_data, method="analytic", limit=1, tone_curve_from=str(path)))
+    for row in (BASELINE, ORACLE):
+        # The fake RAW's render has no lift: undoing one halves every value, a 1-stop error.
+        assert measured.means()[row]["exposure_error_stops"] == pytest.approx(-1.0, abs=0.1)
+        assert plain.means()[row]["exposure_error_stops"] == pytest.approx(0.0, abs=0.1)
+    assert "Every row undoes the tone curve measured in" in to_markdown(measured)
+    path.write_text(S40.to_json())
+    with pytest.raises(RawbackError, match="no measured tone curve"):
+        run_eval(EvalOptions(data=fake_data, method="analytic", tone_curve_from=str(path)))
+
+
+def test_save_inputs_keeps_each_protocol_input_beside_its_path(fake_data: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    inputs = tmp_path / "inputs"
+    run_eval(EvalOptions(data=fake_data, method="analytic", protocol="finished", save_inputs=inputs))
+    saved = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*"))
+    assert saved == ["a", "a/one.jpg", "b", "b/two.jpg"]
+    assert Image.open(inputs / "a" / "one.jpg").format == "JPEG"

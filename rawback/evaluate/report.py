@@ -38,6 +38,7 @@ def to_json(report: EvalReport) -> dict:
         "data": str(opts.data),
         "pairs": str(opts.pairs) if opts.pairs else None,
         "camera": opts.camera,
+        "tone_curve_from": opts.tone_curve_from,
         "diffusion": dataclasses.asdict(opts.diffusion) if opts.method == "diffusion" else None,
         "steps": list(opts.steps),
         "rows": report.rows,
@@ -65,6 +66,11 @@ def to_markdown(report: EvalReport) -> str:
         "",
         f"Protocol: {report.protocol_summary}.",
         f"Data: `{report.options.data}`, {len(report.images)} files, {len(report.failed)} failed.",
+        *(
+            [f"Every row undoes the tone curve measured in `{report.options.tone_curve_from}`."]
+            if report.options.tone_curve_from
+            else []
+        ),
         "",
         "## Mean over images",
         "",

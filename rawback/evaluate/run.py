@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,6 +55,12 @@ class EvalOptions:
     protocol: str = "rawback"
     pairs: Path | None = None  # folder of camera JPEGs to use instead of renders
     camera: str | None = None  # colour profile override (levels and CFA always come from the RAW)
+    # A profile whose measured tone curve (rawback profile curve) every row undoes, each file
+    # keeping its own colour profile: one camera JPEG engine's curve applied across cameras.
+    tone_curve_from: str | None = None
+    # Keep every file's protocol input here, as RELATIVE/PATH/NAME.jpg mirroring `data`: beside a
+    # copy of its RAW it is a RAW+JPEG pair for `rawback profile curve`.
+    save_inputs: Path | None = None
     include: tuple[str, ...] = ()  # glob patterns on paths relative to `data`; empty = all
     limit: int | None = None
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
@@ -187,19 +194,33 @@ def _score(
 
 
 def evaluate_file(
-    path: Path, data: Path, protocol: Protocol, rows: list[Row], camera: str | None, workdir: Path
+    path: Path,
+    data: Path,
+    protocol: Protocol,
+    rows: list[Row],
+    camera: str | None,
+    workdir: Path,
+    tone_curve: tuple[float, ...] | None = None,
+    save_inputs: Path | None = None,
 ) -> ImageResult:
-    """Score every row (method(s), baseline, oracle) on one RAW file."""
+    """Score every row (method(s), baseline, oracle) on one RAW file; `tone_curve` (measured
+    knots) replaces the profile's own, for every row."""
     from rawback.io.dng import write_dng
     from rawback.io.image import read_image
 
     raw = read_raw(path)
     profile = eval_profile(raw, camera)
+    if tone_curve is not None:
+        profile = dataclasses.replace(profile, tone_curve=tone_curve)
     h, w = raw.mosaic.shape
     result = ImageResult(
         file=str(path.relative_to(data)), camera=f"{raw.make} {raw.model}".strip(), megapixels=h * w / 1e6
     )
     prepared = protocol.make_input(raw, workdir)
+    if save_inputs is not None:
+        target = save_inputs / path.relative_to(data).with_suffix(prepared.path.suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(prepared.path, target)
     image = read_image(prepared.path)
     rgb = image.rgb
     if prepared.upsample > 1:
@@ -271,6 +292,13 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
     if not files:
         raise RawbackError(f"{options.data}: no RAW files found")
     rows = plan_rows(options)
+    tone_curve = None
+    if options.tone_curve_from is not None:
+        tone_curve = resolve_profile(options.tone_curve_from).tone_curve
+        if tone_curve is None:
+            raise RawbackError(
+                f"{options.tone_curve_from}: the profile has no measured tone curve (rawback profile curve)"
+            )
     report = EvalReport(
         options=options, protocol_summary=protocol.summary, rows=[r.label for r in rows], images=[]
     )
@@ -279,7 +307,10 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
             if progress:
                 progress(index, len(files), str(path.relative_to(options.data)))
             try:
-                item = evaluate_file(path, options.data, protocol, rows, options.camera, Path(tmp))
+                item = evaluate_file(
+                    path, options.data, protocol, rows, options.camera, Path(tmp), tone_curve,
+                    options.save_inputs,
+                )  # fmt: skip
             except RawbackError as exc:
                 item = ImageResult(
                     file=str(path.relative_to(options.data)), camera="", megapixels=0.0, error=str(exc)

@@ -4,7 +4,8 @@
 A raw developer renders  sRGB8 = curve(rgb_cam @ demosaic(min(1, raw * wb)))  (plus, in a camera,
 a tone curve). We undo each step in reverse order:
 
-    1. inverse tone curve (optional; Brooks' smoothstep, applied to display values),
+    1. inverse tone curve (optional: Brooks' smoothstep on display values, or the camera's own
+       curve measured from RAW+JPEG pairs and kept in its profile, rawback.isp.tone_fit),
     2. inverse transfer curve (sRGB for camera JPEGs, BT.709-shaped for LibRaw renders),
     3. linear sRGB -> white-balanced camera RGB (the inverse of LibRaw's `rgb_cam`),
     4. inverse white balance with a *neutral* (camera RGB of the scene white): divide by the
@@ -24,13 +25,14 @@ from rawback.camera import CameraProfile
 from rawback.isp import color, tone
 from rawback.isp.bayer import channel_index
 
-TONE_CURVES = ("none", "smoothstep")
+# "auto": the tone curve measured in the camera profile (`rawback profile curve`), if it has one.
+TONE_CURVES = ("auto", "none", "smoothstep")
 
 
 @dataclass(frozen=True)
 class UnprocessSettings:
     transfer: str = "srgb"  # transfer curve of the input: "srgb", "bt709" (LibRaw), "gamma2.2"
-    tone_curve: str = "none"  # tone curve to undo: "none" or "smoothstep" (Brooks et al.)
+    tone_curve: str = "auto"  # tone curve to undo: "auto", "none" or "smoothstep" (Brooks et al.)
 
     def __post_init__(self) -> None:
         if self.transfer not in color.TRANSFER_CURVES:
@@ -43,6 +45,14 @@ def inverse_smoothstep(y: np.ndarray) -> np.ndarray:
     """Inverse of Brooks et al.'s global tone curve 3x^2 - 2x^3 (their eq. in section 3.4)."""
     y = np.clip(y, 0.0, 1.0)
     return 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
+
+
+def measured_curve(profile: CameraProfile, settings: UnprocessSettings) -> np.ndarray | None:
+    """The profile's measured tone curve (knots of rawback.isp.tone) when `settings` leave the
+    choice to the profile ("auto"), else None."""
+    if settings.tone_curve != "auto" or profile.tone_curve is None:
+        return None
+    return np.asarray(profile.tone_curve, dtype=np.float32)
 
 
 def linearisation_table(settings: UnprocessSettings, levels: int) -> np.ndarray:

@@ -1,0 +1,180 @@
+"""`rawback profile curve`: measure a camera's JPEG tone curve from RAW+JPEG pairs of its shots.
+
+Cameras set to RAW+JPEG save both files of a shot under one name (IMG_0042.CR2 + IMG_0042.JPG).
+For each pair the RAW is developed to linear sRGB exactly as the inverse will undo it (LibRaw's
+linear demosaic, the white balance the camera recorded, the profile's colour matrix), the JPEG is
+turned to the RAW's orientation, both are averaged down to one grid, and rawback.isp.tone_fit
+measures the curve that takes one to the other. Every pair's pixels are pooled into one fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from rawback.camera import CameraProfile
+from rawback.errors import InputError, RawbackError
+from rawback.io.raw import RAW_SUFFIXES
+from rawback.isp import tone_fit
+
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+# Both sides are averaged down to at most this many pixels on the long side: a camera JPEG is often
+# cropped a few pixels or lens-corrected relative to its RAW, which this makes sub-pixel, while a
+# 1024-px grid still gives far more pixels than 16 knots need.
+GRID_LONG_SIDE = 1024
+ASPECT_TOLERANCE = 0.03  # relative: a RAW and its JPEG of the same frame agree to ~1 %
+# A true pair fits to a few per cent (ln units 0.03-0.09 on our test data); a different shot or
+# a JPEG edited afterwards leaves errors of tens of per cent.
+MISMATCH_RESIDUAL = 0.25
+CURVE_KNOTS = 16
+
+
+@dataclass(frozen=True)
+class CurvePair:
+    raw: Path
+    jpeg: Path
+
+
+@dataclass(frozen=True)
+class PairResult:
+    pair: CurvePair
+    pixels: int
+    rms_residual: float  # ln units, of this pair's own fit
+    rotation: int  # quarter turns that brought the JPEG to the RAW's orientation
+
+
+def find_pairs(paths: Iterable[Path]) -> list[CurvePair]:
+    """RAW+JPEG pairs among the given files and folders (searched recursively): a RAW and a JPEG
+    of the same name, case ignored, in the same folder."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(path, "no such file or folder")
+    raws: dict[tuple[Path, str], Path] = {}
+    jpegs: dict[tuple[Path, str], Path] = {}
+    for file in files:
+        key = (file.parent, file.stem.lower())
+        suffix = file.suffix.lower()
+        if suffix in RAW_SUFFIXES:
+            raws[key] = file
+        elif suffix in JPEG_SUFFIXES:
+            jpegs[key] = file
+    return [CurvePair(raws[key], jpegs[key]) for key in sorted(raws) if key in jpegs]
+
+
+def pair_luminance(pair: CurvePair, profile: CameraProfile) -> tuple[np.ndarray, np.ndarray, int]:
+    """Luminance samples (x from the RAW, y from the JPEG, as rawback.isp.tone_fit takes them) of
+    one pair, and the quarter turns applied to the JPEG. Raises InputError naming the file when the
+    two do not show the same frame."""
+    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+    from rawback.io.demosaic import read_linear_rgb
+    from rawback.io.image import read_image
+    from rawback.isp.simulate import camera_to_linear_srgb
+
+    # The camera's own white balance, as LibRaw applies it: the one the camera's JPEG was made with.
+    neutral = render_raw(pair.raw, **CAMERA_WB_RENDER).neutral
+    linear = camera_to_linear_srgb(read_linear_rgb(pair.raw).rgb, profile, neutral)
+    encoded = read_image(pair.jpeg).rgb
+    best: tuple[float, np.ndarray, np.ndarray, int] | None = None
+    for turns in _candidate_turns(linear.shape[:2], encoded.shape[:2], pair):
+        x, y = _on_common_grid(linear, np.rot90(encoded, turns))
+        if x.size < tone_fit.MIN_PIXELS_PER_KNOT:
+            raise InputError(pair.jpeg, "too few unclipped pixels to measure a tone curve")
+        residual = tone_fit.fit_tone_curve(x, y, CURVE_KNOTS).rms_residual
+        if best is None or residual < best[0]:
+            best = (residual, x, y, turns)
+    assert best is not None
+    residual, x, y, turns = best
+    if residual > MISMATCH_RESIDUAL:
+        raise InputError(
+            pair.jpeg,
+            f"does not match {pair.raw.name} (fit residual {residual:.2f}; not the same shot, or edited "
+            "after the camera saved it)",
+        )
+    return x, y, turns
+
+
+def calibrate_tone_curve(
+    pairs: list[CurvePair],
+    profile: CameraProfile,
+    on_error: Callable[[InputError], None] | None = None,
+) -> tuple[tone_fit.ToneCurveFit, list[PairResult]]:
+    """One curve from every usable pair; a pair that cannot be used is reported to `on_error` and
+    skipped (raised when `on_error` is None). Raises RawbackError if no pair is usable."""
+    xs, ys, used = [], [], []
+    for pair in pairs:
+        try:
+            x, y, turns = pair_luminance(pair, profile)
+        except InputError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
+        own = tone_fit.fit_tone_curve(x, y, CURVE_KNOTS)
+        used.append(PairResult(pair, x.size, own.rms_residual, turns))
+        xs.append(x)
+        ys.append(y)
+    if not used:
+        raise RawbackError("no usable RAW+JPEG pair: nothing to measure a tone curve from")
+    return tone_fit.fit_tone_curve(np.concatenate(xs), np.concatenate(ys), CURVE_KNOTS), used
+
+
+def with_tone_curve(profile: CameraProfile, fit: tone_fit.ToneCurveFit, pairs: int) -> CameraProfile:
+    """The profile with the measured curve in it, and a note of where the curve came from."""
+    note = (
+        f"tone curve: measured from {pairs} RAW+JPEG pair(s) by rawback profile curve "
+        f"(fit residual {100 * fit.rms_residual:.1f} %, {int(fit.measured.sum())} of {len(fit.knots)} knots "
+        "measured)"
+    )
+    notes = (*(n for n in profile.notes if not n.startswith("tone curve:")), note)
+    return dataclasses.replace(profile, tone_curve=tuple(round(float(v), 4) for v in fit.knots), notes=notes)
+
+
+def _candidate_turns(raw_shape: tuple[int, int], jpeg_shape: tuple[int, int], pair: CurvePair) -> list[int]:
+    """Quarter turns of the JPEG that could match the RAW's frame: a camera may store the JPEG
+    upright where the RAW keeps the sensor's orientation, so both turns of the right aspect are
+    tried and the better fit wins."""
+    raw_aspect = raw_shape[1] / raw_shape[0]
+    turns = []
+    for k, (h, w) in ((0, jpeg_shape), (1, jpeg_shape[::-1])):
+        if abs(w / h / raw_aspect - 1.0) <= ASPECT_TOLERANCE:
+            turns += [k, k + 2]
+    if not turns:
+        raise InputError(
+            pair.jpeg,
+            f"its frame ({jpeg_shape[1]}x{jpeg_shape[0]}) is not the RAW's "
+            f"({raw_shape[1]}x{raw_shape[0]}): not the same shot, or cropped",
+        )
+    return turns
+
+
+def _on_common_grid(linear: np.ndarray, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Luminance of the two images averaged onto one grid (the JPEG's frame, at most
+    GRID_LONG_SIDE pixels long), keeping only cells where no pixel was clipped on either side (a
+    clipped pixel would bias its cell's average)."""
+    h, w = encoded.shape[:2]
+    scale = min(1.0, GRID_LONG_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    lum_x, valid_x = tone_fit.raw_luminance(linear)
+    lum_y, valid_y = tone_fit.jpeg_luminance(encoded)
+    keep = (_box_resize(valid_x.astype(np.float32), size) > 0.999) & (
+        _box_resize(valid_y.astype(np.float32), size) > 0.999
+    )
+    x = _box_resize(lum_x, size)[keep]
+    y = _box_resize(lum_y, size)[keep]
+    return x.astype(np.float64), y.astype(np.float64)
+
+
+def _box_resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area average of a float plane onto (width, height)."""
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))  # mode "F"
+    return np.asarray(image.resize(size, Image.Resampling.BOX))

@@ -1,0 +1,306 @@
+"""Measuring a camera's tone curve from RAW+JPEG pairs (`rawback profile curve`) and undoing it.
+
+The pairs are made here: a DNG of a scene with every tone from deep shadow to near white, and the
+"camera's JPEG" of it, made from the DNG's own linear render with a known curve, extra saturation
+and JPEG compression, so the right answer is known."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from rawback import camera, methods
+from rawback.cli import app
+from rawback.errors import InputError, RawbackError
+from rawback.evaluate import metrics
+from rawback.isp import bayer, color, tone, tone_fit
+from rawback.isp.unprocess import UnprocessSettings, to_counts, white_balance_scale
+from rawback.tone_calibration import calibrate_tone_curve, find_pairs, pair_luminance, with_tone_curve
+
+S40 = camera.builtin_profiles()["canon-powershot-s40"]
+NEUTRAL = np.array([0.55, 1.0, 0.75])
+SATURATION = 1.3
+
+
+def lifted_filmic(x: np.ndarray) -> np.ndarray:
+    """The test camera's curve: +0.7 stop and a shoulder, y = 1 - exp(-2.5 * 1.6 x) normalised."""
+    x = np.asarray(x, dtype=np.float64)
+    return (1.0 - np.exp(-4.0 * x)) / (1.0 - np.exp(-4.0))
+
+
+TRUE_KNOTS = tone.inverse_log_gains(lifted_filmic, 16)
+
+
+def scene(h: int, w: int, seed: int) -> np.ndarray:
+    """Linear sRGB with luminance from 0.002 to 0.9 across the frame, colours and texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    level = 0.002 * (450.0 ** (xx / (w - 1)))  # every tone, evenly in log
+    tint = np.stack([1.0 + 0.4 * np.sin(yy / 7.0), np.ones((h, w)), 1.0 + 0.4 * np.cos(yy / 5.0)], -1)
+    tint *= rng.uniform(0.8, 1.2, 3)
+    texture = 1.0 + 0.05 * rng.standard_normal((h, w, 1))
+    return np.clip(level[..., None] * tint * texture, 0.0, 0.95)
+
+
+def write_raw(path: Path, seed: int = 0, size: tuple[int, int] = (192, 288)) -> None:
+    from rawback.io.dng import write_dng
+
+    balanced = scene(*size, seed) @ np.linalg.inv(S40.srgb_from_camera()).T
+    raw_rgb = np.clip(balanced / white_balance_scale(NEUTRAL), 0.0, 1.0)
+    counts = to_counts(bayer.mosaic_rgb(raw_rgb, S40.cfa_pattern).astype(np.float32), S40)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_dng(path, counts, profile=S40, as_shot_neutral=NEUTRAL, compression="none")
+
+
+def camera_jpeg(raw_path: Path, jpeg_path: Path, turns: int = 0) -> None:
+    """What a camera with the test curve would have saved beside the RAW."""
+    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+    from rawback.io.demosaic import read_linear_rgb
+    from rawback.isp.simulate import camera_to_linear_srgb
+
+    neutral = render_raw(raw_path, **CAMERA_WB_RENDER).neutral
+    lin = camera_to_linear_srgb(read_linear_rgb(raw_path).rgb, S40, neutral)
+    curved = lifted_filmic(lin)
+    luma = curved @ tone_fit.LUMINANCE
+    curved = np.clip(luma[..., None] + SATURATION * (curved - luma[..., None]), 0.0, 1.0)
+    rgb8 = np.rint(color.linear_to_srgb(curved.astype(np.float32)) * 255).astype(np.uint8)
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb8, turns))).save(jpeg_path, quality=95)
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> Path:
+    folder = tmp_path / "shots"
+    write_raw(folder / "IMG_0001.dng")
+    camera_jpeg(folder / "IMG_0001.dng", folder / "IMG_0001.JPG")
+    return folder
+
+
+def knot_rmse(knots: np.ndarray, mask: np.ndarray | None = None) -> float:
+    mask = np.ones(len(knots), bool) if mask is None else mask
+    return float(np.sqrt(np.mean((np.asarray(knots) - TRUE_KNOTS)[mask] ** 2)))
+
+
+# --- the fit -------------------------------------------------------------------------------------
+
+
+def test_fit_recovers_a_known_curve_through_noise_and_outliers() -> None:
+    rng = np.random.default_rng(0)
+    x = 0.001 * 900.0 ** rng.uniform(0, 1, 60_000)
+    y = lifted_filmic(x) * np.exp(0.01 * rng.standard_normal(x.size))
+    wrong = rng.uniform(size=x.size) < 0.03  # misregistered edges: another pixel's value
+    y[wrong] = rng.permutation(y[wrong])
+    keep = y < 0.97
+    fit = tone_fit.fit_tone_curve(x[keep], y[keep])
+    assert knot_rmse(fit.knots) < 0.02
+    assert fit.measured.all()
+    # The identity is not what the fit falls back to: the test curve is far from it.
+    assert knot_rmse(np.zeros(16)) > 0.3
+
+
+def test_knots_without_pixels_follow_their_neighbours() -> None:
+    x = np.linspace(0.05, 0.3, 5000)  # mid-tones only
+    fit = tone_fit.fit_tone_curve(x, lifted_filmic(x))
+    assert not fit.measured[0] and not fit.measured[-1] and fit.measured[8]
+    assert np.all(np.isfinite(fit.knots))
+    # Unmeasured knots carry on the measured trend (the smoothness penalty), not noise or zeros.
+    assert np.max(np.abs(fit.knots - TRUE_KNOTS)) < 0.25
+    assert knot_rmse(fit.knots, fit.measured) < 0.02
+
+
+def test_fit_refuses_too_few_pixels() -> None:
+    with pytest.raises(ValueError, match="too few"):
+        tone_fit.fit_tone_curve(np.full(10, 0.2), np.full(10, 0.4))
+
+
+# --- pairs of files ------------------------------------------------------------------------------
+
+
+def test_find_pairs_matches_a_raw_and_a_jpeg_of_one_name_in_one_folder(tmp_path: Path) -> None:
+    for name in ("a/IMG_1.CR2", "a/img_1.jpg", "a/IMG_2.CR2", "a/IMG_3.JPEG", "b/IMG_2.jpg", "a/IMG_4.NEF",
+                 "a/IMG_4.jpeg", "a/notes.txt"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    pairs = find_pairs([tmp_path])
+    assert [(p.raw.name, p.jpeg.name) for p in pairs] == [
+        ("IMG_1.CR2", "img_1.jpg"),
+        ("IMG_4.NEF", "IMG_4.jpeg"),
+    ]
+    assert find_pairs([tmp_path / "a" / "IMG_2.CR2", tmp_path / "b" / "IMG_2.jpg"]) == []
+    with pytest.raises(InputError, match="no such file"):
+        find_pairs([tmp_path / "missing"])
+
+
+def test_a_pair_gives_the_cameras_curve_despite_its_saturation(pair: Path) -> None:
+    fit, used = calibrate_tone_curve(find_pairs([pair]), S40)
+    assert len(used) == 1 and used[0].rotation == 0
+    assert knot_rmse(fit.knots, fit.measured) < 0.05
+    assert fit.measured.sum() >= 12
+    assert fit.rms_residual < 0.1
+
+
+def test_a_jpeg_stored_upright_is_turned_back(pair: Path) -> None:
+    raw = pair / "IMG_0001.dng"
+    camera_jpeg(raw, pair / "IMG_0001.JPG", turns=1)
+    fit, used = calibrate_tone_curve(find_pairs([pair]), S40)
+    assert used[0].rotation == 3  # a quarter turn back
+    assert knot_rmse(fit.knots, fit.measured) < 0.05
+
+
+def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    write_raw(other / "x.dng", seed=5)
+    camera_jpeg(other / "x.dng", other / "x.jpg")
+    shifted = np.roll(np.asarray(Image.open(other / "x.jpg")), 100, axis=1)  # no turn undoes this
+    Image.fromarray(shifted).save(pair / "IMG_0001.JPG")
+    (match,) = find_pairs([pair])
+    with pytest.raises(InputError, match=r"does not match IMG_0001\.dng"):
+        pair_luminance(match, S40)
+    Image.new("RGB", (100, 100)).save(pair / "IMG_0001.JPG")
+    with pytest.raises(InputError, match="frame"):
+        pair_luminance(match, S40)
+    skipped: list[InputError] = []
+    with pytest.raises(RawbackError, match="no usable RAW\\+JPEG pair"):
+        calibrate_tone_curve([match], S40, on_error=skipped.append)
+    assert len(skipped) == 1
+
+
+# --- the profile and the inverse -----------------------------------------------------------------
+
+
+def test_profile_json_keeps_a_measured_curve_and_omits_a_missing_one() -> None:
+    assert "tone_curve" not in S40.to_json()  # profiles without one are written as before
+    knots = tuple(round(float(v), 4) for v in TRUE_KNOTS)
+    measured = dataclasses.replace(S40, tone_curve=knots)
+    again = camera.CameraProfile.from_json(measured.to_json())
+    assert again == measured
+    with pytest.raises(camera.ProfileError, match="tone_curve"):
+        dataclasses.replace(S40, tone_curve=(0.1, float("nan")))
+
+
+def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) -> None:
+    """What the user relies on: their JPEG inverts much closer to what the camera recorded."""
+    from rawback.io.image import read_image
+    from rawback.io.raw import read_raw
+
+    fit, _ = calibrate_tone_curve(find_pairs([pair]), S40)
+    measured = with_tone_curve(S40, fit, 1)
+    image = read_image(pair / "IMG_0001.JPG")
+    truth = bayer.pack_rggb(read_raw(pair / "IMG_0001.dng").normalized(), "RGGB")
+
+    def invert(profile: camera.CameraProfile, curve: str = "auto") -> tuple[float, tuple[str, ...]]:
+        request = methods.InverseRequest(
+            rgb=image.rgb, bit_depth=8, profile=profile, settings=UnprocessSettings(tone_curve=curve),
+            neutral=NEUTRAL,
+        )  # fmt: skip
+        result = methods.analytic(request)
+        return metrics.psnr(bayer.pack_rggb(result.mosaic, "RGGB"), truth), result.notes
+
+    with_curve, notes = invert(measured)
+    without, _ = invert(S40)
+    switched_off, off_notes = invert(measured, "none")
+    assert with_curve > without + 8.0, (with_curve, without)
+    assert switched_off == without
+    assert any("measured in profile canon-powershot-s40" in n for n in notes)
+    assert not any("measured" in n for n in off_notes)
+
+
+def test_the_learned_method_uses_the_measured_curve_instead_of_its_guess(pair: Path) -> None:
+    from rawback.io.image import read_image
+
+    fit, _ = calibrate_tone_curve(find_pairs([pair]), S40)
+    measured = with_tone_curve(S40, fit, 1)
+    image = read_image(pair / "IMG_0001.JPG")
+    settings = methods.DiffusionSettings(undo_tone_curve=True, device="cpu")
+
+    def invert(profile: camera.CameraProfile) -> methods.InverseResult:
+        return methods.diffusion(
+            methods.InverseRequest(rgb=image.rgb, bit_depth=8, profile=profile, diffusion=settings)
+        )
+
+    result = invert(measured)
+    assert any("measured in profile" in n for n in result.notes)
+    assert any("is used instead" in n for n in result.notes)
+    # The gain the measured curve undoes where the JPEG is mid-grey (0.18): the test curve got
+    # there from 0.049, a gain of 3.7.
+    assert 3.4 < result.exposure < 4.0
+    assert not np.array_equal(result.mosaic, invert(S40).mosaic)
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_profile_curve_command_saves_a_profile_convert_then_uses(pair: Path, tmp_path: Path) -> None:
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    runner = CliRunner()
+    result = runner.invoke(app, ["profile", "curve", str(pair), "--name", "my-s40"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 pair(s)" in result.output
+    saved = camera.load_profile_file(tmp_path / "profiles" / "my-s40.json")
+    assert saved.tone_curve is not None and knot_rmse(np.array(saved.tone_curve)) < 0.1
+    assert (saved.make, saved.model) == ("Canon", "PowerShot S40")
+
+    again = runner.invoke(app, ["profile", "curve", str(pair), "--name", "my-s40"], env=env)
+    assert again.exit_code == 1 and "exists" in again.stderr
+
+    out = tmp_path / "photo.dng"
+    args = [
+        "convert",
+        str(pair / "IMG_0001.JPG"),
+        "-o",
+        str(out),
+        "--camera",
+        "my-s40",
+        "--method",
+        "analytic",
+        "-v",
+    ]
+    converted = runner.invoke(app, args, env=env)
+    assert converted.exit_code == 0, converted.output
+    assert "tone curve: the one measured in profile my-s40 undone" in converted.output
+
+
+def test_profile_curve_command_skips_a_bad_pair_and_says_so(pair: Path, tmp_path: Path) -> None:
+    write_raw(pair / "IMG_0002.dng", seed=3)
+    Image.new("RGB", (90, 40)).save(pair / "IMG_0002.jpg")
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    result = CliRunner().invoke(app, ["profile", "curve", str(pair)], env=env)
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "IMG_0002.jpg" in line
+    assert (tmp_path / "profiles" / "canon-powershot-s40.json").is_file()  # the good pair still counts
+
+
+def test_profile_curve_command_without_pairs_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "lonely.CR2").write_bytes(b"")
+    result = CliRunner().invoke(
+        app, ["profile", "curve", str(tmp_path)], env={"RAWBACK_PROFILE_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: no RAW+JPEG pairs (a RAW and a JPEG of the same name) found"
+
+
+@pytest.mark.shared_data
+def test_the_finished_protocols_curve_is_measured_from_one_real_pair(
+    shared_raw: Path, tmp_path: Path
+) -> None:
+    """On a real RAW (a training file): the `finished` protocol's Hable curve with its +0.5 EV lift,
+    through its saturation, sharpening and JPEG q85, is found to a few hundredths."""
+    import shutil
+
+    from rawback.evaluate.protocols import FinishedProtocol, _hable
+    from rawback.io.raw import read_raw
+
+    raw_path = tmp_path / "DC0008L.KDC"
+    shutil.copyfile(shared_raw / "kodak_dc50" / "DC0008L.KDC", raw_path)
+    protocol = FinishedProtocol()
+    protocol.make_input(read_raw(raw_path), tmp_path)  # writes DC0008L.jpg beside it
+    peak = 2.0**protocol.exposure_stops
+    bias = protocol.filmic_bias
+    truth = tone.inverse_log_gains(lambda v: _hable(bias * peak * np.asarray(v)) / _hable(bias * peak), 16)
+    fit, _ = calibrate_tone_curve(find_pairs([tmp_path]), camera.profile_from_raw(raw_path))
+    assert float(np.sqrt(np.mean((fit.knots - truth) ** 2))) < 0.06
