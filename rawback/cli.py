@@ -729,6 +729,11 @@ def profile_show(
                 break
 
 
+OverwriteProfile = Annotated[
+    bool, typer.Option("--overwrite", help="Replace a saved profile of the same name.")
+]
+
+
 @profile_app.command("add")
 def profile_add(
     raw_file: Annotated[Path, typer.Argument(help="A RAW or DNG file of the camera.", show_default=False)],
@@ -739,9 +744,7 @@ def profile_add(
     builtin: Annotated[
         bool, typer.Option("--builtin", help="Save into rawback's built-in profiles (for developers).")
     ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a saved profile of the same name.")
-    ] = False,
+    overwrite: OverwriteProfile = False,
 ) -> None:
     """Make a camera profile from one RAW file of the camera and save it in the user folder
     ($RAWBACK_PROFILE_DIR, else ~/.config/rawback/profiles)."""
@@ -769,9 +772,7 @@ def profile_curve(
         str | None,
         typer.Option(help="Save under this profile name. Default: the camera's own.", show_default=False),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a saved user profile of the same name.")
-    ] = False,
+    overwrite: OverwriteProfile = False,
 ) -> None:
     """Measure the camera's JPEG tone curve from RAW+JPEG pairs of its shots and save it in its
     user profile: from then on `convert` and `batch` undo it for that camera's JPEGs (docs/profiles.md).
