@@ -54,6 +54,8 @@ class CameraProfile:
     # The camera JPEG engine's tone curve, measured from RAW+JPEG pairs (`rawback profile curve`):
     # knot values of its inverse (rawback.isp.tone). None: not measured, and nothing is assumed.
     tone_curve: tuple[float, ...] | None = None
+    # The saturation that engine adds about luminance after the curve, measured with it (1 = none).
+    saturation: float | None = None
 
     def __post_init__(self) -> None:
         check_pattern(self.cfa_pattern)
@@ -68,6 +70,8 @@ class CameraProfile:
             len(self.tone_curve) < 2 or not np.all(np.isfinite(self.tone_curve))
         ):
             raise ProfileError(f"profile {self.name}: tone_curve needs at least 2 finite knot values")
+        if self.saturation is not None and not 0.25 <= self.saturation <= 4.0:
+            raise ProfileError(f"profile {self.name}: saturation must be between 0.25 and 4")
 
     # --- derived quantities ----------------------------------------------------------------------
 
@@ -103,8 +107,9 @@ class CameraProfile:
         for key in _LIST_FIELDS:
             if data[key] is not None:
                 data[key] = list(data[key])
-        if data["tone_curve"] is None:
-            del data["tone_curve"]  # profiles without a curve read and write as before
+        for key in ("tone_curve", "saturation"):
+            if data[key] is None:
+                del data[key]  # profiles without a measured finish read and write as before
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod

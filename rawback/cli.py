@@ -774,8 +774,9 @@ def profile_curve(
     ] = None,
     overwrite: OverwriteProfile = False,
 ) -> None:
-    """Measure the camera's JPEG tone curve from RAW+JPEG pairs of its shots and save it in its
-    user profile: from then on `convert` and `batch` undo it for that camera's JPEGs (docs/profiles.md).
+    """Measure the camera's JPEG tone curve and saturation from RAW+JPEG pairs of its shots and save
+    them in its user profile: from then on `convert` and `batch` undo them for that camera's JPEGs
+    (docs/profiles.md).
     Exit status 1 if a pair could not be used."""
     with user_errors():
         import dataclasses
@@ -784,7 +785,7 @@ def profile_curve(
         from rawback.console import print_error
         from rawback.errors import RawbackError
         from rawback.io.raw import read_make_model
-        from rawback.tone_calibration import calibrate_tone_curve, find_pairs, with_tone_curve
+        from rawback.tone_calibration import find_pairs, measure_finish, with_finish
 
         pairs = find_pairs(paths)
         if not pairs:
@@ -804,20 +805,22 @@ def profile_curve(
             failed.append(str(exc))
             print_error(str(exc))
 
-        fit, used = calibrate_tone_curve(pairs, profile, on_error=skip)
-        profile = with_tone_curve(profile, fit, len(used))
+        measured = measure_finish(pairs, profile, on_error=skip)
+        profile = with_finish(profile, measured)
         if name is not None:
             profile = dataclasses.replace(profile, name=name)
         path = save_profile(profile, user_folder(), overwrite=overwrite)
-        for result in used:
+        fit = measured.curve
+        for result in measured.pairs:
             turned = f", JPEG turned {90 * result.rotation}°" if result.rotation else ""
             typer.echo(
                 f"{result.pair.raw.name} + {result.pair.jpeg.name}: {result.pixels} samples, "
                 f"residual {100 * result.rms_residual:.1f} %{turned}"
             )
         typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
+        typer.echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")
         typer.echo(
-            f"{len(used)} pair(s), residual {100 * fit.rms_residual:.1f} %, "
+            f"{len(measured.pairs)} pair(s), residual {100 * fit.rms_residual:.1f} %, "
             f"{int(fit.measured.sum())} of {len(fit.knots)} knots measured"
         )
         typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")

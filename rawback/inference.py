@@ -28,8 +28,8 @@ import torch
 from rawback.camera import CameraProfile
 from rawback.isp import tone
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
-from rawback.isp.unprocess import UnprocessSettings, measured_curve, unprocess
-from rawback.methods import DiffusionSettings, InverseRequest, InverseResult, measured_curve_note
+from rawback.isp.unprocess import UnprocessSettings, measured_finish, unprocess
+from rawback.methods import DiffusionSettings, InverseRequest, InverseResult, measured_finish_note
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.gate import clipped_blocks, gated_residual
@@ -82,6 +82,7 @@ class GlobalEstimate:
     learned_white_balance: bool  # False: a camera the model never saw, the daylight estimate kept
     trust: float = 1.0  # the residual gate's weight on the denoiser's residual (1: no gate)
     curve: np.ndarray | None = None  # knots of the finish's inverse tone curve (rawback.isp.tone)
+    saturation: float = 1.0  # the finish's saturation after its curve (measured finishes only)
 
     def with_neutral(self, neutral: np.ndarray) -> GlobalEstimate:
         return dataclasses.replace(self, neutral=np.asarray(neutral, dtype=np.float64))
@@ -141,7 +142,10 @@ def analytic_prior(
     estimate's white balance, tone curve and exposure gain, as `GlobalEstimate.as_applied` chose
     them. `crop` is in RGGB phase."""
     rggb = _as_rggb(profile)
-    mosaic = unprocess(crop, rggb, estimate.neutral, settings, bit_depth=bit_depth, curve=estimate.curve)
+    mosaic = unprocess(
+        crop, rggb, estimate.neutral, settings, bit_depth=bit_depth, curve=estimate.curve,
+        saturation=estimate.saturation,
+    )  # fmt: skip
     return pack_rggb(np.clip(mosaic / estimate.exposure, 0.0, 1.0), "RGGB")
 
 
@@ -272,18 +276,26 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes.append(f"white balance estimated by the model (neutral {r:.3f}, 1, {b:.3f})")
     else:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
-    if estimate.trust < 1.0:
+    measured = measured_finish(request.profile, request.settings)
+    if estimate.trust < 1.0 and measured is None:
         notes.append(f"residual gate: trust {estimate.trust:.2f} (full trust where the photo is clipped)")
-    measured = measured_curve(request.profile, request.settings)
     if measured is not None:
         # A curve measured from the camera's own RAW+JPEG pairs beats the head's guess from one
         # photo (the guess cannot tell a filmic lift from a bright scene): it replaces the
         # estimated curve and exposure, which it carries in it.
-        notes.append(measured_curve_note(request.profile))
+        notes.append(measured_finish_note(request.profile))
         if settings.undo_tone_curve or settings.undo_exposure:
             notes.append("--undo-tone-curve/--undo-exposure: the profile's measured curve is used instead")
-        undone_exposure = float(np.exp(-tone.log_gain(np.array([MID_GREY]), measured)[0]))
-        estimate = dataclasses.replace(estimate, curve=measured, exposure=1.0)
+        undone_exposure = float(np.exp(-tone.log_gain(np.array([MID_GREY]), measured.curve)[0]))
+        # The denoiser's residual was learned against priors whose finish the head estimated, and it
+        # corrects some of that estimate's error. With the finish measured there is none left to
+        # correct, and the residual over-corrects (finished protocol: -0.3 dB WB-oracle on
+        # average, -0.9 dB on the DC120); only the clipped highlights, which no curve restores,
+        # still need it. So it applies where the photo is clipped only, as the gate's trust 0 does.
+        estimate = dataclasses.replace(
+            estimate, curve=measured.curve, exposure=1.0, saturation=measured.saturation, trust=0.0
+        )
+        notes.append("residual applied only where the photo is clipped (the finish is measured)")
     else:
         if settings.undo_tone_curve:
             notes.append(

@@ -15,7 +15,7 @@ import numpy as np
 
 from rawback.camera import CameraProfile
 from rawback.isp import color
-from rawback.isp.unprocess import UnprocessSettings, measured_curve, neutral_for_illuminant, unprocess
+from rawback.isp.unprocess import UnprocessSettings, measured_finish, neutral_for_illuminant, unprocess
 
 # The samplers of rawback.sampling, by name (kept here so option checks need no torch import).
 SAMPLER_NAMES = ("euler", "heun", "dpmpp-2m", "one-step")
@@ -107,16 +107,21 @@ def estimate_neutral(request: InverseRequest) -> tuple[np.ndarray, str]:
 
 def analytic(request: InverseRequest) -> InverseResult:
     neutral, note = estimate_neutral(request)
-    curve = measured_curve(request.profile, request.settings)
+    finish = measured_finish(request.profile, request.settings)
+    curve, saturation = (None, 1.0) if finish is None else (finish.curve, finish.saturation)
     mosaic = unprocess(
-        request.rgb, request.profile, neutral, request.settings, bit_depth=request.bit_depth, curve=curve
-    )
-    notes = (note,) if curve is None else (note, measured_curve_note(request.profile))
+        request.rgb, request.profile, neutral, request.settings, bit_depth=request.bit_depth,
+        curve=curve, saturation=saturation,
+    )  # fmt: skip
+    notes = (note,) if finish is None else (note, measured_finish_note(request.profile))
     return InverseResult(mosaic=mosaic, neutral=neutral, notes=notes)
 
 
-def measured_curve_note(profile: CameraProfile) -> str:
-    return f"tone curve: the one measured in profile {profile.name} undone"
+def measured_finish_note(profile: CameraProfile) -> str:
+    what = "tone curve"
+    if profile.saturation not in (None, 1.0):
+        what += f" and saturation ({profile.saturation:.2f})"
+    return f"{what} measured in profile {profile.name} undone"
 
 
 def diffusion(request: InverseRequest) -> InverseResult:

@@ -191,6 +191,10 @@ def test_tone_curve_from_gives_every_row_the_measured_curve(fake_data: Path, tmp
         assert measured.means()[row]["exposure_error_stops"] == pytest.approx(-1.0, abs=0.1)
         assert plain.means()[row]["exposure_error_stops"] == pytest.approx(0.0, abs=0.1)
     assert "Every row undoes the tone curve measured in" in to_markdown(measured)
+    # The measured saturation comes along with the curve.
+    path.write_text(dataclasses.replace(lifted, saturation=1.5).to_json())
+    saturated = run_eval(EvalOptions(data=fake_data, method="analytic", limit=1, tone_curve_from=str(path)))
+    assert saturated.means()[BASELINE]["psnr_packed"] != measured.means()[BASELINE]["psnr_packed"]
     path.write_text(S40.to_json())
     with pytest.raises(RawbackError, match="no measured tone curve"):
         run_eval(EvalOptions(data=fake_data, method="analytic", tone_curve_from=str(path)))

@@ -20,7 +20,7 @@ from rawback.errors import InputError, RawbackError
 from rawback.evaluate import metrics
 from rawback.isp import bayer, color, tone, tone_fit
 from rawback.isp.unprocess import UnprocessSettings, to_counts, white_balance_scale
-from rawback.tone_calibration import calibrate_tone_curve, find_pairs, pair_luminance, with_tone_curve
+from rawback.tone_calibration import find_pairs, measure_finish, pair_samples, with_finish
 
 S40 = camera.builtin_profiles()["canon-powershot-s40"]
 NEUTRAL = np.array([0.55, 1.0, 0.75])
@@ -136,19 +136,21 @@ def test_find_pairs_matches_a_raw_and_a_jpeg_of_one_name_in_one_folder(tmp_path:
 
 
 def test_a_pair_gives_the_cameras_curve_despite_its_saturation(pair: Path) -> None:
-    fit, used = calibrate_tone_curve(find_pairs([pair]), S40)
+    measured = measure_finish(find_pairs([pair]), S40)
+    fit, used = measured.curve, measured.pairs
     assert len(used) == 1 and used[0].rotation == 0
     assert knot_rmse(fit.knots, fit.measured) < 0.05
     assert fit.measured.sum() >= 12
     assert fit.rms_residual < 0.1
+    assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
 
 
 def test_a_jpeg_stored_upright_is_turned_back(pair: Path) -> None:
     raw = pair / "IMG_0001.dng"
     camera_jpeg(raw, pair / "IMG_0001.JPG", turns=1)
-    fit, used = calibrate_tone_curve(find_pairs([pair]), S40)
-    assert used[0].rotation == 3  # a quarter turn back
-    assert knot_rmse(fit.knots, fit.measured) < 0.05
+    measured = measure_finish(find_pairs([pair]), S40)
+    assert measured.pairs[0].rotation == 3  # a quarter turn back
+    assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
 
 
 def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:
@@ -159,13 +161,13 @@ def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:
     Image.fromarray(shifted).save(pair / "IMG_0001.JPG")
     (match,) = find_pairs([pair])
     with pytest.raises(InputError, match=r"does not match IMG_0001\.dng"):
-        pair_luminance(match, S40)
+        pair_samples(match, S40)
     Image.new("RGB", (100, 100)).save(pair / "IMG_0001.JPG")
     with pytest.raises(InputError, match="frame"):
-        pair_luminance(match, S40)
+        pair_samples(match, S40)
     skipped: list[InputError] = []
     with pytest.raises(RawbackError, match="no usable RAW\\+JPEG pair"):
-        calibrate_tone_curve([match], S40, on_error=skipped.append)
+        measure_finish([match], S40, on_error=skipped.append)
     assert len(skipped) == 1
 
 
@@ -187,8 +189,7 @@ def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) 
     from rawback.io.image import read_image
     from rawback.io.raw import read_raw
 
-    fit, _ = calibrate_tone_curve(find_pairs([pair]), S40)
-    measured = with_tone_curve(S40, fit, 1)
+    measured = with_finish(S40, measure_finish(find_pairs([pair]), S40))
     image = read_image(pair / "IMG_0001.JPG")
     truth = bayer.pack_rggb(read_raw(pair / "IMG_0001.dng").normalized(), "RGGB")
 
@@ -203,7 +204,9 @@ def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) 
     with_curve, notes = invert(measured)
     without, _ = invert(S40)
     switched_off, off_notes = invert(measured, "none")
+    curve_only, _ = invert(dataclasses.replace(measured, saturation=None))
     assert with_curve > without + 8.0, (with_curve, without)
+    assert with_curve > curve_only + 0.1, (with_curve, curve_only)  # the saturation counts too
     assert switched_off == without
     assert any("measured in profile canon-powershot-s40" in n for n in notes)
     assert not any("measured" in n for n in off_notes)
@@ -212,8 +215,7 @@ def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) 
 def test_the_learned_method_uses_the_measured_curve_instead_of_its_guess(pair: Path) -> None:
     from rawback.io.image import read_image
 
-    fit, _ = calibrate_tone_curve(find_pairs([pair]), S40)
-    measured = with_tone_curve(S40, fit, 1)
+    measured = with_finish(S40, measure_finish(find_pairs([pair]), S40))
     image = read_image(pair / "IMG_0001.JPG")
     settings = methods.DiffusionSettings(undo_tone_curve=True, device="cpu")
 
@@ -225,10 +227,34 @@ def test_the_learned_method_uses_the_measured_curve_instead_of_its_guess(pair: P
     result = invert(measured)
     assert any("measured in profile" in n for n in result.notes)
     assert any("is used instead" in n for n in result.notes)
+    assert any("residual applied only where the photo is clipped" in n for n in result.notes)
     # The gain the measured curve undoes where the JPEG is mid-grey (0.18): the test curve got
     # there from 0.049, a gain of 3.7.
     assert 3.4 < result.exposure < 4.0
     assert not np.array_equal(result.mosaic, invert(S40).mosaic)
+
+
+def test_undoing_saturation_inverts_a_finishs_saturation() -> None:
+    from rawback.isp.unprocess import unprocess
+
+    rng = np.random.default_rng(1)
+    linear = rng.uniform(0.2, 0.5, (32, 48, 3))
+    luma = (linear @ tone_fit.LUMINANCE)[..., None]
+    saturated = np.clip(luma + SATURATION * (linear - luma), 0.0, 1.0)
+    assert np.all((saturated > 0) & (saturated < 1))  # no clipping: the inverse can be exact
+
+    def encode(lin: np.ndarray) -> np.ndarray:
+        return np.rint(color.linear_to_srgb(lin.astype(np.float32)) * 65535) / 65535
+
+    plain = unprocess(encode(linear), S40, NEUTRAL, bit_depth=16)
+    undone = unprocess(encode(saturated), S40, NEUTRAL, bit_depth=16, saturation=SATURATION)
+    kept = unprocess(encode(saturated), S40, NEUTRAL, bit_depth=16)
+    assert np.max(np.abs(undone - plain)) < 1e-3
+    assert np.max(np.abs(kept - plain)) > 0.02
+    # With a curve as well, the curve is applied after the saturation is taken back.
+    curve = tone.exposure_only(16, 2.0)
+    both = unprocess(encode(saturated), S40, NEUTRAL, bit_depth=16, curve=curve, saturation=SATURATION)
+    assert np.max(np.abs(both - np.clip(plain / 2.0, 0, 1))) < 1e-3
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -261,7 +287,7 @@ def test_profile_curve_command_saves_a_profile_convert_then_uses(pair: Path, tmp
     ]
     converted = runner.invoke(app, args, env=env)
     assert converted.exit_code == 0, converted.output
-    assert "tone curve: the one measured in profile my-s40 undone" in converted.output
+    assert "tone curve and saturation (1.2" in converted.output
 
 
 def test_profile_curve_command_skips_a_bad_pair_and_says_so(pair: Path, tmp_path: Path) -> None:
@@ -295,12 +321,13 @@ def test_the_finished_protocols_curve_is_measured_from_one_real_pair(
     from rawback.evaluate.protocols import FinishedProtocol, _hable
     from rawback.io.raw import read_raw
 
-    raw_path = tmp_path / "DC0008L.KDC"
-    shutil.copyfile(shared_raw / "kodak_dc50" / "DC0008L.KDC", raw_path)
+    raw_path = tmp_path / "CRW_0101.CRW"
+    shutil.copyfile(shared_raw / "canon_s40" / "CRW_0101.CRW", raw_path)
     protocol = FinishedProtocol()
-    protocol.make_input(read_raw(raw_path), tmp_path)  # writes DC0008L.jpg beside it
+    protocol.make_input(read_raw(raw_path), tmp_path)  # writes CRW_0101.jpg beside it
     peak = 2.0**protocol.exposure_stops
     bias = protocol.filmic_bias
     truth = tone.inverse_log_gains(lambda v: _hable(bias * peak * np.asarray(v)) / _hable(bias * peak), 16)
-    fit, _ = calibrate_tone_curve(find_pairs([tmp_path]), camera.profile_from_raw(raw_path))
-    assert float(np.sqrt(np.mean((fit.knots - truth) ** 2))) < 0.06
+    measured = measure_finish(find_pairs([tmp_path]), camera.profile_from_raw(raw_path))
+    assert float(np.sqrt(np.mean((measured.curve.knots - truth) ** 2))) < 0.06
+    assert measured.saturation == pytest.approx(protocol.saturation, abs=0.05)

@@ -295,13 +295,13 @@ class FinishedProtocol(Protocol):
         """Steps 1-6 of the class docstring: linear camera RGB (H, W, 3) -> uint8 sRGB."""
         from scipy import ndimage
 
-        from rawback.isp.color import linear_to_srgb
+        from rawback.isp.color import LUMA_709, linear_to_srgb
         from rawback.isp.simulate import camera_to_linear_srgb
 
         lin = camera_to_linear_srgb(camera_rgb, profile, neutral)  # steps 1-2, as LibRaw does them
         peak = 2.0**self.exposure_stops
         lin = _hable(self.filmic_bias * peak * lin) / _hable(self.filmic_bias * peak)
-        luma = (lin @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))[..., None]
+        luma = (lin @ LUMA_709)[..., None]
         lin = np.clip(luma + self.saturation * (lin - luma), 0.0, 1.0)
         enc = linear_to_srgb(lin)
         blurred = ndimage.gaussian_filter(enc, sigma=(self.sharpen_sigma, self.sharpen_sigma, 0.0))

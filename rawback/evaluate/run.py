@@ -200,18 +200,20 @@ def evaluate_file(
     rows: list[Row],
     camera: str | None,
     workdir: Path,
-    tone_curve: tuple[float, ...] | None = None,
+    finish_from: CameraProfile | None = None,
     save_inputs: Path | None = None,
 ) -> ImageResult:
-    """Score every row (method(s), baseline, oracle) on one RAW file; `tone_curve` (measured
-    knots) replaces the profile's own, for every row."""
+    """Score every row (method(s), baseline, oracle) on one RAW file; the measured finish (tone
+    curve and saturation) of `finish_from` replaces the profile's own, for every row."""
     from rawback.io.dng import write_dng
     from rawback.io.image import read_image
 
     raw = read_raw(path)
     profile = eval_profile(raw, camera)
-    if tone_curve is not None:
-        profile = dataclasses.replace(profile, tone_curve=tone_curve)
+    if finish_from is not None:
+        profile = dataclasses.replace(
+            profile, tone_curve=finish_from.tone_curve, saturation=finish_from.saturation
+        )
     h, w = raw.mosaic.shape
     result = ImageResult(
         file=str(path.relative_to(data)), camera=f"{raw.make} {raw.model}".strip(), megapixels=h * w / 1e6
@@ -292,10 +294,10 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
     if not files:
         raise RawbackError(f"{options.data}: no RAW files found")
     rows = plan_rows(options)
-    tone_curve = None
+    finish_from = None
     if options.tone_curve_from is not None:
-        tone_curve = resolve_profile(options.tone_curve_from).tone_curve
-        if tone_curve is None:
+        finish_from = resolve_profile(options.tone_curve_from)
+        if finish_from.tone_curve is None:
             raise RawbackError(
                 f"{options.tone_curve_from}: the profile has no measured tone curve (rawback profile curve)"
             )
@@ -308,7 +310,7 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
                 progress(index, len(files), str(path.relative_to(options.data)))
             try:
                 item = evaluate_file(
-                    path, options.data, protocol, rows, options.camera, Path(tmp), tone_curve,
+                    path, options.data, protocol, rows, options.camera, Path(tmp), finish_from,
                     options.save_inputs,
                 )  # fmt: skip
             except RawbackError as exc:

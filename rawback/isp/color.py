@@ -20,6 +20,8 @@ XYZ_FROM_SRGB = np.array(
     ]
 )
 SRGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_SRGB)
+# Rec. 709 luminance weights of linear sRGB (also used on display values as "luma").
+LUMA_709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 # EXIF LightSource codes (also DNG CalibrationIlluminant) -> correlated colour temperature in K.
 ILLUMINANT_CCT: dict[int, float] = {

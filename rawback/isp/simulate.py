@@ -38,7 +38,6 @@ WB_MODES = ("as-shot", "jitter", "cct")
 TONE_CURVES = ("none", "smoothstep", "sigmoid", "power", "rolloff")
 TRANSFERS = ("srgb", "bt709", "gamma2.2")
 SUBSAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}  # Pillow's `subsampling` codes
-LUMA_709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # luminance of linear or display sRGB
 
 Weights = tuple[tuple[str, float], ...]
 
@@ -214,7 +213,7 @@ def _parametric(
         _uniform(rng, settings.saturation_range) if rng.random() < settings.saturation_prob else 1.0
     )
     if params["saturation"] != 1.0:
-        luma = enc @ LUMA_709
+        luma = enc @ color.LUMA_709
         enc = luma[..., None] + np.float32(params["saturation"]) * (enc - luma[..., None])
     enc = _detail_stages(enc, rng, settings, params)
     return np.rint(np.clip(enc, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -338,7 +337,7 @@ def _unsharp_luma(enc: np.ndarray, sigma: float, amount: float, *, coarse: bool)
     A large blur (local contrast) is computed at quarter resolution and upsampled: the low-pass is
     smooth anyway, and a 20-pixel Gaussian at full size would dominate the simulator's run time.
     """
-    luma = enc @ LUMA_709
+    luma = enc @ color.LUMA_709
     if coarse and min(luma.shape) >= 16:
         h, w = luma.shape
         small = luma[: h // 4 * 4, : w // 4 * 4].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))

@@ -65,6 +65,22 @@ def apply_inverse(linear: np.ndarray, curve: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(out).astype(np.float32)
 
 
+def forward_values(linear: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """The forward response g^-1(x) the knots describe, for linear values x: what the finish made
+    of a linear value (past the inverse's range, white)."""
+    grid, inverse = _inverse_table(curve)
+    return np.interp(linear, inverse, grid, right=1.0).astype(np.float32)
+
+
+def _inverse_table(curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse sampled on linear values evenly spaced in the encoded domain, made strictly
+    increasing (a tiny ramp) so that both directions interpolate."""
+    encoded = np.linspace(0.0, 1.0, _FORWARD_SAMPLES)
+    grid = srgb_to_linear(encoded).astype(np.float64)
+    inverse = apply_inverse(grid, curve).astype(np.float64) + 1e-9 * encoded
+    return grid, inverse
+
+
 def identity(knots: int) -> np.ndarray:
     return np.zeros(knots, dtype=np.float32)
 

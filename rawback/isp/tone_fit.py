@@ -12,7 +12,8 @@ produced, and rawback.isp.tone's knots describe x as a log gain over y,
 The fit is least squares on ln x - ln y of the pixels' luminance where neither side is clipped
 (see `raw_luminance` for why luminance), robust to misregistered edges and noise (Huber
 reweighting), and smoothed by a small second-difference penalty so that knots with few pixels
-follow their neighbours instead of the noise.
+follow their neighbours instead of the noise. `fit_saturation` then measures the saturation the
+camera added about luminance after the curve, from the colours.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rawback.isp.color import linear_to_srgb, srgb_to_linear
+from rawback.isp import tone
+from rawback.isp.color import LUMA_709, linear_to_srgb, srgb_to_linear
 from rawback.isp.tone import knot_positions
 
 # A pixel counts only where neither side is clipped: the RAW's linear value below this (LibRaw
@@ -37,7 +39,12 @@ _HUBER = 0.1  # ln-units: residuals beyond this (about 10 %) count linearly, not
 _IRLS_ROUNDS = 5
 # A few hundred thousand values fix 16 knots far below 8-bit precision; more only cost memory.
 MAX_SAMPLES = 400_000
-LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 weights of linear sRGB
+LUMINANCE = LUMA_709  # Rec. 709 weights of linear sRGB
+SATURATION_RANGE = (0.25, 4.0)  # beyond this a measured saturation is a failed fit, not a camera
+# Mean squared colour offset below which samples are too grey to measure a saturation by.
+_MIN_COLOUR = 1e-6
+_SATURATION_ROUNDS = 4
+_UNCLIPPED = (0.002, 0.95)  # linear: a saturated channel outside this was (nearly) clipped
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def raw_luminance(linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     RMS, luminance by 0.03-0.05)."""
     lin = np.asarray(linear, dtype=np.float32)
     valid = np.all((lin > 1e-4) & (lin < _RAW_CLIP), axis=-1)
-    return lin @ LUMINANCE.astype(np.float32), valid
+    return lin @ LUMINANCE, valid
 
 
 def jpeg_luminance(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +80,7 @@ def jpeg_luminance(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     channel sits at its darkest or brightest codes."""
     enc = np.asarray(encoded, dtype=np.float32)
     valid = np.all((enc > _JPEG_LOW) & (enc < _JPEG_HIGH), axis=-1)
-    return srgb_to_linear(enc) @ LUMINANCE.astype(np.float32), valid
+    return srgb_to_linear(enc) @ LUMINANCE, valid
 
 
 def fit_tone_curve(x: np.ndarray, y: np.ndarray, knots: int = 16) -> ToneCurveFit:
@@ -114,6 +121,36 @@ def fit_tone_curve(x: np.ndarray, y: np.ndarray, knots: int = 16) -> ToneCurveFi
         rms_residual=float(np.sqrt(np.mean(residual**2))),
         pixels=int(used),
     )
+
+
+def fit_saturation(x_rgb: np.ndarray, y_rgb: np.ndarray, curve: np.ndarray) -> float:
+    """The saturation factor s a finish applied about luminance after its tone curve,
+
+        y = clip(L + s (F(x) - L)),   F the curve (`curve`: its inverse's knots), L the luminance of F(x),
+
+    from linear RGB samples (N, 3) of the RAW (x) and the JPEG (y): least squares on the colours'
+    offsets from their luminance. Samples whose saturated colour would leave [0, 1] are dropped
+    and s fitted again (a few rounds): the finish clipped them, which would pull s towards 1.
+    1 when the samples hold no colour to measure it by."""
+    x_rgb = np.asarray(x_rgb, dtype=np.float64)
+    y_rgb = np.asarray(y_rgb, dtype=np.float64)
+    if len(x_rgb) > MAX_SAMPLES:
+        pick = np.random.default_rng(0).choice(len(x_rgb), MAX_SAMPLES, replace=False)
+        x_rgb, y_rgb = x_rgb[pick], y_rgb[pick]
+    curved = tone.forward_values(x_rgb, curve).astype(np.float64)
+    luma = (curved @ LUMINANCE)[:, None]
+    offset_curved = curved - luma
+    offset_jpeg = y_rgb - (y_rgb @ LUMINANCE)[:, None]
+    keep = np.ones(len(x_rgb), dtype=bool)
+    s = 1.0
+    for _ in range(_SATURATION_ROUNDS):
+        energy = float(np.sum(offset_curved[keep] ** 2))
+        if energy < _MIN_COLOUR * max(1, int(keep.sum())):
+            return 1.0
+        s = float(np.clip(np.sum(offset_curved[keep] * offset_jpeg[keep]) / energy, *SATURATION_RANGE))
+        predicted = luma + s * offset_curved
+        keep = np.all((predicted > _UNCLIPPED[0]) & (predicted < _UNCLIPPED[1]), axis=1)
+    return s
 
 
 def _hat_basis(u: np.ndarray, knots: int) -> np.ndarray:

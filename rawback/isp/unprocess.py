@@ -27,6 +27,7 @@ from rawback.isp.bayer import channel_index
 
 # "auto": the tone curve measured in the camera profile (`rawback profile curve`), if it has one.
 TONE_CURVES = ("auto", "none", "smoothstep")
+_LINEAR_STEPS = np.linspace(0.0, 1.0, 65536)
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,20 @@ def inverse_smoothstep(y: np.ndarray) -> np.ndarray:
     return 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
 
 
-def measured_curve(profile: CameraProfile, settings: UnprocessSettings) -> np.ndarray | None:
-    """The profile's measured tone curve (knots of rawback.isp.tone) when `settings` leave the
-    choice to the profile ("auto"), else None."""
+@dataclass(frozen=True)
+class MeasuredFinish:
+    """A camera JPEG engine's global finish as `rawback profile curve` measured it."""
+
+    curve: np.ndarray  # knots of the inverse tone curve (rawback.isp.tone)
+    saturation: float = 1.0  # added about luminance after the curve (1 = none)
+
+
+def measured_finish(profile: CameraProfile, settings: UnprocessSettings) -> MeasuredFinish | None:
+    """The profile's measured finish when `settings` leave the tone curve to the profile ("auto")
+    and it has one, else None."""
     if settings.tone_curve != "auto" or profile.tone_curve is None:
         return None
-    return np.asarray(profile.tone_curve, dtype=np.float32)
+    return MeasuredFinish(np.asarray(profile.tone_curve, dtype=np.float32), profile.saturation or 1.0)
 
 
 def linearisation_table(settings: UnprocessSettings, levels: int) -> np.ndarray:
@@ -123,15 +132,23 @@ def unprocess(
     *,
     bit_depth: int = 8,
     curve: np.ndarray | None = None,
+    saturation: float = 1.0,
 ) -> np.ndarray:
     """sRGB-encoded image (H, W, 3) in [0, 1] -> normalised mosaic (H, W) float32 in [0, 1].
 
     The mosaic has the profile's CFA; 0 is black and 1 the white level. `neutral` is the scene
     white in camera RGB (green = 1): the white balance the inverse assumes. `curve` (knot values of
-    rawback.isp.tone) undoes the finish's global tone curve after the transfer curve.
+    rawback.isp.tone) undoes the finish's global tone curve after the transfer curve, and
+    `saturation` the saturation the finish added about luminance after its curve (1 = none).
     """
     h, w, _ = rgb.shape
-    codes, table = _codes_and_table(rgb, settings, bit_depth, curve)
+    desaturate = saturation != 1.0
+    # Without saturation the curve is per channel and folds into the per-code table; with it the
+    # channels mix first, so the curve is applied to the mixed values instead.
+    codes, table = _codes_and_table(rgb, settings, bit_depth, None if desaturate else curve)
+    # The curve on mixed values: a table over 16-bit linear steps, far finer than an 8-bit input
+    # and several times faster than interpolating every value.
+    curve_table = tone.apply_inverse(_LINEAR_STEPS, curve) if desaturate and curve is not None else None
     raw_from_srgb = raw_from_srgb_matrix(profile, neutral)
     sites = channel_index(profile.cfa_pattern)
     out = np.empty((h, w), dtype=np.float32)
@@ -139,9 +156,19 @@ def unprocess(
     for dy in (0, 1):
         for dx in (0, 1):
             lin = table[codes[dy::2, dx::2]]  # (h/2, w/2, 3) linear sRGB
+            if desaturate:
+                lin = _undo_saturation(lin, saturation)
+                if curve_table is not None:
+                    lin = curve_table[np.rint(lin * (len(curve_table) - 1)).astype(np.intp)]
             row = raw_from_srgb[sites[dy, dx]].astype(np.float32)
             out[dy::2, dx::2] = lin @ row
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _undo_saturation(linear: np.ndarray, saturation: float) -> np.ndarray:
+    """Divide each colour's offset from its luminance by the saturation the finish multiplied it by."""
+    luma = (linear @ color.LUMA_709)[..., None]
+    return np.clip(luma + (linear - luma) / np.float32(saturation), 0.0, 1.0)
 
 
 def raw_from_srgb_matrix(profile: CameraProfile, neutral: np.ndarray) -> np.ndarray:
