@@ -678,7 +678,9 @@ def profile_list() -> None:
 
         from rawback.camera import builtin_profiles, user_folder
 
-        table = Table(title="camera profiles", caption=f"user profiles: {user_folder()}")
+        measured = "* tone curve measured from RAW+JPEG (rawback profile curve)"
+        caption = f"user profiles: {user_folder()}\n{measured}"
+        table = Table(title="camera profiles", caption=caption)
         table.add_column("name", no_wrap=True)
         table.add_column("make / model")
         table.add_column("CFA")
@@ -688,7 +690,7 @@ def profile_list() -> None:
         for name, profile in sorted(builtin_profiles().items()):
             black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
             table.add_row(
-                name,
+                name + (" *" if profile.tone_curve is not None else ""),
                 f"{profile.make} {profile.model}",
                 profile.cfa_pattern,
                 str(profile.bits),

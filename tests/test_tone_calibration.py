@@ -270,6 +270,9 @@ def test_profile_curve_command_saves_a_profile_convert_then_uses(pair: Path, tmp
     assert saved.tone_curve is not None and knot_rmse(np.array(saved.tone_curve)) < 0.1
     assert (saved.make, saved.model) == ("Canon", "PowerShot S40")
 
+    listed = runner.invoke(app, ["profile", "list"], env=env).stdout
+    assert "my-s40 *" in listed and "generic *" not in listed
+
     again = runner.invoke(app, ["profile", "curve", str(pair), "--name", "my-s40"], env=env)
     assert again.exit_code == 1 and "exists" in again.stderr
 
