@@ -194,6 +194,40 @@ def test_interrupted_training_resumes_exactly(raw_folder, cache_dir, tmp_path) -
     assert [r["step"] for r in records if r["event"] == "step"] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
+def test_data_parallel_training_under_torchrun_on_cpu_trains_and_resumes(
+    raw_folder, cache_dir, tmp_path
+) -> None:
+    """`torchrun --nproc_per_node=2 -m rawback train` (gloo on the CPU): rank 0 writes the run, and
+    `--resume` under torchrun goes on from its checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+
+    def torchrun(steps: int, *extra: str) -> subprocess.CompletedProcess:
+        sets = [
+            f"--set={k}={json.dumps(v)}"
+            for k, v in {**TINY_TRAIN, "steps": steps, "checkpoint_every": 2}.items()
+        ]
+        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "rawback", "train", "--data", str(raw_folder), "--out", str(out), "--cache-dir",
+                str(cache_dir), "--device", "cpu", *sets, *extra]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+
+    first = torchrun(2)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    second = torchrun(4, "--resume")
+    assert second.returncode == 0, second.stderr[-2000:]
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["event"] == "step"] == [1, 2, 3, 4]  # rank 0 logs, once
+    model = load_weights(out / "model.pt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_train_config_overrides_are_typed() -> None:
     config = TrainConfig().with_overrides(["steps=10", 'validation=["a/*"]', "model=tiny", "lr=1"])
     assert (config.steps, config.validation, config.model, config.lr) == (10, ("a/*",), "tiny", 1.0)
