@@ -784,10 +784,10 @@ def profile_curve(
         import dataclasses
 
         from rawback.camera import match_profile, profile_from_raw, resolve_profile, save_profile, user_folder
-        from rawback.console import print_error
+        from rawback.console import print_error, print_warning
         from rawback.errors import RawbackError
         from rawback.io.raw import read_make_model
-        from rawback.tone_calibration import find_pairs, measure_finish, with_finish
+        from rawback.tone_calibration import STYLE_DEVIATION, find_pairs, measure_finish, with_finish
 
         pairs = find_pairs(paths)
         if not pairs:
@@ -819,6 +819,11 @@ def profile_curve(
                 f"{result.pair.raw.name} + {result.pair.jpeg.name}: {result.pixels} samples, "
                 f"residual {100 * result.rms_residual:.1f} %{turned}"
             )
+            if len(measured.pairs) > 1 and result.deviation > STYLE_DEVIATION:
+                print_warning(
+                    f"{result.pair.jpeg}: its curve differs from the other pairs' by {result.deviation:.2f} "
+                    "(another picture style or exposure setting?); measure each style separately"
+                )
         typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
         typer.echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")
         typer.echo(

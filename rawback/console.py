@@ -2,7 +2,8 @@
 otherwise (pipes, CI logs, `CliRunner`).
 
 The batch functions never print; the CLI passes a reporter's methods to them as callbacks.
-Errors always go to stderr as `error: <one line>`; everything else goes to stdout.
+Errors always go to stderr as `error: <one line>`, warnings as `warning: <one line>`; everything
+else goes to stdout.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from rawback.batch import Job, Outcome, Status, Summary, input_bytes
 def print_error(message: str) -> None:
     # sys.stderr is resolved at call time: under a live progress bar it may be Rich's proxy.
     print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def print_warning(message: str) -> None:
+    """`warning: <one line>` on stderr: something the user should check, not a failure."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def summary_line(summary: Summary, *, dry_run: bool) -> str:

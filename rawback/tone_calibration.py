@@ -51,6 +51,10 @@ class PairResult:
     pixels: int
     rms_residual: float  # ln units, of this pair's own fit
     rotation: int  # quarter turns that brought the JPEG to the RAW's orientation
+    own_curve: tone_fit.ToneCurveFit  # this pair's curve alone
+    # RMS difference (ln units) of its own curve from the pooled one, over the knots both measured:
+    # large when the camera's picture style or settings changed between the shots.
+    deviation: float = 0.0
 
 
 def find_pairs(paths: Iterable[Path]) -> list[CurvePair]:
@@ -147,16 +151,28 @@ def measure_finish(
                 raise
             on_error(exc)
             continue
-        used.append(
-            PairResult(pair, len(sample.x), _curve_fit(sample.x, sample.y).rms_residual, sample.turns)
-        )
+        own = _curve_fit(sample.x, sample.y)
+        used.append(PairResult(pair, len(sample.x), own.rms_residual, sample.turns, own))
         samples.append(sample)
     if not used:
         raise RawbackError("no usable RAW+JPEG pair: nothing to measure a tone curve from")
     curve = _curve_fit(np.concatenate([s.x for s in samples]), np.concatenate([s.y for s in samples]))
+    used = [dataclasses.replace(r, deviation=_deviation(r.own_curve, curve)) for r in used]
     colour_x = np.concatenate([s.colour_x for s in samples])
     colour_y = np.concatenate([s.colour_y for s in samples])
     return FinishMeasurement(curve, tone_fit.fit_saturation(colour_x, colour_y, curve.knots), used)
+
+
+# A pair whose own curve is further than this from the pooled one (ln units, RMS) was probably
+# shot with another picture style: the command says so (same-style pairs differ by about 0.01).
+STYLE_DEVIATION = 0.1
+
+
+def _deviation(own: tone_fit.ToneCurveFit, pooled: tone_fit.ToneCurveFit) -> float:
+    both = own.measured & pooled.measured
+    if not both.any():
+        return 0.0
+    return float(np.sqrt(np.mean((own.knots[both] - pooled.knots[both]) ** 2)))
 
 
 def with_finish(profile: CameraProfile, measured: FinishMeasurement) -> CameraProfile:

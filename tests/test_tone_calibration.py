@@ -57,7 +57,7 @@ def write_raw(path: Path, seed: int = 0, size: tuple[int, int] = (192, 288)) -> 
     write_dng(path, counts, profile=S40, as_shot_neutral=NEUTRAL, compression="none")
 
 
-def camera_jpeg(raw_path: Path, jpeg_path: Path, turns: int = 0) -> None:
+def camera_jpeg(raw_path: Path, jpeg_path: Path, turns: int = 0, curve=lifted_filmic) -> None:
     """What a camera with the test curve would have saved beside the RAW."""
     from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
     from rawback.io.demosaic import read_linear_rgb
@@ -65,7 +65,7 @@ def camera_jpeg(raw_path: Path, jpeg_path: Path, turns: int = 0) -> None:
 
     neutral = render_raw(raw_path, **CAMERA_WB_RENDER).neutral
     lin = camera_to_linear_srgb(read_linear_rgb(raw_path).rgb, S40, neutral)
-    curved = lifted_filmic(lin)
+    curved = curve(lin)
     luma = curved @ tone_fit.LUMINANCE
     curved = np.clip(luma[..., None] + SATURATION * (curved - luma[..., None]), 0.0, 1.0)
     rgb8 = np.rint(color.linear_to_srgb(curved.astype(np.float32)) * 255).astype(np.uint8)
@@ -302,6 +302,20 @@ def test_profile_curve_command_skips_a_bad_pair_and_says_so(pair: Path, tmp_path
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "IMG_0002.jpg" in line
     assert (tmp_path / "profiles" / "canon-powershot-s40.json").is_file()  # the good pair still counts
+
+
+def test_profile_curve_command_warns_about_a_pair_shot_in_another_style(pair: Path, tmp_path: Path) -> None:
+    write_raw(pair / "IMG_0002.dng", seed=2)
+    camera_jpeg(pair / "IMG_0002.dng", pair / "IMG_0002.jpg")  # the same style: no warning
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    same = CliRunner().invoke(app, ["profile", "curve", str(pair)], env=env)
+    assert same.exit_code == 0 and same.stderr == "", same.stderr
+    write_raw(pair / "IMG_0003.dng", seed=3)
+    camera_jpeg(pair / "IMG_0003.dng", pair / "IMG_0003.jpg", curve=lambda x: np.asarray(x) ** 0.6)
+    mixed = CliRunner().invoke(app, ["profile", "curve", str(pair), "--overwrite"], env=env)
+    assert mixed.exit_code == 0  # a warning, not a failure: the pooled curve is still saved
+    (line,) = mixed.stderr.splitlines()
+    assert line.startswith("warning: ") and "IMG_0003.jpg" in line and "another picture style" in line
 
 
 def test_profile_curve_command_without_pairs_is_a_one_line_error(tmp_path: Path) -> None:
