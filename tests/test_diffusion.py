@@ -237,6 +237,35 @@ def test_train_config_overrides_are_typed() -> None:
         TrainConfig().with_overrides(["steps=ten"])
 
 
+def test_simulator_settings_come_from_the_training_config(raw_folder, cache_dir) -> None:
+    from rawback.isp.simulate import SimulatorSettings
+
+    assert TrainConfig().simulator_settings() == SimulatorSettings()  # empty: the defaults
+    config = TrainConfig().with_overrides(
+        ["simulator.jpeg_quality=[70,95]", 'simulator.tone_curves=[["rolloff",1]]', "simulator.jpeg_prob=1"]
+    )
+    settings = config.simulator_settings()
+    assert (settings.jpeg_quality, settings.tone_curves, settings.jpeg_prob) == (
+        (70, 95),
+        (("rolloff", 1),),
+        1,
+    )
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config  # config.json round trip
+    for bad, message in (
+        ("simulator.jpeg_qualty=[70,95]", "unknown simulator setting"),
+        ("simulator.jpeg_quality=90", "must look like"),
+        ('simulator.tone_curves=[["filmic",1]]', "choose among"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            TrainConfig().with_overrides([bad])
+    # The items follow the configured finish: every tone curve is the one family allowed.
+    folders, _ = build_cache(sorted(raw_folder.rglob("*.dng")), cache_dir)
+    pairs = TrainingPairs(folders, PairSettings(patch=32, thumb=16, simulator=settings), seed=5)
+    drawn = [pairs.draw(i).sim.params for i in range(6)]
+    assert all(p["tone_curve"] == "rolloff" for p in drawn if p["member"] == "parametric")
+    assert all(70 <= p["jpeg"]["quality"] <= 95 for p in drawn)
+
+
 def test_cli_train_validates_writes_weights_and_refuses_to_clobber(raw_folder, cache_dir, tmp_path) -> None:
     out = tmp_path / "run"
     sets = [f"--set={k}={json.dumps(v)}" for k, v in {**TINY_TRAIN, "steps": 2, "workers": 1}.items()]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rawback.errors import UsageError
+
+if TYPE_CHECKING:
+    from rawback.isp.simulate import SimulatorSettings
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ class TrainConfig:
     validation: tuple[str, ...] = ()  # glob patterns (relative to --data) held out for validation
     exclude: tuple[str, ...] = ()  # glob patterns left out entirely (e.g. leave-one-camera-out)
     val_crop: int = 768  # centre crop (mosaic pixels) of each validation file, to keep it quick
+    # Changes to the condition simulator's defaults (rawback.isp.simulate.SimulatorSettings), by
+    # field name: `--set simulator.jpeg_quality=[70,95]`. Empty: the defaults, as the bundled
+    # model was trained.
+    simulator: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from rawback.model.config import PRESETS
@@ -60,21 +68,56 @@ class TrainConfig:
             raise UsageError(f"scene_crops is a probability, not {self.scene_crops}")
         if self.workers < 0 or self.warmup < 0:
             raise UsageError("workers and warmup must not be negative")
+        self.simulator_settings()  # a bad simulator field is a usage error before any work
+
+    def simulator_settings(self) -> SimulatorSettings:
+        """The simulator's settings: its defaults with `simulator`'s changes (JSON lists become
+        tuples, as the settings hold them)."""
+        from rawback.isp.simulate import SimulatorSettings
+
+        defaults = {f.name: f.default for f in dataclasses.fields(SimulatorSettings)}
+        unknown = set(self.simulator) - set(defaults)
+        if unknown:
+            raise UsageError(
+                f"unknown simulator setting(s): {', '.join(sorted(unknown))} (known: {', '.join(defaults)})"
+            )
+        changes = {}
+        for key, value in self.simulator.items():
+            default = defaults[key]
+            if isinstance(default, tuple) != isinstance(value, (list, tuple)) or isinstance(value, bool):
+                raise UsageError(f"simulator setting {key} must look like {_as_json(default)}, not {value!r}")
+            changes[key] = _tuples(value)
+        try:
+            return SimulatorSettings(**changes)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"simulator settings: {exc}") from None
 
     def with_overrides(self, overrides: list[str]) -> TrainConfig:
         """Apply `key=value` strings (JSON values, or bare strings)."""
         fields = {f.name: f for f in dataclasses.fields(self)}
         changes: dict[str, object] = {}
+        simulator_changes: dict[str, object] = {}
         for item in overrides:
             key, sep, text = item.partition("=")
-            if not sep or key not in fields:
+            group, dot, sub = key.partition(".")
+            if not sep or (key not in fields and not (dot and group == "simulator" and sub)):
                 known = ", ".join(fields)
-                raise UsageError(f"--set expects KEY=VALUE with KEY one of: {known} (got {item!r})")
+                raise UsageError(
+                    f"--set expects KEY=VALUE with KEY one of: {known}, or simulator.FIELD (got {item!r})"
+                )
             try:
                 value = json.loads(text)
             except json.JSONDecodeError:
                 value = text
-            changes[key] = value
+            if dot:
+                simulator_changes[sub] = value
+            else:
+                changes[key] = value
+        if simulator_changes:  # on top of the file's (or a whole `simulator={...}`) changes
+            base = changes.get("simulator", self.simulator)
+            if not isinstance(base, dict):
+                raise UsageError(f"simulator must be a JSON object of simulator fields, not {base!r}")
+            changes["simulator"] = {**base, **simulator_changes}
         return TrainConfig.from_dict({**dataclasses.asdict(self), **changes})
 
     @classmethod
@@ -104,3 +147,11 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value)

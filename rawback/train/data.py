@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from rawback.camera import CameraProfile, profile_from_raw_image
 from rawback.errors import InputError, RawbackError
 from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
+from rawback.isp.simulate import SimulatorSettings
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.denoiser import area_resize, camera_features, exif_features, thumbnail_input
 from rawback.model.illuminant import GLOBAL_OUTPUTS
@@ -198,6 +199,7 @@ class PairSettings:
     augment: bool = True  # Bayer-consistent flips and transposes
     tone_knots: int = 0  # the head's inverse tone curve (model config); 0: exposure only
     scene_crops: float = 0.0  # chance that the head's thumbnail is a random crop, not the whole photo
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)  # the condition's finish
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,12 @@ class TrainingPairs(torch.utils.data.Dataset):
         # depend on the image, so two generators with one seed sample identical parameters.
         finish_seed = int(rng.integers(2**63))
         sim = simulate(
-            linear, item.profile, item.neutral, np.random.default_rng(finish_seed), libraw_rgb8=libraw
+            linear,
+            item.profile,
+            item.neutral,
+            np.random.default_rng(finish_seed),
+            libraw_rgb8=libraw,
+            settings=self.settings.simulator,
         )
         view = self.head_view(item, rng)
         thumb, target = self.thumbnail(item, view, np.random.default_rng(finish_seed))
@@ -330,7 +337,9 @@ class TrainingPairs(torch.utils.data.Dataset):
         from rawback.isp import tone
         from rawback.isp.simulate import simulate, tone_response
 
-        sim = simulate(view[0], item.profile, item.neutral, rng, libraw_rgb8=view[1])
+        sim = simulate(
+            view[0], item.profile, item.neutral, rng, libraw_rgb8=view[1], settings=self.settings.simulator
+        )
         transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
         rgb = sim.rgb8.astype(np.float32) / 255.0
         thumb = thumbnail_input(rgb, item.profile, transfer, self.settings.thumb)

@@ -282,6 +282,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             thumb=model.config.illuminant.thumb_size,
             tone_knots=model.config.illuminant.tone_knots,
             scene_crops=config.scene_crops,
+            simulator=config.simulator_settings(),
         ),
         seed=config.seed,
     )
