@@ -81,6 +81,17 @@ Weights = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+Include = Annotated[
+    list[str] | None,
+    typer.Option(help="Only files matching this glob (relative to --data); repeatable.", show_default=False),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Leave out files matching this glob (relative to --data); repeatable.",
+        show_default=False,
+    ),
+]
 CacheDir = Annotated[
     Path | None,
     typer.Option(
@@ -469,12 +480,7 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Only files matching this glob (relative to --data); repeatable.", show_default=False
-        ),
-    ] = None,
+    include: Include = None,
     save_inputs: Annotated[
         Path | None,
         typer.Option(
@@ -563,10 +569,7 @@ def train(
             help="Hold out files matching this glob (relative to --data); repeatable.", show_default=False
         ),
     ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(help="Leave out files matching this glob entirely; repeatable.", show_default=False),
-    ] = None,
+    exclude: Exclude = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt exactly.")
     ] = False,
@@ -615,16 +618,8 @@ def calibrate(
     ],
     out: Annotated[Path, typer.Option(help="The calibrated weights file to write.", show_default=False)],
     weights: Weights = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Use only files matching this glob (relative to --data); repeatable.", show_default=False
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(help="Leave out files matching this glob; repeatable.", show_default=False),
-    ] = None,
+    include: Include = None,
+    exclude: Exclude = None,
     samples: Annotated[int, typer.Option(min=20, help="Simulated photos to run the model on.")] = 4096,
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps of the gate.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the simulated photos and of the fit.")] = 0,
