@@ -102,6 +102,20 @@ def test_user_profiles_are_found_and_win(tmp_path: Path, monkeypatch: pytest.Mon
         camera.save_profile(mine, camera.user_folder())
 
 
+def test_a_user_profile_of_a_builtin_camera_is_matched_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile saved under another name (say, with the camera's measured tone curve) is the one
+    that camera's photos get from their EXIF, ahead of the built-in profile."""
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path))
+    s40 = camera.builtin_profiles()["canon-powershot-s40"]
+    assert camera.match_profile("Canon", "Canon PowerShot S40") == s40
+    mine = dataclasses.replace(s40, name="my-s40", tone_curve=(-0.5, -0.3))
+    camera.save_profile(mine, camera.user_folder())
+    assert camera.match_profile("Canon", "Canon PowerShot S40") == mine
+    assert camera.resolve_profile("canon-powershot-s40") == s40  # still there by name
+
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", sorted(BUILTIN_SOURCES))
 def test_builtin_profiles_are_reproducible(shared_raw: Path, name: str) -> None:
