@@ -277,6 +277,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     else:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
     measured = measured_finish(request.profile, request.settings)
+    decoding = request.settings if measured is None else measured.decoding(request.settings)
     if estimate.trust < 1.0 and measured is None:
         notes.append(f"residual gate: trust {estimate.trust:.2f} (full trust where the photo is clipped)")
     if measured is not None:
@@ -313,7 +314,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         request.rgb,
         request.profile,
         estimate=estimate,
-        settings=request.settings,
+        settings=decoding,
         bit_depth=request.bit_depth,
         diffusion=settings,
         seed=photo_seed(settings.seed, request.rgb),

@@ -108,9 +108,11 @@ def estimate_neutral(request: InverseRequest) -> tuple[np.ndarray, str]:
 def analytic(request: InverseRequest) -> InverseResult:
     neutral, note = estimate_neutral(request)
     finish = measured_finish(request.profile, request.settings)
-    curve, saturation = (None, 1.0) if finish is None else (finish.curve, finish.saturation)
+    settings, curve, saturation = request.settings, None, 1.0
+    if finish is not None:
+        settings, curve, saturation = finish.decoding(settings), finish.curve, finish.saturation
     mosaic = unprocess(
-        request.rgb, request.profile, neutral, request.settings, bit_depth=request.bit_depth,
+        request.rgb, request.profile, neutral, settings, bit_depth=request.bit_depth,
         curve=curve, saturation=saturation,
     )  # fmt: skip
     notes = (note,) if finish is None else (note, measured_finish_note(request.profile))

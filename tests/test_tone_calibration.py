@@ -194,10 +194,12 @@ def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) 
     image = read_image(pair / "IMG_0001.JPG")
     truth = bayer.pack_rggb(read_raw(pair / "IMG_0001.dng").normalized(), "RGGB")
 
-    def invert(profile: camera.CameraProfile, curve: str = "auto") -> tuple[float, tuple[str, ...]]:
+    def invert(
+        profile: camera.CameraProfile, curve: str = "auto", transfer: str = "srgb"
+    ) -> tuple[float, tuple[str, ...]]:
         request = methods.InverseRequest(
-            rgb=image.rgb, bit_depth=8, profile=profile, settings=UnprocessSettings(tone_curve=curve),
-            neutral=NEUTRAL,
+            rgb=image.rgb, bit_depth=8, profile=profile,
+            settings=UnprocessSettings(transfer=transfer, tone_curve=curve), neutral=NEUTRAL,
         )  # fmt: skip
         result = methods.analytic(request)
         return metrics.psnr(bayer.pack_rggb(result.mosaic, "RGGB"), truth), result.notes
@@ -208,6 +210,10 @@ def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) 
     curve_only, _ = invert(dataclasses.replace(measured, saturation=None))
     assert with_curve > without + 8.0, (with_curve, without)
     assert with_curve > curve_only + 0.1, (with_curve, curve_only)  # the saturation counts too
+    # The measured curve holds the camera's whole response (measured against sRGB decoding), so a
+    # --transfer given beside it changes nothing.
+    assert invert(measured, transfer="gamma2.2")[0] == with_curve
+    assert invert(S40, transfer="gamma2.2")[0] != without
     assert switched_off == without
     assert any("measured in profile canon-powershot-s40" in n for n in notes)
     assert not any("measured" in n for n in off_notes)

@@ -17,6 +17,7 @@ Clipped highlights and JPEG loss cannot be undone analytically; that is the lear
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,12 @@ class MeasuredFinish:
 
     curve: np.ndarray  # knots of the inverse tone curve (rawback.isp.tone)
     saturation: float = 1.0  # added about luminance after the curve (1 = none)
+
+    def decoding(self, settings: UnprocessSettings) -> UnprocessSettings:
+        """The curve was measured against sRGB decoding of the camera's JPEG, so it holds the
+        camera's whole response: the photo is decoded with the sRGB curve whatever `--transfer`
+        says, and the measured curve does the rest."""
+        return dataclasses.replace(settings, transfer="srgb")
 
 
 def measured_finish(profile: CameraProfile, settings: UnprocessSettings) -> MeasuredFinish | None:
