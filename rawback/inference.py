@@ -278,7 +278,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
     measured = measured_finish(request.profile, request.settings)
     decoding = request.settings if measured is None else measured.decoding(request.settings)
-    if estimate.trust < 1.0 and measured is None:
+    if estimate.trust < 1.0:
         notes.append(f"residual gate: trust {estimate.trust:.2f} (full trust where the photo is clipped)")
     if measured is not None:
         # A curve measured from the camera's own RAW+JPEG pairs beats the head's guess from one
@@ -288,15 +288,14 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         if settings.undo_tone_curve or settings.undo_exposure:
             notes.append("--undo-tone-curve/--undo-exposure: the profile's measured curve is used instead")
         undone_exposure = float(np.exp(-tone.log_gain(np.array([MID_GREY]), measured.curve)[0]))
-        # The denoiser's residual was learned against priors whose finish the head estimated, and it
-        # corrects some of that estimate's error. With the finish measured there is none left to
-        # correct, and the residual over-corrects (finished protocol: -0.3 dB WB-oracle on
-        # average, -0.9 dB on the DC120); only the clipped highlights, which no curve restores,
-        # still need it. So it applies where the photo is clipped only, as the gate's trust 0 does.
+        # The residual stays gated as usual. It was trained on priors that never undo a saturation,
+        # so after a measured saturation it corrects some colour twice (finished protocol: -0.3 dB
+        # WB-oracle against the analytic inverse with the same finish); switching it off instead
+        # loses what it restores on renders it knows (-1.3 dB on LibRaw renders, the DC120's
+        # +5.5 dB). models/README.md has both measurements.
         estimate = dataclasses.replace(
-            estimate, curve=measured.curve, exposure=1.0, saturation=measured.saturation, trust=0.0
+            estimate, curve=measured.curve, exposure=1.0, saturation=measured.saturation
         )
-        notes.append("residual applied only where the photo is clipped (the finish is measured)")
     else:
         if settings.undo_tone_curve:
             notes.append(
