@@ -91,6 +91,7 @@ class PairSamples:
     colour_x: np.ndarray  # the cells of x and y whose colour is smooth (SMOOTH_COLOUR_SHARE)
     colour_y: np.ndarray
     turns: int  # quarter turns applied to the JPEG
+    curve: tone_fit.ToneCurveFit  # this pair's own curve, fitted to x and y
 
 
 def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
@@ -99,31 +100,41 @@ def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
     from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
     from rawback.io.demosaic import read_linear_rgb
     from rawback.io.image import read_image
+    from rawback.isp.color import srgb_to_linear
     from rawback.isp.simulate import camera_to_linear_srgb
 
     # The camera's own white balance, as LibRaw applies it: the one the camera's JPEG was made with.
     neutral = render_raw(pair.raw, **CAMERA_WB_RENDER).neutral
     linear = camera_to_linear_srgb(read_linear_rgb(pair.raw).rgb, profile, neutral)
-    encoded = read_image(pair.jpeg).rgb
-    best: tuple[float, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+    raw_ok = tone_fit.raw_unclipped(linear)
+    encoded = np.asarray(read_image(pair.jpeg).rgb, dtype=np.float32)
+    decoded, jpeg_ok = srgb_to_linear(encoded), tone_fit.jpeg_unclipped(encoded)
+    raw_grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # the RAW's side, per grid size
+    best: PairSamples | None = None
     for turns in _candidate_turns(linear.shape[:2], encoded.shape[:2], pair):
-        grid_x, grid_y, keep = _on_common_grid(linear, np.rot90(encoded, turns))
+        turned = np.rot90(decoded, turns)
+        size = _grid_size(turned.shape[:2])
+        if size not in raw_grids:
+            raw_grids[size] = _averaged(linear, raw_ok, size)
+        grid_x, cells_x = raw_grids[size]
+        grid_y, cells_y = _averaged(turned, np.rot90(jpeg_ok, turns), size)
+        keep = cells_x & cells_y
         if keep.sum() < tone_fit.MIN_PIXELS_PER_KNOT:
             raise InputError(pair.jpeg, "too few unclipped pixels to measure a tone curve")
-        residual = _curve_fit(grid_x[keep], grid_y[keep]).rms_residual
-        if best is None or residual < best[0]:
-            best = (residual, grid_x, grid_y, keep, turns)
+        x, y = grid_x[keep], grid_y[keep]
+        fit = _curve_fit(x, y)
+        if best is None or fit.rms_residual < best.curve.rms_residual:
+            roughness = _colour_roughness(grid_x)
+            smooth = keep & (roughness <= np.quantile(roughness[keep], SMOOTH_COLOUR_SHARE))
+            best = PairSamples(x, y, grid_x[smooth], grid_y[smooth], turns, fit)
     assert best is not None
-    residual, grid_x, grid_y, keep, turns = best
-    if residual > MISMATCH_RESIDUAL:
+    if best.curve.rms_residual > MISMATCH_RESIDUAL:
         raise InputError(
             pair.jpeg,
-            f"does not match {pair.raw.name} (fit residual {residual:.2f}; not the same shot, or edited "
-            "after the camera saved it)",
+            f"does not match {pair.raw.name} (fit residual {best.curve.rms_residual:.2f}; not the same "
+            "shot, or edited after the camera saved it)",
         )
-    roughness = _colour_roughness(grid_x)
-    smooth = keep & (roughness <= np.quantile(roughness[keep], SMOOTH_COLOUR_SHARE))
-    return PairSamples(grid_x[keep], grid_y[keep], grid_x[smooth], grid_y[smooth], turns)
+    return best
 
 
 @dataclass(frozen=True)
@@ -152,8 +163,7 @@ def measure_finish(
                 raise
             on_error(exc)
             continue
-        own = _curve_fit(sample.x, sample.y)
-        used.append(PairResult(pair, len(sample.x), own.rms_residual, sample.turns, own))
+        used.append(PairResult(pair, len(sample.x), sample.curve.rms_residual, sample.turns, sample.curve))
         samples.append(sample)
     if not used:
         raise RawbackError("no usable RAW+JPEG pair: nothing to measure a tone curve from")
@@ -195,7 +205,7 @@ def with_finish(profile: CameraProfile, measured: FinishMeasurement) -> CameraPr
 
 
 def _curve_fit(x_rgb: np.ndarray, y_rgb: np.ndarray) -> tone_fit.ToneCurveFit:
-    """The curve is fitted to luminance (see rawback.isp.tone_fit.raw_luminance for why)."""
+    """The curve is fitted to luminance (the module doc of rawback.isp.tone_fit says why)."""
     return tone_fit.fit_tone_curve(x_rgb @ tone_fit.LUMINANCE, y_rgb @ tone_fit.LUMINANCE, CURVE_KNOTS)
 
 
@@ -217,24 +227,20 @@ def _candidate_turns(raw_shape: tuple[int, int], jpeg_shape: tuple[int, int], pa
     return turns
 
 
-def _on_common_grid(linear: np.ndarray, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear RGB (h, w, 3) of the two images averaged onto one grid (the JPEG's frame, at most
-    GRID_LONG_SIDE pixels long), and the cells where no pixel was clipped on either side (a
-    clipped pixel would bias its cell's average)."""
-    from rawback.isp.color import srgb_to_linear
-
-    h, w = encoded.shape[:2]
+def _grid_size(shape: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the common grid for a frame of `shape`: at most GRID_LONG_SIDE long."""
+    h, w = shape
     scale = min(1.0, GRID_LONG_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    _, valid_x = tone_fit.raw_luminance(linear)
-    _, valid_y = tone_fit.jpeg_luminance(encoded)
-    keep = (_box_resize(valid_x.astype(np.float32), size) > 0.999) & (
-        _box_resize(valid_y.astype(np.float32), size) > 0.999
-    )
-    y_linear = srgb_to_linear(np.asarray(encoded, dtype=np.float32))
-    x = np.stack([_box_resize(linear[..., c], size) for c in range(3)], axis=-1)
-    y = np.stack([_box_resize(y_linear[..., c], size) for c in range(3)], axis=-1)
-    return x.astype(np.float64), y.astype(np.float64), keep
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _averaged(
+    linear: np.ndarray, unclipped: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear RGB (h, w, 3) averaged onto the grid, and the cells where no pixel was clipped (a
+    clipped pixel would bias its cell's average)."""
+    grid = np.stack([_box_resize(linear[..., c], size) for c in range(3)], axis=-1)
+    return grid.astype(np.float64), _box_resize(unclipped.astype(np.float32), size) > 0.999
 
 
 def _colour_roughness(rgb: np.ndarray) -> np.ndarray:

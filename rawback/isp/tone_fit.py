@@ -9,11 +9,16 @@ produced, and rawback.isp.tone's knots describe x as a log gain over y,
 
     ln x = ln y + d(u(y)),   d piecewise linear through the knot values.
 
-The fit is least squares on ln x - ln y of the pixels' luminance where neither side is clipped
-(see `raw_luminance` for why luminance), robust to misregistered edges and noise (Huber
+The fit is least squares on ln x - ln y of the pixels' luminance where neither side is clipped,
+robust to misregistered edges and noise (Huber
 reweighting), and smoothed by a small second-difference penalty so that knots with few pixels
 follow their neighbours instead of the noise. `fit_saturation` then measures the saturation the
 camera added about luminance after the curve, from the colours.
+
+Luminance, not the channels, for the curve: cameras add saturation about luminance after the
+curve, which pushes the channels of every colour apart but leaves its luminance where the curve
+put it (measured on the "finished" protocol: pooled channels missed the curve by 0.03-0.28 in knot
+RMS, luminance by 0.03-0.05).
 """
 
 from __future__ import annotations
@@ -62,25 +67,17 @@ class ToneCurveFit:
         return self.pixels_per_knot >= MIN_PIXELS_PER_KNOT
 
 
-def raw_luminance(linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Linear Rec. 709 luminance (H, W) of the RAW's linear sRGB (H, W, 3), and where no channel
-    is clipped or black.
-
-    Luminance, not the channels: cameras add saturation about luminance after the curve, which
-    pushes the channels of every colour apart but leaves its luminance where the curve put it
-    (measured on the "finished" protocol: pooled channels missed the curve by 0.03-0.28 in knot
-    RMS, luminance by 0.03-0.05)."""
+def raw_unclipped(linear: np.ndarray) -> np.ndarray:
+    """Where no channel of the RAW's linear sRGB (H, W, 3) is clipped or black: (H, W) bool."""
     lin = np.asarray(linear, dtype=np.float32)
-    valid = np.all((lin > 1e-4) & (lin < _RAW_CLIP), axis=-1)
-    return lin @ LUMINANCE, valid
+    return np.all((lin > 1e-4) & (lin < _RAW_CLIP), axis=-1)
 
 
-def jpeg_luminance(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Linear luminance (H, W) of the JPEG's sRGB-encoded values (H, W, 3) in [0, 1], and where no
-    channel sits at its darkest or brightest codes."""
+def jpeg_unclipped(encoded: np.ndarray) -> np.ndarray:
+    """Where no channel of the JPEG's sRGB-encoded values (H, W, 3) in [0, 1] sits at its darkest
+    or brightest codes: (H, W) bool."""
     enc = np.asarray(encoded, dtype=np.float32)
-    valid = np.all((enc > _JPEG_LOW) & (enc < _JPEG_HIGH), axis=-1)
-    return srgb_to_linear(enc) @ LUMINANCE, valid
+    return np.all((enc > _JPEG_LOW) & (enc < _JPEG_HIGH), axis=-1)
 
 
 def fit_tone_curve(x: np.ndarray, y: np.ndarray, knots: int = 16) -> ToneCurveFit:

@@ -85,7 +85,8 @@ class TrainConfig:
         for key, value in self.simulator.items():
             default = defaults[key]
             if isinstance(default, tuple) != isinstance(value, (list, tuple)) or isinstance(value, bool):
-                raise UsageError(f"simulator setting {key} must look like {_as_json(default)}, not {value!r}")
+                shape = json.dumps(default)
+                raise UsageError(f"simulator setting {key} must look like {shape}, not {value!r}")
             changes[key] = _tuples(value)
         try:
             return SimulatorSettings(**changes)
@@ -151,7 +152,3 @@ class TrainConfig:
 
 def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def _as_json(value: Any) -> str:
-    return json.dumps(value)
