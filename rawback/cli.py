@@ -71,9 +71,24 @@ Sampler = Annotated[
 Steps = Annotated[int, typer.Option(min=1, help="Diffusion steps (noise levels of the Karras schedule).")]
 Seed = Annotated[int, typer.Option(help="Noise seed; with the photo's pixels it fixes the result exactly.")]
 Ensemble = Annotated[int, typer.Option(min=1, help="Average this many diffusion samples.")]
-Tile = Annotated[int, typer.Option(min=32, help="Tile side in photo pixels (even).")]
+Tile = Annotated[
+    int | None,
+    typer.Option(
+        min=32,
+        help="Tile side in photo pixels (even). Default: 320 on the CPU, 512 on a GPU.",
+        show_default=False,
+    ),
+]
 Overlap = Annotated[int, typer.Option(min=0, help="Overlap of neighbouring tiles in photo pixels (even).")]
-TileBatch = Annotated[int, typer.Option("--tile-batch", min=1, help="Tiles per network call.")]
+TileBatch = Annotated[
+    int | None,
+    typer.Option(
+        "--tile-batch",
+        min=1,
+        help="Tiles per network call. Default: 1 on the CPU, 4 on a GPU.",
+        show_default=False,
+    ),
+]
 Weights = Annotated[
     Path | None,
     typer.Option(
@@ -185,9 +200,9 @@ def _diffusion_settings(
     steps: int,
     seed: int,
     ensemble: int,
-    tile: int,
+    tile: int | None,
     overlap: int,
-    tile_batch: int,
+    tile_batch: int | None,
     device: str,
     undo_exposure: bool,
     undo_tone_curve: bool,
@@ -288,9 +303,9 @@ def convert(
     steps: Steps = DEFAULT_STEPS,
     seed: Seed = 0,
     ensemble: Ensemble = 1,
-    tile: Tile = 512,
+    tile: Tile = None,
     overlap: Overlap = 64,
-    tile_batch: TileBatch = 4,
+    tile_batch: TileBatch = None,
     weights: Weights = None,
     device: Device = "auto",
     undo_exposure: UndoExposure = False,
@@ -353,9 +368,9 @@ def batch_command(
     steps: Steps = DEFAULT_STEPS,
     seed: Seed = 0,
     ensemble: Ensemble = 1,
-    tile: Tile = 512,
+    tile: Tile = None,
     overlap: Overlap = 64,
-    tile_batch: TileBatch = 4,
+    tile_batch: TileBatch = None,
     weights: Weights = None,
     device: Device = "auto",
     undo_exposure: UndoExposure = False,
@@ -450,9 +465,9 @@ def eval_command(
     ] = str(DEFAULT_STEPS),
     seed: Seed = 0,
     ensemble: Ensemble = 1,
-    tile: Tile = 512,
+    tile: Tile = None,
     overlap: Overlap = 64,
-    tile_batch: TileBatch = 4,
+    tile_batch: TileBatch = None,
     weights: Weights = None,
     device: Device = "auto",
     undo_exposure: UndoExposure = False,

@@ -18,10 +18,11 @@ from rawback.camera import builtin_profiles
 from rawback.cli import DEFAULT_SAMPLER, DEFAULT_STEPS, app
 from rawback.convert import ConvertOptions, convert_file
 from rawback.errors import RawbackError, UsageError
+from rawback.evaluate.report import to_json
 from rawback.evaluate.run import EvalOptions, diffusion_label, run_eval
 from rawback.io.dng import write_dng
 from rawback.isp.bayer import mosaic_rgb
-from rawback.methods import DiffusionSettings
+from rawback.methods import TILING, DiffusionSettings
 from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel, area_resize
 from rawback.model.weights import BUNDLED, load_weights, save_weights
@@ -336,8 +337,22 @@ def test_default_sampler_agrees_between_cli_and_library() -> None:
     assert (DiffusionSettings().sampler, DiffusionSettings().steps) == (DEFAULT_SAMPLER, DEFAULT_STEPS)
 
 
+def test_tiles_default_to_the_device_and_the_help_says_which() -> None:
+    (cpu_tile, cpu_batch), (gpu_tile, gpu_batch) = TILING["cpu"], TILING["gpu"]
+    assert DiffusionSettings().tiling("cpu") == (cpu_tile, cpu_batch)
+    assert DiffusionSettings().tiling("cuda") == DiffusionSettings().tiling("mps") == (gpu_tile, gpu_batch)
+    assert DiffusionSettings(tile=96, tile_batch=3).tiling("cuda") == (96, 3)  # what is asked for wins
+    assert DiffusionSettings(tile=96).tiling("cpu") == (96, cpu_batch)
+    with pytest.raises(ValueError, match="--overlap even and below"):
+        DiffusionSettings(overlap=min(cpu_tile, gpu_tile))  # must fit below every default tile
+    result = CliRunner().invoke(app, ["convert", "--help"], env={"COLUMNS": "200"})
+    help_text = " ".join(result.output.split())
+    assert f"Default: {cpu_tile} on the CPU, {gpu_tile} on a GPU" in help_text
+    assert f"Default: {cpu_batch} on the CPU, {gpu_batch} on a GPU" in help_text
+
+
 def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
-    settings = DiffusionSettings(weights=str(tiny_weights), sampler="heun", tile=64, overlap=16)
+    settings = DiffusionSettings(weights=str(tiny_weights), sampler="heun", tile=64, overlap=16, device="cpu")
     report = run_eval(
         EvalOptions(data=raw_folder, method="diffusion", include=("b/*",), diffusion=settings, steps=(1, 2))
     )
@@ -354,6 +369,9 @@ def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
             np.isfinite(image.rows[row]["psnr_packed"])
             and image.rows[row]["exposure_error_stops"] is not None
         )
+    # The report records the tile batch the run used, not "the device's default".
+    recorded = to_json(report)["diffusion"]
+    assert (recorded["tile"], recorded["tile_batch"]) == (64, TILING["cpu"][1])
 
 
 def test_bad_settings_are_one_line_usage_errors(tmp_path) -> None:
@@ -451,3 +469,24 @@ def test_the_progress_bar_moves_within_a_photo_and_gives_back_on_failure(tmp_pat
         assert task.completed == pytest.approx(1750)
         reporter.file_done(Outcome(jobs[1], Status.FAILED, error="b.jpg: broken"))
         assert task.completed == pytest.approx(1000) and task.total == pytest.approx(1000)
+
+
+def test_attention_is_softmax_of_scaled_dot_products_per_head() -> None:
+    # The module lays q, k, v out for the fused kernel; this pins the layout to the textbook
+    # formula, so a wrong permutation cannot pass for a faster one.
+    from rawback.model.unet import Attention
+
+    torch.manual_seed(0)
+    block = Attention(channels=64, head_channels=32, groups=8).double()
+    torch.nn.init.normal_(block.out.weight)  # zero-initialised out would hide the attention
+    x = torch.randn(2, 64, 5, 7, dtype=torch.float64)
+    with torch.no_grad():
+        n, c, h, w = x.shape
+        qkv = block.qkv(block.norm(x)).reshape(n, 3, block.heads, c // block.heads, h * w)
+        heads = []
+        for head in range(block.heads):
+            q, k, v = (qkv[:, i, head].transpose(1, 2) for i in range(3))  # (n, positions, channels)
+            weights = torch.softmax(q @ k.transpose(1, 2) / (c // block.heads) ** 0.5, dim=-1)
+            heads.append((weights @ v).transpose(1, 2))  # (n, channels, positions)
+        expected = x + block.out(torch.cat(heads, dim=1).reshape(n, c, h, w))
+        assert torch.allclose(block(x), expected, atol=1e-10)

@@ -29,6 +29,12 @@ def shown_metrics(report: EvalReport) -> list[str]:
     ]
 
 
+def _diffusion_json(settings) -> dict:
+    from rawback.inference import with_device_tiling  # torch: only when the model ran
+
+    return dataclasses.asdict(with_device_tiling(settings))
+
+
 def to_json(report: EvalReport) -> dict:
     opts = report.options
     return {
@@ -39,7 +45,7 @@ def to_json(report: EvalReport) -> dict:
         "pairs": str(opts.pairs) if opts.pairs else None,
         "camera": opts.camera,
         "tone_curve_from": opts.tone_curve_from,
-        "diffusion": dataclasses.asdict(opts.diffusion) if opts.method == "diffusion" else None,
+        "diffusion": _diffusion_json(opts.diffusion) if opts.method == "diffusion" else None,
         "steps": list(opts.steps),
         "rows": report.rows,
         "metrics": METRICS,
