@@ -11,8 +11,8 @@ Measures, on the machine it runs on:
    denoiser at the default tile size, on the CPU and, when one is present, on the GPU;
 3. the hardware limit: the model's FLOPs per packed pixel (counted by torch's FlopCounterMode at
    the tile size in use, overlap included) divided by the measured peak of its commonest layer, a
-   64-channel 3x3 convolution (float32 on the CPU, bf16 on GPU), i.e. the throughput the network
-   would reach if every layer ran as fast as the fastest convolution.
+   64-channel 3x3 convolution in the precision the network runs in (`--precision`), i.e. the
+   throughput the network would reach if every layer ran as fast as that convolution.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from bench_convert import cpu_model, make_photo, usable_cores
 
 import rawback
 from rawback.convert import ConvertOptions, convert_file
-from rawback.inference import model_for, resolve_device, tiled_denoiser
+from rawback.inference import model_for, resolve_device, tiled_denoiser, uses_bf16
 from rawback.methods import DiffusionSettings
 from rawback.tiling import tile_grid
 
@@ -128,10 +128,13 @@ def main() -> None:
     parser.add_argument("--tile", type=int, help="tile side in photo pixels (default: convert's)")
     parser.add_argument("--overlap", type=int, help="tile overlap in photo pixels (default: convert's)")
     parser.add_argument("--tile-batch", type=int, help="tiles per network call (default: convert's)")
+    parser.add_argument("--precision", default="auto", help="fp32, bf16 or auto (default: convert's)")
     args = parser.parse_args()
     mp = args.width * args.height / 1e6
     tiling = {"tile": args.tile, "overlap": args.overlap, "tile_batch": args.tile_batch}
-    settings = DiffusionSettings(device=args.device, **{k: v for k, v in tiling.items() if v is not None})
+    settings = DiffusionSettings(
+        device=args.device, precision=args.precision, **{k: v for k, v in tiling.items() if v is not None}
+    )
     device = resolve_device(args.device)
     tile, tile_batch = settings.tiling(device.type)
     print(f"rawback {rawback.__version__} diffusion benchmark")
@@ -143,7 +146,8 @@ def main() -> None:
     )
     print(
         f"model: bundled weights, sampler {settings.sampler}, {settings.steps} step(s), "
-        f"tile {tile} px, overlap {settings.overlap} px, tile batch {tile_batch} ({device.type})"
+        f"tile {tile} px, overlap {settings.overlap} px, tile batch {tile_batch}, "
+        f"{'bf16' if uses_bf16(settings.precision, device) else 'fp32'} ({device.type})"
     )
     if not args.skip_convert:
         with tempfile.TemporaryDirectory(prefix="rawback-bench-") as tmp:
@@ -175,7 +179,7 @@ def main() -> None:
         evaluated = sum((rows.stop - rows.start) * (cols.stop - cols.start) for rows, cols in grid)
         work = flops * evaluated / packed**2  # FLOPs per packed pixel of the image
         rate = network_throughput(settings, dev, packed, args.repeat)
-        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+        dtype = torch.bfloat16 if uses_bf16(settings.precision, dev) else torch.float32
         peak = conv_peak(dev, dtype)
         bound = peak / work / 1e6
         print(

@@ -96,6 +96,12 @@ Weights = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+Precision = Annotated[
+    str,
+    typer.Option(
+        help="Network arithmetic: fp32, bf16, or auto (bf16 on a GPU and on a CPU with native bf16).",
+    ),
+]
 Include = Annotated[
     list[str] | None,
     typer.Option(help="Only files matching this glob (relative to --data); repeatable.", show_default=False),
@@ -204,6 +210,7 @@ def _diffusion_settings(
     overlap: int,
     tile_batch: int | None,
     device: str,
+    precision: str,
     undo_exposure: bool,
     undo_tone_curve: bool,
 ):
@@ -213,7 +220,7 @@ def _diffusion_settings(
         return DiffusionSettings(
             weights=str(weights) if weights else None, sampler=sampler, steps=steps, seed=seed,
             ensemble=ensemble, tile=tile, overlap=overlap, tile_batch=tile_batch, device=device,
-            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
+            precision=precision, undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -308,6 +315,7 @@ def convert(
     tile_batch: TileBatch = None,
     weights: Weights = None,
     device: Device = "auto",
+    precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
     transfer: TransferOpt = Transfer.srgb,
@@ -327,8 +335,8 @@ def convert(
         _check_verbosity(quiet, verbose)
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
-            overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
-            undo_tone_curve=undo_tone_curve,
+            overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -373,6 +381,7 @@ def batch_command(
     tile_batch: TileBatch = None,
     weights: Weights = None,
     device: Device = "auto",
+    precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
     transfer: TransferOpt = Transfer.srgb,
@@ -405,8 +414,8 @@ def batch_command(
         shard_spec = batch.parse_shard(shard) if shard is not None else None
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
-            overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
-            undo_tone_curve=undo_tone_curve,
+            overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -470,6 +479,7 @@ def eval_command(
     tile_batch: TileBatch = None,
     weights: Weights = None,
     device: Device = "auto",
+    precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
     pairs: Annotated[
@@ -534,8 +544,8 @@ def eval_command(
             raise UsageError(str(exc) or f"--steps must be positive integers, not {steps!r}") from None
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
-            overlap=overlap, tile_batch=tile_batch, device=device, undo_exposure=undo_exposure,
-            undo_tone_curve=undo_tone_curve,
+            overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
         )  # fmt: skip
         options = EvalOptions(
             data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,

@@ -19,6 +19,7 @@ from rawback.isp.unprocess import UnprocessSettings, measured_finish, neutral_fo
 
 # The samplers of rawback.sampling, by name (kept here so option checks need no torch import).
 SAMPLER_NAMES = ("euler", "heun", "dpmpp-2m", "one-step")
+PRECISIONS = ("auto", "fp32", "bf16")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 # Default (tile side in photo pixels, tiles per network call) by device. On the CPU, measured with
 # bench/bench_diffusion.py on a 2-core EPYC (12 MP convert): small tiles one at a time keep each
@@ -41,6 +42,9 @@ class DiffusionSettings:
     overlap: int = 64  # tile overlap in photo pixels (even)
     tile_batch: int | None = None  # tiles per network call; None: the device's (TILING)
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    # The network's arithmetic: "fp32", "bf16" (autocast), or "auto": bf16 on CUDA and on CPUs
+    # that compute in bf16 natively, else fp32 (rawback.inference.uses_bf16).
+    precision: str = "auto"
     # Divide the estimate by the exposure gain the global head thinks the finish applied. Off by
     # default: measured on LibRaw renders, a wrong guess costs more than a right one gains
     # (models/README.md).
@@ -53,6 +57,8 @@ class DiffusionSettings:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(SAMPLER_NAMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be {', '.join(PRECISIONS)}, not {self.precision!r}")
         if not _DEVICE.fullmatch(self.device):
             raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.weights is not None and not Path(self.weights).is_file():

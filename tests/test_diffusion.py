@@ -20,6 +20,7 @@ from rawback.convert import ConvertOptions, convert_file
 from rawback.errors import RawbackError, UsageError
 from rawback.evaluate.report import to_json
 from rawback.evaluate.run import EvalOptions, diffusion_label, run_eval
+from rawback.inference import uses_bf16
 from rawback.io.dng import write_dng
 from rawback.isp.bayer import mosaic_rgb
 from rawback.methods import TILING, DiffusionSettings
@@ -351,6 +352,31 @@ def test_tiles_default_to_the_device_and_the_help_says_which() -> None:
     assert f"Default: {cpu_batch} on the CPU, {gpu_batch} on a GPU" in help_text
 
 
+def test_precision_choices_are_resolved_per_device() -> None:
+    cpu, gpu, mps = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
+    assert not uses_bf16("fp32", cpu) and not uses_bf16("fp32", gpu)
+    assert uses_bf16("bf16", cpu) and uses_bf16("auto", gpu)
+    assert not uses_bf16("auto", mps)  # no bf16 autocast there: fp32
+    with pytest.raises(RawbackError, match="not supported on mps"):
+        uses_bf16("bf16", mps)
+    with pytest.raises(ValueError, match="--precision must be"):
+        DiffusionSettings(precision="fp16")
+
+
+def test_bf16_changes_the_dng_only_slightly(tmp_path) -> None:
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=5)
+    mosaics = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.dng"
+        settings = DiffusionSettings(device="cpu", precision=precision)
+        convert_file(jpeg, out, ConvertOptions(diffusion=settings))
+        with rawpy.imread(str(out)) as raw:
+            mosaics[precision] = raw.raw_image_visible.astype(np.float64) / raw.white_level
+    difference = np.abs(mosaics["bf16"] - mosaics["fp32"])
+    assert difference.max() > 0  # bf16 really ran
+    assert difference.mean() < 1e-4 and difference.max() < 5e-3
+
+
 def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
     settings = DiffusionSettings(weights=str(tiny_weights), sampler="heun", tile=64, overlap=16, device="cpu")
     report = run_eval(
@@ -369,9 +395,10 @@ def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
             np.isfinite(image.rows[row]["psnr_packed"])
             and image.rows[row]["exposure_error_stops"] is not None
         )
-    # The report records the tile batch the run used, not "the device's default".
+    # The report records what the run used, not "the device's default" or "auto".
     recorded = to_json(report)["diffusion"]
     assert (recorded["tile"], recorded["tile_batch"]) == (64, TILING["cpu"][1])
+    assert recorded["precision"] == ("bf16" if uses_bf16("auto", torch.device("cpu")) else "fp32")
 
 
 def test_bad_settings_are_one_line_usage_errors(tmp_path) -> None:
@@ -381,6 +408,7 @@ def test_bad_settings_are_one_line_usage_errors(tmp_path) -> None:
         (["--weights", str(tmp_path / "missing.pt")], "model weights not found"),
         (["--device", "gpu0"], "--device must be"),
         (["--tile", "101"], "--tile must be even"),
+        (["--precision", "fp16"], "--precision must be"),
     ):
         result = CliRunner().invoke(app, ["convert", str(jpeg), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)

@@ -30,9 +30,9 @@ def shown_metrics(report: EvalReport) -> list[str]:
 
 
 def _diffusion_json(settings) -> dict:
-    from rawback.inference import with_device_tiling  # torch: only when the model ran
+    from rawback.inference import as_run  # torch: only when the model ran
 
-    return dataclasses.asdict(with_device_tiling(settings))
+    return dataclasses.asdict(as_run(settings))
 
 
 def to_json(report: EvalReport) -> dict:
