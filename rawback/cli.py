@@ -466,7 +466,10 @@ def eval_command(
     ],
     method: Method = "diffusion",
     protocol: Annotated[
-        str, typer.Option(help="Evaluation protocol: rawback, finished, raw-diffusion or invertible-isp.")
+        str,
+        typer.Option(
+            help="Evaluation protocol: rawback, finished, camera-preview, raw-diffusion or invertible-isp."
+        ),
     ] = "rawback",
     sampler: Sampler = DEFAULT_SAMPLER,
     steps: Annotated[
@@ -785,7 +788,7 @@ def profile_curve(
         list[Path],
         typer.Argument(
             help="RAW+JPEG pairs of one camera (same name, e.g. IMG_0042.CR2 + IMG_0042.JPG), or folders "
-            "holding them.",
+            "holding them. A RAW without a JPEG is paired with the JPEG preview inside it.",
             show_default=False,
         ),
     ],
@@ -811,7 +814,7 @@ def profile_curve(
 
         pairs = find_pairs(paths)
         if not pairs:
-            raise RawbackError("no RAW+JPEG pairs (a RAW and a JPEG of the same name) found")
+            raise RawbackError("no RAW files found")
         cameras = {read_make_model(p.raw) for p in pairs}
         if len(cameras) > 1:
             names = ", ".join(sorted(" ".join(c).strip() or "unknown" for c in cameras))
@@ -835,14 +838,22 @@ def profile_curve(
         fit = measured.curve
         for result in measured.pairs:
             turned = f", JPEG turned {90 * result.rotation}°" if result.rotation else ""
+            cropped = ""
+            if max(result.margins) >= 0.5:
+                left, top, right, bottom = (round(m) for m in result.margins)
+                cropped = (
+                    f", JPEG shows the RAW less {left}/{top}/{right}/{bottom} px (left/top/right/bottom)"
+                )
+            other = result.pair.jpeg.name if result.pair.jpeg is not None else "its embedded preview"
             typer.echo(
-                f"{result.pair.raw.name} + {result.pair.jpeg.name}: {result.pixels} samples, "
-                f"residual {100 * result.rms_residual:.1f} %{turned}"
+                f"{result.pair.raw.name} + {other}: {result.pixels} samples, "
+                f"residual {100 * result.rms_residual:.1f} %{turned}{cropped}"
             )
             if len(measured.pairs) > 1 and result.deviation > STYLE_DEVIATION:
                 print_warning(
-                    f"{result.pair.jpeg}: its curve differs from the other pairs' by {result.deviation:.2f} "
-                    "(another picture style or exposure setting?); measure each style separately"
+                    f"{result.pair.jpeg or result.pair.raw}: its curve differs from the other pairs' by "
+                    f"{result.deviation:.2f} (another picture style or exposure setting?); measure each "
+                    "style separately"
                 )
         typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
         typer.echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")

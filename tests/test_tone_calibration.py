@@ -21,7 +21,7 @@ from rawback.errors import InputError, RawbackError
 from rawback.evaluate import metrics
 from rawback.isp import bayer, color, tone, tone_fit
 from rawback.isp.unprocess import UnprocessSettings, to_counts, white_balance_scale
-from rawback.tone_calibration import find_pairs, measure_finish, pair_samples, with_finish
+from rawback.tone_calibration import CurvePair, find_pairs, measure_finish, pair_samples, with_finish
 
 S40 = camera.builtin_profiles()["canon-powershot-s40"]
 NEUTRAL = np.array([0.55, 1.0, 0.75])
@@ -48,18 +48,37 @@ def scene(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(level[..., None] * tint * texture, 0.0, 0.95)
 
 
-def write_raw(path: Path, seed: int = 0, size: tuple[int, int] = (192, 288)) -> None:
+def write_raw(
+    path: Path, seed: int = 0, size: tuple[int, int] = (192, 288), preview: np.ndarray | None = None
+) -> None:
     from rawback.io.dng import write_dng
 
     balanced = scene(*size, seed) @ np.linalg.inv(S40.srgb_from_camera()).T
     raw_rgb = np.clip(balanced / white_balance_scale(NEUTRAL), 0.0, 1.0)
     counts = to_counts(bayer.mosaic_rgb(raw_rgb, S40.cfa_pattern).astype(np.float32), S40)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_dng(path, counts, profile=S40, as_shot_neutral=NEUTRAL, compression="none")
+    write_dng(
+        path,
+        counts,
+        profile=S40,
+        as_shot_neutral=NEUTRAL,
+        compression="none",
+        preview=preview,
+        overwrite=True,
+    )
 
 
-def camera_jpeg(raw_path: Path, jpeg_path: Path, turns: int = 0, curve=lifted_filmic) -> None:
-    """What a camera with the test curve would have saved beside the RAW."""
+def camera_jpeg(
+    raw_path: Path,
+    jpeg_path: Path,
+    turns: int = 0,
+    curve=lifted_filmic,
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0),
+    saturation: float = SATURATION,
+    scale: float = 1.0,
+) -> None:
+    """What a camera with the test curve would have saved beside the RAW; `margins` (left, top,
+    right, bottom) are RAW pixels its frame leaves out, `scale` its size relative to the frame."""
     from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
     from rawback.io.demosaic import read_linear_rgb
     from rawback.isp.simulate import camera_to_linear_srgb
@@ -68,9 +87,15 @@ def camera_jpeg(raw_path: Path, jpeg_path: Path, turns: int = 0, curve=lifted_fi
     lin = camera_to_linear_srgb(read_linear_rgb(raw_path).rgb, S40, neutral)
     curved = curve(lin)
     luma = curved @ tone_fit.LUMINANCE
-    curved = np.clip(luma[..., None] + SATURATION * (curved - luma[..., None]), 0.0, 1.0)
+    curved = np.clip(luma[..., None] + saturation * (curved - luma[..., None]), 0.0, 1.0)
     rgb8 = np.rint(color.linear_to_srgb(curved.astype(np.float32)) * 255).astype(np.uint8)
-    Image.fromarray(np.ascontiguousarray(np.rot90(rgb8, turns))).save(jpeg_path, quality=95)
+    left, top, right, bottom = margins
+    image = Image.fromarray(
+        np.ascontiguousarray(rgb8[top : rgb8.shape[0] - bottom, left : rgb8.shape[1] - right])
+    )
+    if scale != 1.0:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BOX)
+    Image.fromarray(np.ascontiguousarray(np.rot90(np.asarray(image), turns))).save(jpeg_path, quality=95)
 
 
 @pytest.fixture()
@@ -127,11 +152,13 @@ def test_find_pairs_matches_a_raw_and_a_jpeg_of_one_name_in_one_folder(tmp_path:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     pairs = find_pairs([tmp_path])
-    assert [(p.raw.name, p.jpeg.name) for p in pairs] == [
+    assert [(p.raw.name, p.jpeg and p.jpeg.name) for p in pairs] == [
         ("IMG_1.CR2", "img_1.jpg"),
+        ("IMG_2.CR2", None),  # no JPEG beside it: its embedded preview
         ("IMG_4.NEF", "IMG_4.jpeg"),
     ]
-    assert find_pairs([tmp_path / "a" / "IMG_2.CR2", tmp_path / "b" / "IMG_2.jpg"]) == []
+    alone = find_pairs([tmp_path / "a" / "IMG_2.CR2", tmp_path / "b" / "IMG_2.jpg"])
+    assert alone == [CurvePair(tmp_path / "a" / "IMG_2.CR2", None)]
     with pytest.raises(InputError, match="no such file"):
         find_pairs([tmp_path / "missing"])
 
@@ -152,6 +179,55 @@ def test_a_jpeg_stored_upright_is_turned_back(pair: Path) -> None:
     measured = measure_finish(find_pairs([pair]), S40)
     assert measured.pairs[0].rotation == 3  # a quarter turn back
     assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
+
+
+def test_a_jpeg_that_leaves_out_the_raws_borders_is_aligned(pair: Path) -> None:
+    raw = pair / "IMG_0001.dng"
+    camera_jpeg(raw, pair / "IMG_0001.JPG", margins=(7, 3, 5, 5))  # 2 % of 288 x 192, unevenly
+    (result,) = measure_finish(find_pairs([pair]), S40).pairs
+    assert np.allclose(result.margins, (7, 3, 5, 5), atol=1.0), result.margins
+    assert result.rms_residual < 0.1
+    assert knot_rmse(result.own_curve.knots, result.own_curve.measured) < 0.05
+
+
+def test_a_raw_alone_is_measured_from_its_embedded_preview(pair: Path, tmp_path: Path) -> None:
+    # The camera's JPEG, embedded in the RAW (as most cameras do) instead of beside it.
+    jpeg = np.asarray(Image.open(pair / "IMG_0001.JPG"))
+    alone = tmp_path / "alone" / "IMG_0001.dng"
+    write_raw(alone, preview=jpeg)
+    (match,) = find_pairs([alone.parent])
+    assert match == CurvePair(alone, None)
+    measured = measure_finish([match], S40)
+    assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
+    assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
+    write_raw(alone, preview=None)  # our DNG writer then embeds only a grey bitmap thumbnail
+    with pytest.raises(InputError, match="preview is a bitmap, not a JPEG"):
+        pair_samples(match, S40)
+
+
+def test_the_camera_preview_protocol_scores_the_preview_against_the_raw_of_its_frame(tmp_path: Path) -> None:
+    """A RAW whose embedded preview shows less than its frame at half its size, rendered with the
+    sRGB curve alone: the analytic inverse with the true white balance must find the RAW again,
+    which it can only if the protocol found the preview's frame."""
+    from rawback.evaluate.run import EvalOptions, run_eval
+
+    data = tmp_path / "data"
+    raw = data / "IMG_0001.dng"
+    size = (384, 576)  # a preview of half of it is still larger than the DNG's 256-px thumbnail
+    write_raw(raw, size=size)
+    camera_jpeg(
+        raw, tmp_path / "preview.jpg", curve=lambda x: x, saturation=1.0, margins=(12, 8, 12, 8), scale=0.5
+    )
+    write_raw(raw, size=size, preview=np.asarray(Image.open(tmp_path / "preview.jpg")))
+    report = run_eval(EvalOptions(data=data, method="analytic", protocol="camera-preview"))
+    (image,) = report.images
+    assert image.error is None, image.error
+    assert image.megapixels == pytest.approx(276 * 184 / 1e6)  # the preview's size
+    oracle = image.rows["analytic, oracle white balance"]
+    assert oracle["psnr_packed"] > 35.0, oracle
+    write_raw(raw, size=size, preview=None)  # a bitmap thumbnail only: an error for this file, not the run
+    (image,) = run_eval(EvalOptions(data=data, method="analytic", protocol="camera-preview")).images
+    assert "preview is a bitmap, not a JPEG" in image.error
 
 
 def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:
@@ -325,13 +401,13 @@ def test_profile_curve_command_warns_about_a_pair_shot_in_another_style(pair: Pa
     assert line.startswith("warning: ") and "IMG_0003.jpg" in line and "another picture style" in line
 
 
-def test_profile_curve_command_without_pairs_is_a_one_line_error(tmp_path: Path) -> None:
-    (tmp_path / "lonely.CR2").write_bytes(b"")
+def test_profile_curve_command_without_raws_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"")
     result = CliRunner().invoke(
         app, ["profile", "curve", str(tmp_path)], env={"RAWBACK_PROFILE_DIR": str(tmp_path)}
     )
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: no RAW+JPEG pairs (a RAW and a JPEG of the same name) found"
+    assert result.stderr.strip() == "error: no RAW files found"
 
 
 @pytest.mark.shared_data
@@ -355,3 +431,13 @@ def test_the_finished_protocols_curve_is_measured_from_one_real_pair(
     measured = measure_finish(find_pairs([tmp_path]), camera.profile_from_raw(raw_path))
     assert float(np.sqrt(np.mean((measured.curve.knots - truth) ** 2))) < 0.06
     assert measured.saturation == pytest.approx(protocol.saturation, abs=0.05)
+
+
+@pytest.mark.shared_data
+def test_a_real_canon_raw_alone_is_measured_from_its_cameras_preview(shared_raw: Path) -> None:
+    """The S40's own 640x480 JPEG inside its CRW: the frame it shows (about 20 columns and 8 rows
+    of the RAW's border left out) is found, and the pair fits as a real JPEG engine's can."""
+    raw = shared_raw / "canon_s40" / "CRW_0101.CRW"
+    (result,) = measure_finish([CurvePair(raw)], camera.profile_from_raw(raw)).pairs
+    assert np.allclose(result.margins, (20, 8, 20, 9), atol=2.0), result.margins
+    assert result.rms_residual < 0.16  # 0.40 without finding the frame

@@ -96,6 +96,11 @@ class Protocol:
 
     jpeg_subsampling: int = 2  # Pillow's code: 2 = 4:2:0, 1 = 4:2:2, 0 = 4:4:4
 
+    def scored_raw(self, raw: RawImage) -> RawImage:
+        """The RAW this protocol scores against and makes its input from: the file's own, unless
+        the input has another size."""
+        return raw
+
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         """Render with LibRaw and save as JPEG q90 with the RAW's EXIF, as a camera would."""
         h, w = raw.mosaic.shape
@@ -309,6 +314,91 @@ class FinishedProtocol(Protocol):
         return np.rint(np.clip(enc, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+class CameraPreviewProtocol(Protocol):
+    """Real camera JPEGs: the preview a camera's own JPEG engine rendered and embedded in the RAW.
+
+    Most cameras embed in each RAW file a JPEG of the shot made by their JPEG engine, in the
+    picture style of the shot (Canon's CRWs a 640x480 one, most recent cameras a full-size one).
+    It is the input, as the camera wrote it (the RAW's EXIF is added to it, its pixels are not
+    re-encoded). The truth is the RAW reduced to the preview's frame and size: the part of the
+    RAW's frame the preview shows is found as `rawback profile curve` finds it, each of the four
+    packed CFA planes is area-averaged onto half the preview's size, and the result is mosaicked
+    again as RGGB at the preview's size. The analytic inverse is given the sRGB curve and, in the
+    oracle row, the white balance the camera recorded. RAWs whose preview is missing or a bitmap,
+    or stored turned, are errors. The round trip is not defined (LibRaw cannot reproduce the
+    camera's rendering).
+    """
+
+    name = "camera-preview"
+    summary = (
+        "the camera's own JPEG engine: the JPEG preview embedded in the RAW file, as the camera wrote it; "
+        "truth = the RAW area-averaged to the preview's frame and size"
+    )
+    transfer = "srgb"
+
+    def __init__(self) -> None:
+        self._previews: dict[Path, tuple[bytes, np.ndarray]] = {}  # by RAW file, for make_input
+
+    def scored_raw(self, raw: RawImage) -> RawImage:
+        import dataclasses
+
+        from rawback.camera import profile_from_raw_image
+        from rawback.isp.color import srgb_to_linear
+        from rawback.tone_calibration import (
+            ASPECT_TOLERANCE,
+            decode_preview,
+            developed_raw,
+            embedded_preview,
+            frame_margins,
+        )
+
+        data = embedded_preview(raw.path)
+        preview = decode_preview(raw.path, data)
+        ph, pw = preview.shape[:2]
+        h, w = raw.mosaic.shape
+        if abs((pw / ph) / (w / h) - 1.0) > ASPECT_TOLERANCE:
+            raise InputError(
+                raw.path, f"its embedded preview ({pw}x{ph}) is turned or not the RAW's frame ({w}x{h})"
+            )
+        preview = preview[: ph - ph % 2, : pw - pw % 2]  # whole 2x2 blocks
+        linear = developed_raw(raw.path, profile_from_raw_image(raw))
+        left, top, right, bottom = frame_margins(linear, srgb_to_linear(preview.astype(np.float32) / 255.0))
+        packed = pack_rggb(raw.normalized(), raw.pattern)  # R, G1, G2, B planes at half size
+        box = (left / 2, top / 2, (w - right) / 2, (h - bottom) / 2)
+        size = (preview.shape[1] // 2, preview.shape[0] // 2)
+        planes = [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(packed[..., c])).resize(
+                    size, Image.Resampling.BOX, box=box
+                )
+            )
+            for c in range(4)
+        ]
+        mosaic = np.empty(preview.shape[:2], dtype=np.float32)
+        mosaic[0::2, 0::2], mosaic[0::2, 1::2], mosaic[1::2, 0::2], mosaic[1::2, 1::2] = planes
+        self._previews[raw.path] = (data, preview)
+        # 16-bit counts from black 0: the averaged values keep far more precision than the sensor's.
+        counts = np.rint(np.clip(mosaic, 0.0, 1.0) * 65535.0).astype(np.uint16)
+        return dataclasses.replace(
+            raw, mosaic=counts, pattern="RGGB", black_level=(0.0,) * 4, white_level=65535
+        )
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        import piexif
+
+        from rawback.io.exif import exif_from_raw, to_jpeg_exif
+
+        data, preview = self._previews.pop(raw.path)
+        if preview.shape[:2] != raw.mosaic.shape:  # an odd size: its last row or column is left out
+            path = folder / f"{raw.path.stem}.png"
+            Image.fromarray(preview).save(path)
+        else:
+            path = folder / f"{raw.path.stem}.jpg"
+            piexif.insert(to_jpeg_exif(exif_from_raw(raw)), data, str(path))
+        # The camera's JPEG engine used its as-shot white balance.
+        return PreparedInput(path=path, input_rgb8=preview, neutral=raw.effective_neutral)
+
+
 def _hable(v: np.ndarray | float) -> np.ndarray:
     """John Hable's filmic curve (Uncharted 2, 2010), before normalisation to its white point."""
     a, b, c, d, e, f = 0.15, 0.50, 0.10, 0.20, 0.02, 0.30
@@ -321,6 +411,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     "raw-diffusion": RawDiffusionProtocol,
     "invertible-isp": InvertibleIspProtocol,
     "finished": FinishedProtocol,
+    "camera-preview": CameraPreviewProtocol,
 }
 
 

@@ -208,7 +208,7 @@ def evaluate_file(
     from rawback.io.dng import write_dng
     from rawback.io.image import read_image
 
-    raw = read_raw(path)
+    raw = protocol.scored_raw(read_raw(path))
     profile = eval_profile(raw, camera)
     if finish_from is not None:
         profile = dataclasses.replace(
