@@ -166,7 +166,7 @@ def frame_margins(linear: np.ndarray, jpeg_linear: np.ndarray) -> tuple[float, f
 def embedded_preview(raw_path: Path) -> bytes:
     """The JPEG preview a camera embedded in its RAW file. Raises InputError naming the file when
     there is none, or when it is a bitmap (LibRaw decodes those itself, so their colours are not
-    known to be the camera's rendering; the Kodak DC50s' and GoPros' are such)."""
+    known to be the camera's rendering; the Kodaks' and GoPros' in our data are such)."""
     import rawpy
 
     try:

@@ -318,9 +318,9 @@ class CameraPreviewProtocol(Protocol):
     """Real camera JPEGs: the preview a camera's own JPEG engine rendered and embedded in the RAW.
 
     Most cameras embed in each RAW file a JPEG of the shot made by their JPEG engine, in the
-    picture style of the shot (Canon's CRWs a 640x480 one, most recent cameras a full-size one).
-    It is the input, as the camera wrote it (the RAW's EXIF is added to it, its pixels are not
-    re-encoded). The truth is the RAW reduced to the preview's frame and size: the part of the
+    picture style of the shot (Canon's CRWs a 640x480 one, most recent cameras a large one, often
+    full size). It is the input, as the camera wrote it (the RAW's EXIF is added to it, its pixels
+    are not re-encoded). The truth is the RAW reduced to the preview's frame and size: the part of the
     RAW's frame the preview shows is found as `rawback profile curve` finds it, each of the four
     packed CFA planes is area-averaged onto half the preview's size, and the result is mosaicked
     again as RGGB at the preview's size. The analytic inverse is given the sRGB curve and, in the
