@@ -163,31 +163,42 @@ def frame_margins(linear: np.ndarray, jpeg_linear: np.ndarray) -> tuple[float, f
     return _frame_margins(_float_image(linear @ tone_fit.LUMINANCE), jpeg_linear @ tone_fit.LUMINANCE)
 
 
-def embedded_preview(raw_path: Path) -> bytes:
-    """The JPEG preview a camera embedded in its RAW file. Raises InputError naming the file when
-    there is none, or when it is a bitmap (LibRaw decodes those itself, so their colours are not
-    known to be the camera's rendering; the Kodaks' and GoPros' in our data are such)."""
+@dataclass(frozen=True)
+class EmbeddedPreview:
+    """The picture of the shot a camera stored in its RAW file, rendered by its own engine."""
+
+    rgb: np.ndarray  # (h, w, 3) uint8 sRGB
+    jpeg: bytes | None  # the JPEG as stored; None for a bitmap preview (e.g. a DNG's RGB thumbnail)
+
+
+def embedded_preview(raw_path: Path) -> EmbeddedPreview:
+    """The largest preview embedded in a RAW file (LibRaw's choice): a JPEG (Canon's CRWs, most
+    cameras) or an RGB bitmap (the GoPros' in-camera DNGs carry a 256x192 one). A DNG made by a
+    converter carries the converter's rendering, not the camera's. Raises InputError naming the
+    file when there is none, or it is blank (rawback's own DNGs without `--preview`)."""
     import rawpy
 
     try:
         with rawpy.imread(str(raw_path)) as raw:
             preview = raw.extract_thumb()
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
-        raise InputError(raw_path, "no JPEG preview is embedded in it") from None
+        raise InputError(raw_path, "no preview is embedded in it") from None
     except rawpy.LibRawError as exc:
         raise InputError(raw_path, f"LibRaw cannot read it ({type(exc).__name__})") from None
-    if preview.format != rawpy.ThumbFormat.JPEG:
-        raise InputError(raw_path, "its embedded preview is a bitmap, not a JPEG")
-    return bytes(preview.data)
-
-
-def decode_preview(raw_path: Path, data: bytes) -> np.ndarray:
-    """An embedded JPEG preview as uint8 RGB (h, w, 3)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as exc:
-        raise InputError(raw_path, f"its embedded JPEG preview cannot be decoded ({exc})") from None
+    if preview.format == rawpy.ThumbFormat.JPEG:
+        jpeg = bytes(preview.data)
+        try:
+            with Image.open(io.BytesIO(jpeg)) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except OSError as exc:
+            raise InputError(raw_path, f"its embedded JPEG preview cannot be decoded ({exc})") from None
+    else:
+        jpeg, rgb = None, np.asarray(preview.data)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise InputError(raw_path, f"its embedded preview is not 8-bit RGB ({rgb.dtype}, {rgb.shape})")
+    if rgb.std() < 1.0:  # in 8-bit steps: a placeholder, not a picture
+        raise InputError(raw_path, "its embedded preview is blank")
+    return EmbeddedPreview(rgb, jpeg)
 
 
 def _read_jpeg_side(pair: CurvePair, read_image: Callable) -> np.ndarray:
@@ -195,10 +206,10 @@ def _read_jpeg_side(pair: CurvePair, read_image: Callable) -> np.ndarray:
     if pair.jpeg is not None:
         return np.asarray(read_image(pair.jpeg).rgb, dtype=np.float32)
     try:
-        data = embedded_preview(pair.raw)
+        preview = embedded_preview(pair.raw)
     except InputError as exc:
         raise InputError(pair.raw, f"has no JPEG beside it, and {exc.problem}") from None
-    return decode_preview(pair.raw, data).astype(np.float32) / 255.0
+    return preview.rgb.astype(np.float32) / 255.0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,14 @@ from rawback.errors import InputError, RawbackError
 from rawback.evaluate import metrics
 from rawback.isp import bayer, color, tone, tone_fit
 from rawback.isp.unprocess import UnprocessSettings, to_counts, white_balance_scale
-from rawback.tone_calibration import CurvePair, find_pairs, measure_finish, pair_samples, with_finish
+from rawback.tone_calibration import (
+    CurvePair,
+    embedded_preview,
+    find_pairs,
+    measure_finish,
+    pair_samples,
+    with_finish,
+)
 
 S40 = camera.builtin_profiles()["canon-powershot-s40"]
 NEUTRAL = np.array([0.55, 1.0, 0.75])
@@ -200,8 +207,15 @@ def test_a_raw_alone_is_measured_from_its_embedded_preview(pair: Path, tmp_path:
     measured = measure_finish([match], S40)
     assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
     assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
-    write_raw(alone, preview=None)  # our DNG writer then embeds only a grey bitmap thumbnail
-    with pytest.raises(InputError, match="preview is a bitmap, not a JPEG"):
+    # A preview smaller than the DNG's 256-px RGB thumbnail: LibRaw hands over that bitmap instead.
+    small = np.asarray(Image.fromarray(jpeg).resize((144, 96), Image.Resampling.BOX))
+    write_raw(alone, preview=small)
+    assert embedded_preview(alone).jpeg is None  # the bitmap path
+    measured = measure_finish([match], S40)
+    assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
+    assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
+    write_raw(alone, preview=None)  # our DNG writer then embeds only a grey placeholder thumbnail
+    with pytest.raises(InputError, match="preview is blank"):
         pair_samples(match, S40)
 
 
@@ -227,7 +241,7 @@ def test_the_camera_preview_protocol_scores_the_preview_against_the_raw_of_its_f
     assert oracle["psnr_packed"] > 35.0, oracle
     write_raw(raw, size=size, preview=None)  # a bitmap thumbnail only: an error for this file, not the run
     (image,) = run_eval(EvalOptions(data=data, method="analytic", protocol="camera-preview")).images
-    assert "preview is a bitmap, not a JPEG" in image.error
+    assert "preview is blank" in image.error
 
 
 def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:

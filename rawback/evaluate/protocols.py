@@ -315,29 +315,31 @@ class FinishedProtocol(Protocol):
 
 
 class CameraPreviewProtocol(Protocol):
-    """Real camera JPEGs: the preview a camera's own JPEG engine rendered and embedded in the RAW.
+    """Real camera JPEGs: the preview a camera's own engine rendered and embedded in the RAW.
 
-    Most cameras embed in each RAW file a JPEG of the shot made by their JPEG engine, in the
-    picture style of the shot (Canon's CRWs a 640x480 one, most recent cameras a large one, often
-    full size). It is the input, as the camera wrote it (the RAW's EXIF is added to it, its pixels
-    are not re-encoded). The truth is the RAW reduced to the preview's frame and size: the part of the
+    Most cameras embed in each RAW file a picture of the shot made by their JPEG engine, in the
+    picture style of the shot: a JPEG (Canon's CRWs a 640x480 one, most recent cameras a large
+    one, often full size) or a small RGB bitmap (the GoPros' in-camera DNGs, 256x192). It is the
+    input as the camera wrote it: a JPEG keeps its bytes (the RAW's EXIF is added), a bitmap is
+    saved as PNG. The truth is the RAW reduced to the preview's frame and size: the part of the
     RAW's frame the preview shows is found as `rawback profile curve` finds it, each of the four
     packed CFA planes is area-averaged onto half the preview's size, and the result is mosaicked
     again as RGGB at the preview's size. The analytic inverse is given the sRGB curve and, in the
-    oracle row, the white balance the camera recorded. RAWs whose preview is missing or a bitmap,
-    or stored turned, are errors. The round trip is not defined (LibRaw cannot reproduce the
-    camera's rendering).
+    oracle row, the white balance the camera recorded. RAWs whose preview is missing, blank or
+    stored turned are errors (so are the Kodaks' in our data, whose previews have square pixels
+    where the RAW has not). The round trip is not defined (LibRaw cannot reproduce the camera's
+    rendering). A DNG made by a converter carries the converter's rendering, not the camera's.
     """
 
     name = "camera-preview"
     summary = (
-        "the camera's own JPEG engine: the JPEG preview embedded in the RAW file, as the camera wrote it; "
+        "the camera's own JPEG engine: the preview embedded in the RAW file, as the camera wrote it; "
         "truth = the RAW area-averaged to the preview's frame and size"
     )
     transfer = "srgb"
 
     def __init__(self) -> None:
-        self._previews: dict[Path, tuple[bytes, np.ndarray]] = {}  # by RAW file, for make_input
+        self._previews: dict[Path, tuple[bytes | None, np.ndarray]] = {}  # by RAW file, for make_input
 
     def scored_raw(self, raw: RawImage) -> RawImage:
         import dataclasses
@@ -346,14 +348,13 @@ class CameraPreviewProtocol(Protocol):
         from rawback.isp.color import srgb_to_linear
         from rawback.tone_calibration import (
             ASPECT_TOLERANCE,
-            decode_preview,
             developed_raw,
             embedded_preview,
             frame_margins,
         )
 
-        data = embedded_preview(raw.path)
-        preview = decode_preview(raw.path, data)
+        embedded = embedded_preview(raw.path)
+        preview = embedded.rgb
         ph, pw = preview.shape[:2]
         h, w = raw.mosaic.shape
         if abs((pw / ph) / (w / h) - 1.0) > ASPECT_TOLERANCE:
@@ -376,7 +377,7 @@ class CameraPreviewProtocol(Protocol):
         ]
         mosaic = np.empty(preview.shape[:2], dtype=np.float32)
         mosaic[0::2, 0::2], mosaic[0::2, 1::2], mosaic[1::2, 0::2], mosaic[1::2, 1::2] = planes
-        self._previews[raw.path] = (data, preview)
+        self._previews[raw.path] = (embedded.jpeg, preview)
         # 16-bit counts from black 0: the averaged values keep far more precision than the sensor's.
         counts = np.rint(np.clip(mosaic, 0.0, 1.0) * 65535.0).astype(np.uint16)
         return dataclasses.replace(
@@ -388,13 +389,14 @@ class CameraPreviewProtocol(Protocol):
 
         from rawback.io.exif import exif_from_raw, to_jpeg_exif
 
-        data, preview = self._previews.pop(raw.path)
-        if preview.shape[:2] != raw.mosaic.shape:  # an odd size: its last row or column is left out
+        jpeg, preview = self._previews.pop(raw.path)
+        if jpeg is None or preview.shape[:2] != raw.mosaic.shape:
+            # A bitmap preview, or one of odd size (its last row or column left out): lossless PNG.
             path = folder / f"{raw.path.stem}.png"
             Image.fromarray(preview).save(path)
         else:
             path = folder / f"{raw.path.stem}.jpg"
-            piexif.insert(to_jpeg_exif(exif_from_raw(raw)), data, str(path))
+            piexif.insert(to_jpeg_exif(exif_from_raw(raw)), jpeg, str(path))
         # The camera's JPEG engine used its as-shot white balance.
         return PreparedInput(path=path, input_rgb8=preview, neutral=raw.effective_neutral)
 
