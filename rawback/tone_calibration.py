@@ -175,7 +175,7 @@ def embedded_preview(raw_path: Path) -> EmbeddedPreview:
     """The largest preview embedded in a RAW file (LibRaw's choice): a JPEG (Canon's CRWs, most
     cameras) or an RGB bitmap (the GoPros' in-camera DNGs carry a 256x192 one). A DNG made by a
     converter carries the converter's rendering, not the camera's. Raises InputError naming the
-    file when there is none, or it is blank (rawback's own DNGs without `--preview`)."""
+    file when there is none, or it is blank (rawback's own DNGs made with `--no-preview`)."""
     import rawpy
 
     try:
