@@ -244,6 +244,23 @@ def test_the_camera_preview_protocol_scores_the_preview_against_the_raw_of_its_f
     assert "preview is blank" in image.error
 
 
+def test_eval_pairs_of_another_size_are_scored_against_the_raw_of_their_frame(tmp_path: Path) -> None:
+    """`--pairs`: a camera JPEG that leaves out the RAW's borders and is smaller is aligned like a
+    preview (stretching it onto the mosaic misregistered it)."""
+    from rawback.evaluate.run import EvalOptions, run_eval
+
+    data, pairs = tmp_path / "data", tmp_path / "pairs"
+    pairs.mkdir()
+    size = (384, 576)
+    write_raw(data / "IMG_0001.dng", size=size)
+    camera_jpeg(data / "IMG_0001.dng", pairs / "IMG_0001.jpg", curve=lambda x: x, saturation=1.0,
+                margins=(12, 8, 12, 8), scale=0.5)  # fmt: skip
+    (image,) = run_eval(EvalOptions(data=data, method="analytic", pairs=pairs)).images
+    assert image.error is None, image.error
+    assert image.megapixels == pytest.approx(276 * 184 / 1e6)
+    assert image.rows["analytic, oracle white balance"]["psnr_packed"] > 35.0
+
+
 def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     write_raw(other / "x.dng", seed=5)

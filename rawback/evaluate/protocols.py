@@ -139,7 +139,12 @@ class RawbackProtocol(Protocol):
 
 
 class PairsProtocol(RawbackProtocol):
-    """The camera's own JPEGs (from `--pairs DIR`) as inputs, scored like "rawback"."""
+    """The camera's own JPEGs (from `--pairs DIR`) as inputs, scored like "rawback".
+
+    A JPEG of the mosaic's size is used as it is. A camera JPEG of another size (cameras leave out
+    a few border pixels of the sensor, or save smaller JPEGs) is scored as `camera-preview` scores a
+    preview: against the RAW reduced to the JPEG's frame and size, found by alignment. Stretching
+    it onto the mosaic instead misregistered its edges by as much as the border left out."""
 
     name = "pairs"
     summary = "the camera's own JPEG as input (sRGB curve), matched to each RAW by file name"
@@ -147,6 +152,7 @@ class PairsProtocol(RawbackProtocol):
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._inputs: dict[Path, tuple[Path | None, np.ndarray]] = {}  # by RAW: (file to use as is, pixels)
 
     def find(self, raw: RawImage) -> Path:
         for candidate in sorted(self.folder.rglob("*")):
@@ -154,19 +160,29 @@ class PairsProtocol(RawbackProtocol):
                 return candidate
         raise InputError(raw.path, f"no paired JPEG named {raw.path.stem}.jpg in {self.folder}")
 
-    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
-        h, w = raw.mosaic.shape
+    def scored_raw(self, raw: RawImage) -> RawImage:
         source = self.find(raw)
         rgb = np.asarray(Image.open(source).convert("RGB"))
-        if rgb.shape[:2] != (h, w):
-            # Camera JPEGs may be a few pixels smaller than the visible mosaic or (rarely) have
-            # non-square pixels: resample to the mosaic geometry, refusing other orientations.
-            if (rgb.shape[0] > rgb.shape[1]) != (h > w):
-                raise InputError(source, "paired JPEG is rotated relative to the RAW mosaic")
-            rgb = to_mosaic_geometry(rgb, h, w)
-            path = folder / f"{raw.path.stem}.png"
-            Image.fromarray(rgb).save(path)
-            return PreparedInput(path=path, input_rgb8=rgb, neutral=raw.effective_neutral)
+        h, w = raw.mosaic.shape
+        if rgb.shape[:2] == (h, w):
+            self._inputs[raw.path] = (source, rgb)
+            return raw
+        if (rgb.shape[0] > rgb.shape[1]) != (h > w):
+            raise InputError(source, "paired JPEG is rotated relative to the RAW mosaic")
+        try:
+            reduced, cut = raw_in_frame_of(raw, rgb, source, "paired JPEG")
+        except InputError:
+            # Another aspect ratio: non-square pixels (LibRaw stretches such frames), resampled.
+            self._inputs[raw.path] = (None, to_mosaic_geometry(rgb, h, w))
+            return raw
+        self._inputs[raw.path] = (source if cut.shape == rgb.shape else None, cut)
+        return reduced
+
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
+        source, rgb = self._inputs.pop(raw.path)
+        if source is None:  # resampled or cut to whole 2x2 blocks: saved losslessly
+            source = folder / f"{raw.path.stem}.png"
+            Image.fromarray(rgb).save(source)
         # The camera's JPEG engine used its as-shot white balance.
         return PreparedInput(path=source, input_rgb8=rgb, neutral=raw.effective_neutral)
 
@@ -314,6 +330,44 @@ class FinishedProtocol(Protocol):
         return np.rint(np.clip(enc, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def raw_in_frame_of(raw: RawImage, rgb: np.ndarray, source: Path, what: str) -> tuple[RawImage, np.ndarray]:
+    """A camera's picture of a shot (uint8 RGB, the RAW's orientation, any size) and the RAW
+    reduced to its frame and size: the part of the RAW's frame the picture shows is found as
+    `rawback profile curve` finds it, each packed CFA plane is area-averaged onto half the
+    picture's size, and the result is mosaicked again as RGGB. The picture comes back cut to whole
+    2x2 blocks. Raises InputError when the picture is turned or not the RAW's frame."""
+    import dataclasses
+
+    from rawback.camera import profile_from_raw_image
+    from rawback.isp.color import srgb_to_linear
+    from rawback.tone_calibration import ASPECT_TOLERANCE, developed_raw, frame_margins
+
+    ph, pw = rgb.shape[:2]
+    h, w = raw.mosaic.shape
+    if abs((pw / ph) / (w / h) - 1.0) > ASPECT_TOLERANCE:
+        raise InputError(source, f"{what} ({pw}x{ph}) is turned or not the RAW's frame ({w}x{h})")
+    rgb = rgb[: ph - ph % 2, : pw - pw % 2]
+    linear = developed_raw(raw.path, profile_from_raw_image(raw))
+    left, top, right, bottom = frame_margins(linear, srgb_to_linear(rgb.astype(np.float32) / 255.0))
+    packed = pack_rggb(raw.normalized(), raw.pattern)  # R, G1, G2, B planes at half size
+    box = (left / 2, top / 2, (w - right) / 2, (h - bottom) / 2)
+    size = (rgb.shape[1] // 2, rgb.shape[0] // 2)
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(packed[..., c])).resize(size, Image.Resampling.BOX, box=box)
+        )
+        for c in range(4)
+    ]
+    mosaic = np.empty(rgb.shape[:2], dtype=np.float32)
+    mosaic[0::2, 0::2], mosaic[0::2, 1::2], mosaic[1::2, 0::2], mosaic[1::2, 1::2] = planes
+    # 16-bit counts from black 0: the averaged values keep far more precision than the sensor's.
+    counts = np.rint(np.clip(mosaic, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    reduced = dataclasses.replace(
+        raw, mosaic=counts, pattern="RGGB", black_level=(0.0,) * 4, white_level=65535
+    )
+    return reduced, rgb
+
+
 class CameraPreviewProtocol(Protocol):
     """Real camera JPEGs: the preview a camera's own engine rendered and embedded in the RAW.
 
@@ -342,47 +396,12 @@ class CameraPreviewProtocol(Protocol):
         self._previews: dict[Path, tuple[bytes | None, np.ndarray]] = {}  # by RAW file, for make_input
 
     def scored_raw(self, raw: RawImage) -> RawImage:
-        import dataclasses
-
-        from rawback.camera import profile_from_raw_image
-        from rawback.isp.color import srgb_to_linear
-        from rawback.tone_calibration import (
-            ASPECT_TOLERANCE,
-            developed_raw,
-            embedded_preview,
-            frame_margins,
-        )
+        from rawback.tone_calibration import embedded_preview
 
         embedded = embedded_preview(raw.path)
-        preview = embedded.rgb
-        ph, pw = preview.shape[:2]
-        h, w = raw.mosaic.shape
-        if abs((pw / ph) / (w / h) - 1.0) > ASPECT_TOLERANCE:
-            raise InputError(
-                raw.path, f"its embedded preview ({pw}x{ph}) is turned or not the RAW's frame ({w}x{h})"
-            )
-        preview = preview[: ph - ph % 2, : pw - pw % 2]  # whole 2x2 blocks
-        linear = developed_raw(raw.path, profile_from_raw_image(raw))
-        left, top, right, bottom = frame_margins(linear, srgb_to_linear(preview.astype(np.float32) / 255.0))
-        packed = pack_rggb(raw.normalized(), raw.pattern)  # R, G1, G2, B planes at half size
-        box = (left / 2, top / 2, (w - right) / 2, (h - bottom) / 2)
-        size = (preview.shape[1] // 2, preview.shape[0] // 2)
-        planes = [
-            np.asarray(
-                Image.fromarray(np.ascontiguousarray(packed[..., c])).resize(
-                    size, Image.Resampling.BOX, box=box
-                )
-            )
-            for c in range(4)
-        ]
-        mosaic = np.empty(preview.shape[:2], dtype=np.float32)
-        mosaic[0::2, 0::2], mosaic[0::2, 1::2], mosaic[1::2, 0::2], mosaic[1::2, 1::2] = planes
+        reduced, preview = raw_in_frame_of(raw, embedded.rgb, raw.path, "its embedded preview")
         self._previews[raw.path] = (embedded.jpeg, preview)
-        # 16-bit counts from black 0: the averaged values keep far more precision than the sensor's.
-        counts = np.rint(np.clip(mosaic, 0.0, 1.0) * 65535.0).astype(np.uint16)
-        return dataclasses.replace(
-            raw, mosaic=counts, pattern="RGGB", black_level=(0.0,) * 4, white_level=65535
-        )
+        return reduced
 
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         import piexif
