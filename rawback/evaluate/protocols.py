@@ -83,6 +83,9 @@ class PreparedInput:
     input_rgb8: np.ndarray  # the decoded input at mosaic geometry, for masks and round trips
     neutral: np.ndarray  # the white balance of the input: given only to the oracle row
     upsample: int = 1  # the method sees the input enlarged by this factor (half-size inputs)
+    # The RAW to score against when it is not the file's own: the file's RAW reduced to the
+    # frame and size of an input of another size (camera JPEGs and previews, `raw_in_frame_of`).
+    scored_raw: RawImage | None = None
 
 
 class Protocol:
@@ -95,11 +98,6 @@ class Protocol:
     round_trip: bool = False  # whether the round-trip sRGB PSNR is defined for this protocol
 
     jpeg_subsampling: int = 2  # Pillow's code: 2 = 4:2:0, 1 = 4:2:2, 0 = 4:4:4
-
-    def scored_raw(self, raw: RawImage) -> RawImage:
-        """The RAW this protocol scores against and makes its input from: the file's own, unless
-        the input has another size."""
-        return raw
 
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         """Render with LibRaw and save as JPEG q90 with the RAW's EXIF, as a camera would."""
@@ -152,7 +150,6 @@ class PairsProtocol(RawbackProtocol):
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._inputs: dict[Path, tuple[Path | None, np.ndarray]] = {}  # by RAW: (file to use as is, pixels)
 
     def find(self, raw: RawImage) -> Path:
         for candidate in sorted(self.folder.rglob("*")):
@@ -160,31 +157,25 @@ class PairsProtocol(RawbackProtocol):
                 return candidate
         raise InputError(raw.path, f"no paired JPEG named {raw.path.stem}.jpg in {self.folder}")
 
-    def scored_raw(self, raw: RawImage) -> RawImage:
+    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         source = self.find(raw)
         rgb = np.asarray(Image.open(source).convert("RGB"))
+        # The camera's JPEG engine used its as-shot white balance.
+        neutral = raw.effective_neutral
         h, w = raw.mosaic.shape
         if rgb.shape[:2] == (h, w):
-            self._inputs[raw.path] = (source, rgb)
-            return raw
+            return PreparedInput(path=source, input_rgb8=rgb, neutral=neutral)
         if (rgb.shape[0] > rgb.shape[1]) != (h > w):
             raise InputError(source, "paired JPEG is rotated relative to the RAW mosaic")
         try:
-            reduced, cut = raw_in_frame_of(raw, rgb, source, "paired JPEG")
+            scored, cut = raw_in_frame_of(raw, rgb, source, "paired JPEG")
         except InputError:
             # Another aspect ratio: non-square pixels (LibRaw stretches such frames), resampled.
-            self._inputs[raw.path] = (None, to_mosaic_geometry(rgb, h, w))
-            return raw
-        self._inputs[raw.path] = (source if cut.shape == rgb.shape else None, cut)
-        return reduced
-
-    def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
-        source, rgb = self._inputs.pop(raw.path)
-        if source is None:  # resampled or cut to whole 2x2 blocks: saved losslessly
+            scored, cut = None, to_mosaic_geometry(rgb, h, w)
+        if cut.shape != rgb.shape:  # resampled or cut to whole 2x2 blocks: saved losslessly
             source = folder / f"{raw.path.stem}.png"
-            Image.fromarray(rgb).save(source)
-        # The camera's JPEG engine used its as-shot white balance.
-        return PreparedInput(path=source, input_rgb8=rgb, neutral=raw.effective_neutral)
+            Image.fromarray(cut).save(source)
+        return PreparedInput(path=source, input_rgb8=cut, neutral=neutral, scored_raw=scored)
 
 
 class RawDiffusionProtocol(Protocol):
@@ -392,32 +383,23 @@ class CameraPreviewProtocol(Protocol):
     )
     transfer = "srgb"
 
-    def __init__(self) -> None:
-        self._previews: dict[Path, tuple[bytes | None, np.ndarray]] = {}  # by RAW file, for make_input
-
-    def scored_raw(self, raw: RawImage) -> RawImage:
-        from rawback.tone_calibration import embedded_preview
-
-        embedded = embedded_preview(raw.path)
-        reduced, preview = raw_in_frame_of(raw, embedded.rgb, raw.path, "its embedded preview")
-        self._previews[raw.path] = (embedded.jpeg, preview)
-        return reduced
-
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         import piexif
 
         from rawback.io.exif import exif_from_raw, to_jpeg_exif
+        from rawback.tone_calibration import embedded_preview
 
-        jpeg, preview = self._previews.pop(raw.path)
-        if jpeg is None or preview.shape[:2] != raw.mosaic.shape:
+        embedded = embedded_preview(raw.path)
+        scored, preview = raw_in_frame_of(raw, embedded.rgb, raw.path, "its embedded preview")
+        if embedded.jpeg is None or preview.shape != embedded.rgb.shape:
             # A bitmap preview, or one of odd size (its last row or column left out): lossless PNG.
             path = folder / f"{raw.path.stem}.png"
             Image.fromarray(preview).save(path)
         else:
             path = folder / f"{raw.path.stem}.jpg"
-            piexif.insert(to_jpeg_exif(exif_from_raw(raw)), jpeg, str(path))
+            piexif.insert(to_jpeg_exif(exif_from_raw(raw)), embedded.jpeg, str(path))
         # The camera's JPEG engine used its as-shot white balance.
-        return PreparedInput(path=path, input_rgb8=preview, neutral=raw.effective_neutral)
+        return PreparedInput(path=path, input_rgb8=preview, neutral=raw.effective_neutral, scored_raw=scored)
 
 
 def _hable(v: np.ndarray | float) -> np.ndarray:

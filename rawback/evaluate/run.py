@@ -208,7 +208,9 @@ def evaluate_file(
     from rawback.io.dng import write_dng
     from rawback.io.image import read_image
 
-    raw = protocol.scored_raw(read_raw(path))
+    raw = read_raw(path)
+    prepared = protocol.make_input(raw, workdir)
+    raw = prepared.scored_raw or raw
     profile = eval_profile(raw, camera)
     if finish_from is not None:
         profile = dataclasses.replace(
@@ -218,7 +220,6 @@ def evaluate_file(
     result = ImageResult(
         file=str(path.relative_to(data)), camera=f"{raw.make} {raw.model}".strip(), megapixels=h * w / 1e6
     )
-    prepared = protocol.make_input(raw, workdir)
     if save_inputs is not None:
         target = save_inputs / path.relative_to(data).with_suffix(prepared.path.suffix)
         target.parent.mkdir(parents=True, exist_ok=True)
