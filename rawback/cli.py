@@ -701,7 +701,7 @@ def profile_list() -> None:
 
         from rawback.camera import builtin_profiles, user_folder
 
-        measured = "* tone curve measured from RAW+JPEG (rawback profile curve)"
+        measured = "* tone curve measured by rawback profile curve"
         caption = f"user profiles: {user_folder()}\n{measured}"
         table = Table(title="camera profiles", caption=caption)
         table.add_column("name", no_wrap=True)
@@ -788,7 +788,7 @@ def profile_curve(
         list[Path],
         typer.Argument(
             help="RAW+JPEG pairs of one camera (same name, e.g. IMG_0042.CR2 + IMG_0042.JPG), or folders "
-            "holding them. A RAW without a JPEG is paired with the JPEG preview inside it.",
+            "holding them. A RAW without a JPEG is paired with the preview its camera embedded in it.",
             show_default=False,
         ),
     ],
@@ -799,9 +799,9 @@ def profile_curve(
     ] = None,
     overwrite: OverwriteProfile = False,
 ) -> None:
-    """Measure the camera's JPEG tone curve and saturation from RAW+JPEG pairs of its shots and save
-    them in its user profile: from then on `convert` and `batch` undo them for that camera's JPEGs
-    (docs/profiles.md).
+    """Measure the camera's JPEG tone curve and saturation from RAW+JPEG pairs of its shots (or its
+    RAW files' embedded previews) and save them in its user profile: from then on `convert` and
+    `batch` undo them for that camera's JPEGs (docs/profiles.md).
     Exit status 1 if a pair could not be used."""
     with user_errors():
         import dataclasses
