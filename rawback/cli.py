@@ -50,6 +50,7 @@ class Transfer(StrEnum):
 
 class ToneCurve(StrEnum):
     auto = "auto"
+    measured = "measured"
     none = "none"
     smoothstep = "smoothstep"
 
@@ -148,7 +149,8 @@ ToneCurveOpt = Annotated[
     typer.Option(
         "--tone-curve",
         help="Tone curve to undo: auto (the camera's, when its profile has one measured by "
-        "`rawback profile curve`), none, or smoothstep (Brooks et al.).",
+        "`rawback profile curve`, unless EXIF Software names a photo editor or raw converter), "
+        "measured (the camera's, even then), none, or smoothstep (Brooks et al.).",
     ),
 ]
 WhiteBalance = Annotated[
@@ -797,6 +799,10 @@ def profile_curve(
         str | None,
         typer.Option(help="Save under this profile name. Default: the camera's own.", show_default=False),
     ] = None,
+    builtin: Annotated[
+        bool,
+        typer.Option("--builtin", help="Save into rawback's built-in profiles (for developers)."),
+    ] = False,
     overwrite: OverwriteProfile = False,
 ) -> None:
     """Measure the camera's JPEG tone curve and saturation from RAW+JPEG pairs of its shots (or its
@@ -806,7 +812,14 @@ def profile_curve(
     with user_errors():
         import dataclasses
 
-        from rawback.camera import match_profile, profile_from_raw, resolve_profile, save_profile, user_folder
+        from rawback.camera import (
+            builtin_folder,
+            match_profile,
+            profile_from_raw,
+            resolve_profile,
+            save_profile,
+            user_folder,
+        )
         from rawback.console import print_error, print_warning
         from rawback.errors import RawbackError
         from rawback.io.raw import read_make_model
@@ -834,7 +847,7 @@ def profile_curve(
         profile = with_finish(profile, measured)
         if name is not None:
             profile = dataclasses.replace(profile, name=name)
-        path = save_profile(profile, user_folder(), overwrite=overwrite)
+        path = save_profile(profile, builtin_folder() if builtin else user_folder(), overwrite=overwrite)
         fit = measured.curve
         for result in measured.pairs:
             turned = f", JPEG turned {90 * result.rotation}°" if result.rotation else ""

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from rawback.camera import CameraProfile, choose_profile
-from rawback.errors import InputError, UsageError
+from rawback.errors import InputError, ProfileError, UsageError
 from rawback.io.atomic import check_writable
+from rawback.io.exif import ExifData
 from rawback.isp.unprocess import UnprocessSettings, to_counts
 from rawback.methods import DiffusionSettings, InverseRequest, get_method
 
@@ -23,7 +24,9 @@ class ConvertOptions:
     method: str = "diffusion"  # inversion method, see rawback.methods.METHODS
     camera: str | None = None  # --camera NAME|PATH; None = match EXIF Make/Model, else generic
     transfer: str = "srgb"  # transfer curve of the input photos
-    tone_curve: str = "auto"  # tone curve to undo; "auto": the profile's measured one, if any
+    # Tone curve to undo; "auto": the profile's measured one, if any, unless the photo's EXIF names a
+    # photo editor; "measured": that one even then (rawback.isp.unprocess.TONE_CURVES).
+    tone_curve: str = "auto"
     white_balance: str = "auto"  # "auto" (EXIF LightSource, else daylight) or "R,G,B" neutral
     compression: str = "ljpeg"  # "ljpeg" (lossless JPEG tiles) or "none"
     preview: bool = True  # embed a JPEG preview (RawTherapee matches its tone curve to it)
@@ -68,6 +71,32 @@ class Inversion:
     notes: tuple[str, ...]
 
 
+def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tuple[str, str | None]:
+    """The tone curve setting to invert a photo with, and a note when it differs from the request.
+
+    A profile's measured curve is its camera's JPEG engine's: "auto" leaves it out for a photo
+    whose EXIF names a photo editor or raw converter (rawback.provenance says why); "measured"
+    insists, and is an error for a profile without one.
+    """
+    from rawback.provenance import editing_program
+
+    if profile.tone_curve is None:
+        if requested == "measured":
+            raise ProfileError(
+                f"--tone-curve measured: profile {profile.name} has no measured tone curve "
+                "(`rawback profile curve` measures one)"
+            )
+        return requested, None
+    program = editing_program(exif) if requested == "auto" else None
+    if program is None:
+        return requested, None
+    note = (
+        f"the camera tone curve in profile {profile.name} was not undone: EXIF names {program!r}, "
+        "so the photo's tones are that program's (--tone-curve measured undoes it anyway)"
+    )
+    return "none", note
+
+
 def invert_image(
     image, options: ConvertOptions, progress: Callable[[float], None] | None = None
 ) -> Inversion:
@@ -76,11 +105,12 @@ def invert_image(
     from rawback.io.exif import exposure_value
 
     profile, reason = choose_profile(options.camera, image.exif.make, image.exif.model)
+    tone_curve, tone_note = tone_curve_for(image.exif, profile, options.tone_curve)
     request = InverseRequest(
         rgb=image.rgb,
         bit_depth=image.bit_depth,
         profile=profile,
-        settings=UnprocessSettings(options.transfer, options.tone_curve),
+        settings=UnprocessSettings(options.transfer, tone_curve),
         neutral=parse_white_balance(options.white_balance),
         light_source=image.exif.light_source,
         exposure_value=exposure_value(image.exif),
@@ -88,7 +118,7 @@ def invert_image(
         progress=progress,
     )
     result = get_method(options.method)(request)
-    notes = (reason, *result.notes, *(image.exif.warnings or ()))
+    notes = (reason, *((tone_note,) if tone_note else ()), *result.notes, *(image.exif.warnings or ()))
     if image.color_note:
         notes = (*notes, image.color_note)
     return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes)

@@ -173,9 +173,10 @@ class EmbeddedPreview:
 
 def embedded_preview(raw_path: Path) -> EmbeddedPreview:
     """The largest preview embedded in a RAW file (LibRaw's choice): a JPEG (Canon's CRWs, most
-    cameras) or an RGB bitmap (the GoPros' in-camera DNGs carry a 256x192 one). A DNG made by a
-    converter carries the converter's rendering, not the camera's. Raises InputError naming the
-    file when there is none, or it is blank (rawback's own DNGs made with `--no-preview`)."""
+    cameras) or an RGB bitmap (the GoPro DNGs in ../shared/data carry a 256x192 one). A DNG made
+    by a converter carries the converter's rendering, not the camera's (those GoPro DNGs too).
+    Raises InputError naming the file when there is none, or it is blank (rawback's own DNGs made
+    with `--no-preview`)."""
     import rawpy
 
     try:
@@ -269,8 +270,11 @@ def _deviation(own: tone_fit.ToneCurveFit, pooled: tone_fit.ToneCurveFit) -> flo
 def with_finish(profile: CameraProfile, measured: FinishMeasurement) -> CameraProfile:
     """The profile with the measured curve and saturation in it, and a note of where they came from."""
     fit = measured.curve
+    previews = sum(result.pair.jpeg is None for result in measured.pairs)
+    sources = [f"{len(measured.pairs) - previews} RAW+JPEG pair(s)"] if previews < len(measured.pairs) else []
+    sources += [f"{previews} RAW file(s)' embedded previews"] if previews else []
     note = (
-        f"tone curve: measured from {len(measured.pairs)} RAW+JPEG pair(s) by rawback profile curve "
+        f"tone curve: measured from {' and '.join(sources)} by rawback profile curve "
         f"(fit residual {100 * fit.rms_residual:.1f} %, {int(fit.measured.sum())} of {len(fit.knots)} knots "
         f"measured; saturation {measured.saturation:.3f})"
     )

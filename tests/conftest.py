@@ -32,3 +32,15 @@ def shared_raw_files() -> list[Path]:
     if not SHARED_RAW.is_dir():
         return []
     return sorted(p for p in SHARED_RAW.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def colour_profile(name: str):
+    """A built-in camera profile without its measured JPEG finish (tone curve and saturation): for
+    tests that make their own JPEGs with the camera's colours, or set or measure a finish themselves."""
+    import dataclasses
+
+    from rawback import camera
+
+    profile = camera.builtin_profiles()[name]
+    notes = tuple(n for n in profile.notes if not n.startswith("tone curve:"))
+    return dataclasses.replace(profile, tone_curve=None, saturation=None, notes=notes)

@@ -119,8 +119,12 @@ def test_a_user_profile_of_a_builtin_camera_is_matched_first(
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", sorted(BUILTIN_SOURCES))
 def test_builtin_profiles_are_reproducible(shared_raw: Path, name: str) -> None:
+    """Everything but a measured finish comes from the one file (the finish, from the camera's
+    other files, is checked by test_cli's test_documented_profile_add_reproduces_builtin)."""
     extracted = camera.profile_from_raw(shared_raw / BUILTIN_SOURCES[name], name=name)
-    assert extracted == camera.builtin_profiles()[name]
+    builtin = camera.builtin_profiles()[name]
+    notes = tuple(n for n in builtin.notes if not n.startswith("tone curve:"))
+    assert extracted == dataclasses.replace(builtin, tone_curve=None, saturation=None, notes=notes)
 
 
 @pytest.mark.shared_data

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rawback import __version__, cli
+from rawback.camera import CameraProfile
 from rawback.cli import app
 from tests.conftest import REPO, SHARED_DATA
 from tests.test_batch import write_photo
@@ -272,12 +273,30 @@ def documented_profile_commands() -> list[list[str]]:
     ]
 
 
+def documented_curve_commands() -> dict[str, list[str]]:
+    """The `rawback profile curve ... --builtin --overwrite` commands in docs/profiles.md, by the
+    profile they finish."""
+    text = (REPO / "docs" / "profiles.md").read_text()
+    commands = [
+        line.split()[1:]
+        for line in text.splitlines()
+        if re.match(r"rawback profile curve \S+ .*--builtin", line)
+    ]
+    return {args[args.index("--camera") + 1]: args for args in commands}
+
+
 def test_docs_list_a_command_for_every_builtin_profile() -> None:
     from rawback.camera import builtin_folder
 
     names = {args[args.index("--name") + 1] for args in documented_profile_commands()}
     made = {p.stem for p in builtin_folder().glob("*.json")} - {"generic"}  # generic is hand-written
     assert names == made
+    finished = {name for name, profile in builtin_profiles_in(builtin_folder()) if profile.tone_curve}
+    assert set(documented_curve_commands()) == finished == {"canon-powershot-s40", "canon-powershot-g2"}
+
+
+def builtin_profiles_in(folder: Path) -> list[tuple[str, CameraProfile]]:
+    return [(p.stem, CameraProfile.from_json(p.read_text())) for p in sorted(folder.glob("*.json"))]
 
 
 @pytest.mark.shared_data
@@ -295,6 +314,10 @@ def test_documented_profile_add_reproduces_builtin(
     result = run_cli(*args, env={"RAWBACK_PROFILE_DIR": str(tmp_path)})
     assert result.exit_code == 0, result.output
     name = args[args.index("--name") + 1]
+    if name in documented_curve_commands():  # then its camera's finish, into the same user profile
+        curve = [a for a in documented_curve_commands()[name] if a != "--builtin"]
+        finished = run_cli(*curve, env={"RAWBACK_PROFILE_DIR": str(tmp_path)})
+        assert finished.exit_code == 0, finished.output
     made = json.loads((tmp_path / f"{name}.json").read_text())
     assert made == json.loads((builtin_folder() / f"{name}.json").read_text())
 

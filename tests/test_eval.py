@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,8 +15,9 @@ from rawback.evaluate import report as eval_report
 from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, run_eval
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
+from tests.conftest import colour_profile
 
-S40 = camera.builtin_profiles()["canon-powershot-s40"]
+S40 = colour_profile("canon-powershot-s40")
 
 
 def write_fake_raw(path: Path, neutral: np.ndarray, seed: int = 0, highlight: bool = False) -> None:
@@ -142,6 +144,20 @@ def test_eval_camera_override_keeps_the_files_geometry(fake_data: Path) -> None:
     report = run_eval(EvalOptions(data=fake_data, camera="generic", limit=1))
     assert report.images[0].error is None
     assert finite(report.means()[BASELINE]["psnr_packed"])
+
+
+def test_eval_camera_override_takes_the_colour_not_a_measured_finish(fake_data: Path, tmp_path: Path) -> None:
+    """The built-in S40 profile carries its camera's JPEG finish; `--camera` takes only its colour
+    (a protocol's render has its own finish; --tone-curve-from is how eval undoes a measured one)."""
+    assert camera.builtin_profiles()["canon-powershot-s40"].tone_curve is not None
+    colour_only = tmp_path / "s40-colour.json"
+    colour_only.write_text(S40.to_json())
+    options = EvalOptions(data=fake_data, camera="canon-powershot-s40", limit=1)
+    builtin = run_eval(options).means()
+    colour = run_eval(dataclasses.replace(options, camera=str(colour_only))).means()
+    for row in (BASELINE, ORACLE):
+        for key in ("psnr_packed", "psnr_wb_oracle", "exposure_error_stops"):  # not the timing
+            assert builtin[row][key] == colour[row][key], (row, key)
 
 
 # --- the team's real camera files ----------------------------------------------------------------

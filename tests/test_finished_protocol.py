@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from rawback import camera
 from rawback.evaluate.metrics import exposure_error_stops
 from rawback.evaluate.protocols import FinishedProtocol, RawbackProtocol, get_protocol
 from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, run_eval
@@ -19,8 +18,9 @@ from rawback.io.demosaic import read_linear_rgb
 from rawback.io.raw import read_raw
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
+from tests.conftest import colour_profile
 
-S40 = camera.builtin_profiles()["canon-powershot-s40"]
+S40 = colour_profile("canon-powershot-s40")
 NEUTRAL = np.array([0.5, 1.0, 0.8])
 
 

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rawback import camera
 from rawback.isp import bayer
 from rawback.isp.simulate import (
     SUBSAMPLING_NAMES,
@@ -19,8 +18,9 @@ from rawback.isp.simulate import (
     simulate,
 )
 from rawback.isp.unprocess import UnprocessSettings, unprocess, white_balance_scale
+from tests.conftest import colour_profile
 
-S40 = camera.builtin_profiles()["canon-powershot-s40"]
+S40 = colour_profile("canon-powershot-s40")
 NEUTRAL = np.array([0.55, 1.0, 0.75])  # a tungsten-ish as-shot white balance
 
 # Only the camera's white balance, matrix and transfer curve: the steps `unprocess` inverts.

@@ -29,8 +29,9 @@ from rawback.tone_calibration import (
     pair_samples,
     with_finish,
 )
+from tests.conftest import colour_profile
 
-S40 = camera.builtin_profiles()["canon-powershot-s40"]
+S40 = colour_profile("canon-powershot-s40")
 NEUTRAL = np.array([0.55, 1.0, 0.75])
 SATURATION = 1.3
 

@@ -18,8 +18,9 @@ from rawback.isp.unprocess import (
     unprocess,
     white_balance_scale,
 )
+from tests.conftest import colour_profile
 
-S40 = camera.builtin_profiles()["canon-powershot-s40"]
+S40 = colour_profile("canon-powershot-s40")
 GOPRO = camera.builtin_profiles()["gopro-hero8-black"]
 
 

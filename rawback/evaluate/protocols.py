@@ -364,7 +364,8 @@ class CameraPreviewProtocol(Protocol):
 
     Most cameras embed in each RAW file a picture of the shot made by their JPEG engine, in the
     picture style of the shot: a JPEG (Canon's CRWs a 640x480 one, most recent cameras a large
-    one, often full size) or a small RGB bitmap (the GoPros' in-camera DNGs, 256x192). It is the
+    one, often full size) or a small RGB bitmap (256x192 in the GoPro DNGs of ../shared/data,
+    rendered by their converter, not the camera). It is the
     input as the camera wrote it: a JPEG keeps its bytes (the RAW's EXIF is added), a bitmap is
     saved as PNG. The truth is the RAW reduced to the preview's frame and size: the part of the
     RAW's frame the preview shows is found as `rawback profile curve` finds it, each of the four

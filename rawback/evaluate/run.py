@@ -164,7 +164,9 @@ def find_raw_files(data: Path, include: tuple[str, ...] = (), exclude: tuple[str
 
 def eval_profile(raw: RawImage, camera: str | None) -> CameraProfile:
     """The profile used to invert a RAW's render: its own, or --camera's colour with the file's
-    levels and CFA (the geometry is a property of the file being scored)."""
+    levels and CFA (the geometry is a property of the file being scored). Never a measured finish
+    (the built-in Canon profiles carry one): a protocol's input has its own finish, and
+    --tone-curve-from is the one way to undo a measured one in eval."""
     own = profile_from_raw_image(raw)
     if camera is None:
         return own
@@ -175,6 +177,8 @@ def eval_profile(raw: RawImage, camera: str | None) -> CameraProfile:
         black_level=own.black_level,
         white_level=own.white_level,
         bits=own.bits,
+        tone_curve=None,
+        saturation=None,
     )
 
 

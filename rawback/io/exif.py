@@ -39,6 +39,7 @@ _EXIF_NAMES = {info["name"]: tag for tag, info in piexif.TAGS["Exif"].items()}
 EXIF_KEEP: frozenset[int] = frozenset(_EXIF_NAMES[name] for name in _KEEP_NAMES)
 
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 271, 272, 274, 306
+_SOFTWARE, _PROCESSING_SOFTWARE = 305, 11
 _EXIF_POINTER, _GPS_POINTER = 34665, 34853
 _DATETIME_ORIGINAL = _EXIF_NAMES["DateTimeOriginal"]
 _LIGHT_SOURCE = _EXIF_NAMES["LightSource"]
@@ -63,6 +64,9 @@ class ExifData:
     orientation: int = 1  # IFD0 Orientation 1..8 (1 when missing or invalid)
     datetime: str | None = None  # "YYYY:MM:DD HH:MM:SS" (DateTimeOriginal, else DateTime)
     light_source: int | None = None  # Exif LightSource code when set and not 0 (unknown)
+    # IFD0 Software and ProcessingSoftware: the programs that wrote or processed the file. Only
+    # read, to tell a camera's own JPEG from one a photo editor rendered (rawback.provenance).
+    software: tuple[str, ...] = ()
     exif: dict[int, object] = field(default_factory=dict)  # Exif-IFD allow-list, piexif forms
     gps: dict[int, object] = field(default_factory=dict)  # GPS-IFD tags, piexif forms
     warnings: list[str] = field(default_factory=list)  # e.g. "EXIF is corrupt and was ignored"
@@ -128,6 +132,7 @@ def _from_ifds(ifds: dict, notes: list[str]) -> ExifData:
         orientation=orientation if orientation is not None and 1 <= orientation <= 8 else 1,
         datetime=_date(exif_ifd.get(_DATETIME_ORIGINAL)) or _date(ifd0.get(_DATETIME)),
         light_source=light or None,
+        software=tuple(text for tag in (_SOFTWARE, _PROCESSING_SOFTWARE) if (text := _text(ifd0.get(tag)))),
         exif=exif,
         gps=gps,
         warnings=notes,

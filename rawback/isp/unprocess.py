@@ -26,15 +26,17 @@ from rawback.camera import CameraProfile
 from rawback.isp import color, tone
 from rawback.isp.bayer import channel_index
 
-# "auto": the tone curve measured in the camera profile (`rawback profile curve`), if it has one.
-TONE_CURVES = ("auto", "none", "smoothstep")
+# "auto": the tone curve measured in the camera profile (`rawback profile curve`), if it has one
+# (convert keeps it for photos whose EXIF names a photo editor: rawback.provenance); "measured":
+# that curve whatever the EXIF says.
+TONE_CURVES = ("auto", "measured", "none", "smoothstep")
 _LINEAR_STEPS = np.linspace(0.0, 1.0, 65536)
 
 
 @dataclass(frozen=True)
 class UnprocessSettings:
     transfer: str = "srgb"  # transfer curve of the input: "srgb", "bt709" (LibRaw), "gamma2.2"
-    tone_curve: str = "auto"  # tone curve to undo: "auto", "none" or "smoothstep" (Brooks et al.)
+    tone_curve: str = "auto"  # tone curve to undo: see TONE_CURVES; "smoothstep" is Brooks et al.'s
 
     def __post_init__(self) -> None:
         if self.transfer not in color.TRANSFER_CURVES:
@@ -64,9 +66,9 @@ class MeasuredFinish:
 
 
 def measured_finish(profile: CameraProfile, settings: UnprocessSettings) -> MeasuredFinish | None:
-    """The profile's measured finish when `settings` leave the tone curve to the profile ("auto")
-    and it has one, else None."""
-    if settings.tone_curve != "auto" or profile.tone_curve is None:
+    """The profile's measured finish when `settings` leave the tone curve to the profile ("auto",
+    "measured") and it has one, else None."""
+    if settings.tone_curve not in ("auto", "measured") or profile.tone_curve is None:
         return None
     return MeasuredFinish(np.asarray(profile.tone_curve, dtype=np.float32), profile.saturation or 1.0)
 
