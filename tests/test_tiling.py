@@ -6,11 +6,14 @@ change its output: tiled must equal untiled up to the blend's rounding.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 import torch
 
 from rawback.sampling import initial_noise, karras_sigmas, sample_euler
-from rawback.tiling import TiledDenoiser, blend_weights, tile_grid, tile_starts
+from rawback.tiling import TiledDenoiser, axis_tiles, blend_weights, tile_grid
 
 C, CC = 4, 3  # packed RGGB channels, conditioning channels
 
@@ -49,30 +52,34 @@ SIGMA = torch.tensor(0.7, dtype=torch.float64)
 
 
 @pytest.mark.parametrize(
-    ("length", "tile", "overlap"), [(53, 16, 4), (37, 16, 0), (16, 16, 4), (5, 16, 4), (17, 8, 7)]
+    ("length", "tile", "overlap"),
+    [(53, 16, 4), (37, 16, 0), (16, 16, 4), (5, 16, 4), (17, 8, 7), (2000, 160, 32), (240, 160, 32)],
 )
-def test_tile_starts_cover_and_stay_inside(length, tile, overlap):
-    starts = tile_starts(length, tile, overlap)
-    size = min(tile, length)
-    assert starts[0] == 0
-    assert starts == sorted(starts)
-    assert starts[-1] + size == length  # snapped to the edge, nothing dropped
-    assert all(s >= 0 and s + size <= length for s in starts)
-    covered = torch.zeros(length, dtype=torch.bool)
-    for s in starts:
-        covered[s : s + size] = True
-    assert bool(covered.all())
+def test_axis_tiles_cover_overlap_and_stay_inside(length, tile, overlap):
+    size, starts = axis_tiles(length, tile, overlap)
+    assert size <= min(tile, length)
+    assert starts[0] == 0 and starts[-1] + size == length  # from the first pixel to the last
+    assert starts == sorted(set(starts))
+    if len(starts) > 1:  # neighbours share at least `overlap` pixels
+        assert all(size - (b - a) >= overlap for a, b in itertools.pairwise(starts))
+    # The fewest tiles of at most `tile` pixels that can do it, and no larger than they need be.
+    assert len(starts) == max(1, math.ceil((length - overlap) / (tile - overlap)))
+    assert len(starts) == 1 or len(starts) * (size - 1) - (len(starts) - 1) * overlap < length
 
 
-def test_tile_starts_example():
-    assert tile_starts(10, 4, 1) == [0, 3, 6]
-    assert tile_starts(3, 4, 1) == [0]
+def test_axis_tiles_examples():
+    assert axis_tiles(10, 4, 1) == (4, [0, 3, 6])
+    assert axis_tiles(3, 4, 1) == (3, [0])
+    # A 640x480 photo's packed 320x240 at the CPU default (160, overlap 32): 3 x 2 tiles of
+    # 128 x 136, not 160 x 160 with the last ones mostly repeating their neighbours.
+    assert axis_tiles(320, 160, 32) == (128, [0, 96, 192])
+    assert axis_tiles(240, 160, 32) == (136, [0, 104])
 
 
 @pytest.mark.parametrize(("tile", "overlap"), [(8, 8), (8, 9), (8, -1)])
-def test_tile_starts_rejects_bad_overlap(tile, overlap):
+def test_axis_tiles_rejects_bad_overlap(tile, overlap):
     with pytest.raises(ValueError, match=f"tile={tile}, overlap={overlap}"):
-        tile_starts(20, tile, overlap)
+        axis_tiles(20, tile, overlap)
 
 
 @pytest.mark.parametrize(("height", "width"), [(37, 53), (5, 7), (16, 40)])
@@ -81,7 +88,7 @@ def test_grid_covers_every_pixel_with_positive_weight(height, width):
     total = torch.zeros(height, width, dtype=torch.float64)
     for rows, cols in tile_grid(height, width, tile, overlap):
         h, w = rows.stop - rows.start, cols.stop - cols.start
-        assert (h, w) == (min(tile, height), min(tile, width))
+        assert (h, w) == (axis_tiles(height, tile, overlap)[0], axis_tiles(width, tile, overlap)[0])
         assert rows.stop <= height and cols.stop <= width
         total[rows, cols] += blend_weights(h, w, overlap, dtype=torch.float64)
     assert bool((total > 0).all())
