@@ -56,6 +56,10 @@ class CameraProfile:
     tone_curve: tuple[float, ...] | None = None
     # The saturation that engine adds about luminance after the curve, measured with it (1 = none).
     saturation: float | None = None
+    # The program that rendered the JPEGs the finish was measured on, as rawback.provenance names
+    # it (e.g. "Lightroom"); None: the camera's own JPEG engine. convert undoes the finish only for
+    # photos from the same renderer.
+    finish_renderer: str | None = None
 
     def __post_init__(self) -> None:
         check_pattern(self.cfa_pattern)
@@ -72,6 +76,8 @@ class CameraProfile:
             raise ProfileError(f"profile {self.name}: tone_curve needs at least 2 finite knot values")
         if self.saturation is not None and not 0.25 <= self.saturation <= 4.0:
             raise ProfileError(f"profile {self.name}: saturation must be between 0.25 and 4")
+        if self.finish_renderer is not None and self.tone_curve is None:
+            raise ProfileError(f"profile {self.name}: finish_renderer needs a tone_curve")
 
     # --- derived quantities ----------------------------------------------------------------------
 
@@ -107,7 +113,7 @@ class CameraProfile:
         for key in _LIST_FIELDS:
             if data[key] is not None:
                 data[key] = list(data[key])
-        for key in ("tone_curve", "saturation"):
+        for key in ("tone_curve", "saturation", "finish_renderer"):
             if data[key] is None:
                 del data[key]  # profiles without a measured finish read and write as before
         return json.dumps(data, indent=2) + "\n"

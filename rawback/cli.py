@@ -736,6 +736,7 @@ def profile_show(
         import dataclasses
 
         from rawback.camera import PROFILE_SUFFIX, builtin_folder, resolve_profile, user_folder
+        from rawback.provenance import describe
 
         profile = resolve_profile(name)
         for field in dataclasses.fields(profile):
@@ -745,6 +746,8 @@ def profile_show(
                 value = " / ".join(rows)
             elif isinstance(value, tuple):
                 value = ", ".join(str(v) for v in value) or "-"
+            elif field.name == "finish_renderer" and profile.tone_curve is not None:
+                value = describe(value)
             typer.echo(f"{field.name}: {value}")
         neutral = profile.daylight_neutral()
         typer.echo(f"daylight neutral (derived, camera RGB of D65 white): {_numbers(neutral)}")
@@ -823,6 +826,7 @@ def profile_curve(
         from rawback.console import print_error, print_warning
         from rawback.errors import RawbackError
         from rawback.io.raw import read_make_model
+        from rawback.provenance import describe
         from rawback.tone_calibration import STYLE_DEVIATION, find_pairs, measure_finish, with_finish
 
         pairs = find_pairs(paths)
@@ -870,6 +874,10 @@ def profile_curve(
                 )
         typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
         typer.echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")
+        typer.echo(
+            f"JPEGs rendered by {describe(measured.renderer)} (EXIF Software): convert undoes this finish "
+            "for photos of the same renderer only"
+        )
         typer.echo(
             f"{len(measured.pairs)} pair(s), residual {100 * fit.rms_residual:.1f} %, "
             f"{int(fit.measured.sum())} of {len(fit.knots)} knots measured"

@@ -74,11 +74,12 @@ class Inversion:
 def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tuple[str, str | None]:
     """The tone curve setting to invert a photo with, and a note when it differs from the request.
 
-    A profile's measured curve is its camera's JPEG engine's: "auto" leaves it out for a photo
-    whose EXIF names a photo editor or raw converter (rawback.provenance says why); "measured"
+    A profile's measured finish belongs to the renderer of the JPEGs it was measured on (the
+    camera's engine, or a raw converter such as Lightroom): "auto" leaves it out for a photo whose
+    EXIF says another program rendered it, or none did (rawback.provenance says why); "measured"
     insists, and is an error for a profile without one.
     """
-    from rawback.provenance import editing_program
+    from rawback.provenance import describe, rendering_program
 
     if profile.tone_curve is None:
         if requested == "measured":
@@ -87,12 +88,17 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
                 "(`rawback profile curve` measures one)"
             )
         return requested, None
-    program = editing_program(exif) if requested == "auto" else None
-    if program is None:
+    if requested != "auto":
         return requested, None
+    program = rendering_program(exif)
+    family = None if program is None else program[0]
+    if family == profile.finish_renderer:
+        return requested, None
+    made_by = "names no program" if program is None else f"names {program[1]!r}"
     note = (
-        f"the camera tone curve in profile {profile.name} was not undone: EXIF names {program!r}, "
-        "so the photo's tones are that program's (--tone-curve measured undoes it anyway)"
+        f"the finish in profile {profile.name} was not undone: it was measured on JPEGs of "
+        f"{describe(profile.finish_renderer)}, and this photo's EXIF {made_by} "
+        "(--tone-curve measured undoes it anyway)"
     )
     return "none", note
 

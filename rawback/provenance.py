@@ -1,17 +1,18 @@
-"""Whether a photo may come straight from its camera's JPEG engine, or a program rendered or edited it.
+"""Which program rendered a JPEG's tones: its camera's JPEG engine, or a raw converter or editor.
 
-A camera profile's measured finish (`rawback profile curve`: the tone curve and saturation of the
-camera's JPEG engine) is right only for the JPEGs that engine wrote. A photo that Lightroom,
-darktable or any other raw converter rendered from the RAW has that program's curve instead, and
-an edited photo has had its tones moved; undoing the camera's curve there would bend it the wrong
-way (on the "finished" protocol a wrong curve costs several dB). Such programs name themselves in
-EXIF Software (or ProcessingSoftware), where cameras write their firmware version, so a photo that
-names a known editor keeps its curve unless the user asks (`--tone-curve measured`).
+A measured finish (`rawback profile curve`: a tone curve and a saturation) belongs to whatever
+rendered the JPEGs it was measured on: usually the camera's engine, or, for a photographer who
+exports from Lightroom with one preset, Lightroom. Undoing it is right only for photos from that
+same renderer: a camera finish undone on a photo Lightroom rendered from the RAW, or edited
+afterwards, bends tones that photo never had (on the "finished" protocol a wrong curve costs
+several dB), and the other way round. Raw converters and editors name themselves in EXIF Software
+(or ProcessingSoftware), where cameras write their firmware version, so the renderer of a photo is
+the first program family below its Software names, or the camera when it names none.
 
 The list is of programs, not of cameras, on purpose: firmware strings ("Firmware Version 1.10",
-"17.1.1", "HERO8 Black H19.03...") follow no pattern, while editors' names are stable. A program
-missing here is treated as a camera; the convert note says which curve was undone, so a user can
-turn it off with `--tone-curve none`.
+"17.1.1", "HD8.01.01.60.00") follow no pattern, while programs' names are stable. A program
+missing here counts as a camera; the convert note says which curve was undone, so a user can turn
+it off (`--tone-curve none`) or force it (`--tone-curve measured`).
 """
 
 from __future__ import annotations
@@ -20,23 +21,45 @@ import re
 
 from rawback.io.exif import ExifData
 
-# Raw converters, photo editors and libraries that write EXIF Software when they save a JPEG.
-EDITORS: tuple[str, ...] = (
-    r"adobe", r"photoshop", r"lightroom", r"camera raw", r"darktable", r"rawtherapee",
-    r"capture one", r"dxo", r"gimp", r"affinity", r"luminar", r"\bon1\b", r"snapseed",
-    r"digital photo professional", r"pixelmator", r"paint ?shop", r"acdsee", r"picasa", r"iphoto",
-    r"aperture", r"nx studio", r"capture nx", r"imaging edge", r"silkypix", r"lightzone",
-    r"photomatix", r"vsco", r"polarr", r"photoscape", r"irfanview", r"xnview", r"paint\.net",
-    r"imagemagick", r"graphicsmagick", r"digikam", r"shotwell", r"rawpy", r"libraw", r"dcraw",
-    r"rawback", r"filmulator", r"corel", r"^photos \d",
+# (family, pattern) of raw converters, photo editors and libraries that write EXIF Software when
+# they save a JPEG. Specific names come before the vendor's: "Adobe Photoshop Lightroom Classic"
+# is Lightroom, "Adobe Photoshop 25.0" is Photoshop.
+PROGRAMS: tuple[tuple[str, str], ...] = (
+    ("Lightroom", r"lightroom"), ("Adobe Camera Raw", r"camera raw"), ("Photoshop", r"photoshop"),
+    ("Adobe", r"adobe"), ("darktable", r"darktable"), ("RawTherapee", r"rawtherapee"),
+    ("Capture One", r"capture one"), ("DxO", r"dxo"), ("GIMP", r"gimp"), ("Affinity", r"affinity"),
+    ("Luminar", r"luminar"), ("ON1", r"\bon1\b"), ("Snapseed", r"snapseed"),
+    ("Digital Photo Professional", r"digital photo professional"), ("Pixelmator", r"pixelmator"),
+    ("PaintShop", r"paint ?shop"), ("ACDSee", r"acdsee"), ("Picasa", r"picasa"),
+    ("iPhoto", r"iphoto"), ("Aperture", r"aperture"), ("NX Studio", r"nx studio"),
+    ("Capture NX", r"capture nx"), ("Imaging Edge", r"imaging edge"), ("SILKYPIX", r"silkypix"),
+    ("LightZone", r"lightzone"), ("Photomatix", r"photomatix"), ("VSCO", r"vsco"),
+    ("Polarr", r"polarr"), ("PhotoScape", r"photoscape"), ("IrfanView", r"irfanview"),
+    ("XnView", r"xnview"), ("Paint.NET", r"paint\.net"), ("ImageMagick", r"imagemagick"),
+    ("GraphicsMagick", r"graphicsmagick"), ("digiKam", r"digikam"), ("Shotwell", r"shotwell"),
+    ("rawpy", r"rawpy"), ("LibRaw", r"libraw"), ("dcraw", r"dcraw"), ("rawback", r"rawback"),
+    ("Filmulator", r"filmulator"), ("Corel", r"corel"), ("Apple Photos", r"^photos \d"),
 )  # fmt: skip
-_EDITOR = re.compile("|".join(EDITORS), re.IGNORECASE)
+_PATTERNS = [(family, re.compile(pattern, re.IGNORECASE)) for family, pattern in PROGRAMS]
+
+CAMERA = "the camera's JPEG engine"  # how notes name the renderer of a photo that names no program
 
 
-def editing_program(exif: ExifData) -> str | None:
-    """The photo's EXIF Software or ProcessingSoftware value that names a known photo editor or raw
-    converter, else None (no such tag, or a camera's firmware)."""
+def rendering_program(exif: ExifData) -> tuple[str, str] | None:
+    """(family, the Software value naming it) of the program that rendered the photo, from its
+    EXIF Software and ProcessingSoftware; None when they name none (the camera's own JPEG)."""
     for software in exif.software:
-        if _EDITOR.search(software):
-            return software
+        for family, pattern in _PATTERNS:
+            if pattern.search(software):
+                return family, software
     return None
+
+
+def renderer(exif: ExifData) -> str | None:
+    """The program family that rendered the photo, or None for its camera (see rendering_program)."""
+    program = rendering_program(exif)
+    return None if program is None else program[0]
+
+
+def describe(family: str | None) -> str:
+    return CAMERA if family is None else family

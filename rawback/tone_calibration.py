@@ -220,6 +220,41 @@ class FinishMeasurement:
     curve: tone_fit.ToneCurveFit
     saturation: float  # about luminance, after the curve (1 = none)
     pairs: list[PairResult]
+    renderer: str | None = None  # the program that rendered the JPEGs; None: the camera (provenance)
+
+
+def pair_renderer(pair: CurvePair) -> str | None:
+    """The program family that rendered the pair's JPEG (rawback.provenance), None for the camera:
+    an embedded preview is always the camera's."""
+    from rawback.io.exif import read_exif
+    from rawback.provenance import renderer
+
+    if pair.jpeg is None:
+        return None
+    try:
+        with Image.open(pair.jpeg) as image:
+            exif = image.info.get("exif")
+    except OSError:
+        return None  # pair_samples reports the unreadable file with its reason
+    return renderer(read_exif(exif))
+
+
+def common_renderer(pairs: list[CurvePair]) -> str | None:
+    """The one renderer of all the pairs' JPEGs. Raises RawbackError when they come from several:
+    a camera's finish and a raw converter's are different finishes, measured one at a time."""
+    from collections import Counter
+
+    from rawback.provenance import describe
+
+    counts = Counter(pair_renderer(pair) for pair in pairs)
+    if len(counts) > 1:
+        found = ", ".join(f"{describe(name)}: {n}" for name, n in counts.most_common())
+        raise RawbackError(
+            f"the JPEGs were rendered by different programs ({found}, by their EXIF Software); "
+            "measure each one's finish on its own, under its own --name"
+        )
+    (only,) = counts
+    return only
 
 
 def measure_finish(
@@ -229,7 +264,8 @@ def measure_finish(
 ) -> FinishMeasurement:
     """One curve and one saturation from every usable pair; a pair that cannot be used is reported
     to `on_error` and skipped (raised when `on_error` is None). Raises RawbackError if no pair is
-    usable."""
+    usable, or when the JPEGs come from different renderers (common_renderer)."""
+    renderer = common_renderer(pairs)
     samples, used = [], []
     for pair in pairs:
         try:
@@ -251,7 +287,8 @@ def measure_finish(
     used = [dataclasses.replace(r, deviation=_deviation(r.own_curve, curve)) for r in used]
     colour_x = np.concatenate([s.colour_x for s in samples])
     colour_y = np.concatenate([s.colour_y for s in samples])
-    return FinishMeasurement(curve, tone_fit.fit_saturation(colour_x, colour_y, curve.knots), used)
+    saturation = tone_fit.fit_saturation(colour_x, colour_y, curve.knots)
+    return FinishMeasurement(curve, saturation, used, renderer)
 
 
 # A pair whose own curve is further than this from the pooled one (ln units, RMS) was probably
@@ -273,8 +310,9 @@ def with_finish(profile: CameraProfile, measured: FinishMeasurement) -> CameraPr
     previews = sum(result.pair.jpeg is None for result in measured.pairs)
     sources = [f"{len(measured.pairs) - previews} RAW+JPEG pair(s)"] if previews < len(measured.pairs) else []
     sources += [f"{previews} RAW file(s)' embedded previews"] if previews else []
+    rendered = "" if measured.renderer is None else f", JPEGs rendered by {measured.renderer}"
     note = (
-        f"tone curve: measured from {' and '.join(sources)} by rawback profile curve "
+        f"tone curve: measured from {' and '.join(sources)}{rendered} by rawback profile curve "
         f"(fit residual {100 * fit.rms_residual:.1f} %, {int(fit.measured.sum())} of {len(fit.knots)} knots "
         f"measured; saturation {measured.saturation:.3f})"
     )
@@ -283,6 +321,7 @@ def with_finish(profile: CameraProfile, measured: FinishMeasurement) -> CameraPr
         profile,
         tone_curve=tuple(round(float(v), 4) for v in fit.knots),
         saturation=round(measured.saturation, 3),
+        finish_renderer=measured.renderer,
         notes=notes,
     )
 

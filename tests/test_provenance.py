@@ -1,7 +1,9 @@
-"""A camera's measured JPEG finish is undone for its own JPEGs, not for ones an editor rendered.
+"""A measured finish is undone only for photos from the renderer it was measured on.
 
-The built-in Canon S40 and G2 profiles carry the finish measured from their training RAWs'
-previews; a photo whose EXIF Software names a photo editor keeps its tones (rawback.provenance).
+The built-in Canon S40 and G2 profiles carry their camera engines' finish, measured from their
+training RAWs' previews: a photo whose EXIF Software names a raw converter or editor keeps its
+tones. A finish measured on Lightroom exports is Lightroom's, for Lightroom exports only
+(rawback.provenance).
 """
 
 from __future__ import annotations
@@ -20,21 +22,23 @@ from rawback.cli import app
 from rawback.convert import ConvertOptions, invert_image
 from rawback.io.exif import read_exif
 from rawback.io.image import read_image
-from rawback.provenance import editing_program
+from rawback.provenance import rendering_program
 from tests.conftest import SHARED_RAW
 
-EDITORS = (
-    "Adobe Photoshop Lightroom Classic 13.0 (Windows)",
-    "Adobe Photoshop 25.0 (Macintosh)",
-    "darktable 4.6.1",
-    "RawTherapee 5.10",
-    "Capture One 23 Macintosh",
-    "DxO PhotoLab 7.0",
-    "GIMP 2.10.36",
-    "Snapseed 2.0",
-    "Digital Photo Professional",
-    "ON1 Photo RAW 2023",
-    "Photos 9.0",
+PROGRAMS = (
+    ("Adobe Photoshop Lightroom Classic 13.0 (Windows)", "Lightroom"),
+    ("Adobe Photoshop Lightroom 6.0", "Lightroom"),
+    ("Adobe Photoshop Camera Raw 16.0 (Windows)", "Adobe Camera Raw"),
+    ("Adobe Photoshop 25.0 (Macintosh)", "Photoshop"),
+    ("darktable 4.6.1", "darktable"),
+    ("RawTherapee 5.10", "RawTherapee"),
+    ("Capture One 23 Macintosh", "Capture One"),
+    ("DxO PhotoLab 7.0", "DxO"),
+    ("GIMP 2.10.36", "GIMP"),
+    ("Snapseed 2.0", "Snapseed"),
+    ("Digital Photo Professional", "Digital Photo Professional"),
+    ("ON1 Photo RAW 2023", "ON1"),
+    ("Photos 9.0", "Apple Photos"),
 )
 FIRMWARES = (
     "Firmware Version 1.0.0",
@@ -67,21 +71,22 @@ def s40_photo(path: Path, software: str | None = None) -> Path:
     return path
 
 
-@pytest.mark.parametrize("software", EDITORS)
-def test_editors_are_recognised(software: str) -> None:
-    assert editing_program(read_exif(exif_bytes("Canon", "PowerShot S40", software))) == software
+@pytest.mark.parametrize(("software", "family"), PROGRAMS)
+def test_programs_are_recognised_by_family(software: str, family: str) -> None:
+    exif = read_exif(exif_bytes("Canon", "PowerShot S40", software))
+    assert rendering_program(exif) == (family, software)
 
 
 @pytest.mark.parametrize("software", FIRMWARES)
-def test_camera_firmware_is_not_an_editor(software: str) -> None:
-    assert editing_program(read_exif(exif_bytes("Canon", "PowerShot S40", software))) is None
+def test_camera_firmware_is_no_program(software: str) -> None:
+    assert rendering_program(read_exif(exif_bytes("Canon", "PowerShot S40", software))) is None
 
 
 def test_processing_software_counts_too() -> None:
     exif = read_exif(exif_bytes("Canon", "PowerShot S40", "Firmware Version 1.0.0", "darktable 4.6.1"))
     assert exif.software == ("Firmware Version 1.0.0", "darktable 4.6.1")
-    assert editing_program(exif) == "darktable 4.6.1"
-    assert editing_program(read_exif(exif_bytes("Canon", "PowerShot S40"))) is None
+    assert rendering_program(exif) == ("darktable", "darktable 4.6.1")
+    assert rendering_program(read_exif(exif_bytes("Canon", "PowerShot S40"))) is None
 
 
 def test_shipped_canon_profiles_carry_a_measured_finish() -> None:
@@ -96,8 +101,10 @@ def test_shipped_canon_profiles_carry_a_measured_finish() -> None:
         assert camera.builtin_profiles()[name].tone_curve is None
 
 
-def counts(path: Path, tone_curve: str = "auto") -> tuple[np.ndarray, tuple[str, ...]]:
-    options = ConvertOptions(method="analytic", tone_curve=tone_curve)
+def counts(
+    path: Path, tone_curve: str = "auto", camera: str | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    options = ConvertOptions(method="analytic", tone_curve=tone_curve, camera=camera)
     inversion = invert_image(read_image(path), options)
     return inversion.counts, inversion.notes
 
@@ -111,8 +118,9 @@ def test_a_camera_jpeg_gets_its_cameras_finish_undone_and_an_edited_one_does_not
 
     edited, notes = counts(s40_photo(tmp_path / "edited.jpg", "Adobe Photoshop Lightroom Classic 13.0"))
     np.testing.assert_array_equal(edited, plain)
-    (note,) = [n for n in notes if "tone curve" in n]
-    assert "not undone" in note and "Lightroom" in note and "--tone-curve measured" in note
+    (note,) = [n for n in notes if "not undone" in n]
+    assert "camera's JPEG engine" in note and "Lightroom Classic 13.0" in note
+    assert "--tone-curve measured" in note
 
     forced, forced_notes = counts(tmp_path / "edited.jpg", "measured")
     np.testing.assert_array_equal(forced, own)
@@ -144,3 +152,59 @@ def test_the_shipped_s40_finish_brings_a_held_out_s40_preview_closer_to_its_raw(
     assert shipped["psnr_packed"] > without["psnr_packed"] + 4.0, (shipped, without)
     assert shipped["psnr_wb_oracle"] > without["psnr_wb_oracle"] + 0.5, (shipped, without)
     assert abs(shipped["exposure_error_stops"]) < 0.15 < abs(without["exposure_error_stops"])
+
+
+def test_a_finish_measured_on_lightroom_exports_is_undone_for_lightroom_exports_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photographer who lost the RAWs of old Lightroom exports measures the preset's finish from
+    other RAWs and their exports: it is Lightroom's finish, not the camera's."""
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "profiles"))
+    from rawback.tone_calibration import find_pairs, measure_finish, with_finish
+    from tests.test_tone_calibration import S40, camera_jpeg, write_raw
+
+    shots = tmp_path / "shots"
+    for i in (1, 2):
+        write_raw(shots / f"IMG_000{i}.dng", seed=i)
+        camera_jpeg(shots / f"IMG_000{i}.dng", shots / f"IMG_000{i}.jpg")
+        piexif.insert(
+            exif_bytes("Canon", "Canon PowerShot S40", "Adobe Photoshop Lightroom Classic 12.4"),
+            str(shots / f"IMG_000{i}.jpg"),
+        )
+    measured = measure_finish(find_pairs([shots]), S40)
+    assert measured.renderer == "Lightroom"
+    profile = dataclasses.replace(with_finish(S40, measured), name="my-lightroom")
+    assert profile.finish_renderer == "Lightroom"
+    assert any("JPEGs rendered by Lightroom" in n for n in profile.notes)
+    assert camera.CameraProfile.from_json(profile.to_json()) == profile
+    camera.save_profile(profile, camera.user_folder())
+
+    export = s40_photo(tmp_path / "export.jpg", "Adobe Photoshop Lightroom Classic 13.0 (Windows)")
+    undone, notes = counts(export, camera="my-lightroom")
+    plain, _ = counts(export, "none", camera="my-lightroom")
+    assert not np.array_equal(undone, plain)
+    assert any("measured in profile my-lightroom undone" in n for n in notes)
+    for software in (None, "darktable 4.6.1"):  # the camera's own JPEG, another converter's
+        other, other_notes = counts(s40_photo(tmp_path / "other.jpg", software), camera="my-lightroom")
+        np.testing.assert_array_equal(other, counts(tmp_path / "other.jpg", "none", camera="my-lightroom")[0])
+        (note,) = [n for n in other_notes if "not undone" in n]
+        assert "measured on JPEGs of Lightroom" in note
+
+
+def test_profile_curve_refuses_jpegs_of_different_renderers(tmp_path: Path) -> None:
+    from tests.test_tone_calibration import camera_jpeg, write_raw
+
+    shots = tmp_path / "shots"
+    for i, software in ((1, None), (2, "darktable 4.6.1")):
+        write_raw(shots / f"IMG_000{i}.dng", seed=i)
+        camera_jpeg(shots / f"IMG_000{i}.dng", shots / f"IMG_000{i}.jpg")
+        if software is not None:
+            piexif.insert(
+                exif_bytes("Canon", "Canon PowerShot S40", software), str(shots / f"IMG_000{i}.jpg")
+            )
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    result = CliRunner().invoke(app, ["profile", "curve", str(shots)], env=env)
+    assert result.exit_code != 0
+    (line,) = result.stderr.splitlines()
+    assert "different programs" in line and "darktable: 1" in line and "camera's JPEG engine: 1" in line
+    assert not (tmp_path / "profiles").exists() or not any((tmp_path / "profiles").iterdir())

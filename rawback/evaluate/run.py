@@ -179,6 +179,7 @@ def eval_profile(raw: RawImage, camera: str | None) -> CameraProfile:
         bits=own.bits,
         tone_curve=None,
         saturation=None,
+        finish_renderer=None,
     )
 
 
@@ -218,7 +219,10 @@ def evaluate_file(
     profile = eval_profile(raw, camera)
     if finish_from is not None:
         profile = dataclasses.replace(
-            profile, tone_curve=finish_from.tone_curve, saturation=finish_from.saturation
+            profile,
+            tone_curve=finish_from.tone_curve,
+            saturation=finish_from.saturation,
+            finish_renderer=finish_from.finish_renderer,
         )
     h, w = raw.mosaic.shape
     result = ImageResult(
