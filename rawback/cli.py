@@ -148,9 +148,10 @@ ToneCurveOpt = Annotated[
     ToneCurve,
     typer.Option(
         "--tone-curve",
-        help="Tone curve to undo: auto (the camera's, when its profile has one measured by "
-        "`rawback profile curve`, unless EXIF Software names a photo editor or raw converter), "
-        "measured (the camera's, even then), none, or smoothstep (Brooks et al.).",
+        help="Tone curve to undo: auto (the finish measured in the camera's profile by `rawback "
+        "profile curve`, for photos from the renderer it was measured on: the camera's JPEG engine, "
+        "or the program EXIF Software names), measured (that finish whatever rendered the photo), "
+        "none, or smoothstep (Brooks et al.).",
     ),
 ]
 WhiteBalance = Annotated[

@@ -24,8 +24,8 @@ class ConvertOptions:
     method: str = "diffusion"  # inversion method, see rawback.methods.METHODS
     camera: str | None = None  # --camera NAME|PATH; None = match EXIF Make/Model, else generic
     transfer: str = "srgb"  # transfer curve of the input photos
-    # Tone curve to undo; "auto": the profile's measured one, if any, unless the photo's EXIF names a
-    # photo editor; "measured": that one even then (rawback.isp.unprocess.TONE_CURVES).
+    # Tone curve to undo; "auto": the profile's measured finish, if any, for photos from the renderer
+    # it was measured on; "measured": that finish whatever rendered the photo (tone_curve_for).
     tone_curve: str = "auto"
     white_balance: str = "auto"  # "auto" (EXIF LightSource, else daylight) or "R,G,B" neutral
     compression: str = "ljpeg"  # "ljpeg" (lossless JPEG tiles) or "none"

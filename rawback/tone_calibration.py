@@ -247,6 +247,8 @@ def common_renderer(pairs: list[CurvePair]) -> str | None:
     from rawback.provenance import describe
 
     counts = Counter(pair_renderer(pair) for pair in pairs)
+    if not counts:
+        return None
     if len(counts) > 1:
         found = ", ".join(f"{describe(name)}: {n}" for name, n in counts.most_common())
         raise RawbackError(

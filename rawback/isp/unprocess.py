@@ -27,8 +27,8 @@ from rawback.isp import color, tone
 from rawback.isp.bayer import channel_index
 
 # "auto": the tone curve measured in the camera profile (`rawback profile curve`), if it has one
-# (convert keeps it for photos whose EXIF names a photo editor: rawback.provenance); "measured":
-# that curve whatever the EXIF says.
+# (convert leaves it out for photos from another renderer: rawback.convert.tone_curve_for);
+# "measured": that curve whatever rendered the photo.
 TONE_CURVES = ("auto", "measured", "none", "smoothstep")
 _LINEAR_STEPS = np.linspace(0.0, 1.0, 65536)
 
