@@ -507,7 +507,8 @@ def eval_command(
         typer.Option(
             "--tone-curve-from",
             help="Undo the tone curve measured in this profile (rawback profile curve) on every file, "
-            "each keeping its own colour profile.",
+            "each keeping its own colour profile; 'matched': each file's own camera's, from the profile "
+            "its make and model match, as convert undoes it (none for cameras without one).",
             show_default=False,
         ),
     ] = None,

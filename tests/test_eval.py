@@ -140,6 +140,39 @@ def test_pairs_replace_the_render(fake_data: Path, tmp_path: Path) -> None:
     assert "no paired JPEG" in report.images[1].error
 
 
+def test_tone_curve_from_matched_undoes_each_files_own_cameras_finish(
+    fake_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`matched` scores what `convert` does by default: the fake RAWs are the S40's, whose built-in
+    profile carries its camera engine's finish."""
+    from rawback.evaluate.report import to_markdown
+
+    def scores(report) -> list[float]:
+        return [
+            report.means()[row][key]
+            for row in (BASELINE, ORACLE)
+            for key in ("psnr_packed", "psnr_wb_oracle")
+        ]
+
+    options = EvalOptions(data=fake_data, method="analytic", protocol="finished", limit=1)
+    matched = run_eval(dataclasses.replace(options, tone_curve_from="matched"))
+    assert [img.finish for img in matched.images] == ["canon-powershot-s40"]
+    assert scores(matched) == scores(
+        run_eval(dataclasses.replace(options, tone_curve_from="canon-powershot-s40"))
+    )
+    assert "as `convert` does: `canon-powershot-s40`" in to_markdown(matched)
+    # A user's profile of the camera, matched first, whose finish is Lightroom's, not the camera
+    # engine's: convert would not undo it on the camera's JPEGs, so neither does `matched`.
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "profiles"))
+    lightroom = dataclasses.replace(
+        camera.builtin_profiles()["canon-powershot-s40"], name="my-lightroom", finish_renderer="Lightroom"
+    )
+    camera.save_profile(lightroom, camera.user_folder())
+    unmatched = run_eval(dataclasses.replace(options, tone_curve_from="matched"))
+    assert [img.finish for img in unmatched.images] == [None]
+    assert scores(unmatched) == scores(run_eval(options))
+
+
 def test_eval_camera_override_keeps_the_files_geometry(fake_data: Path) -> None:
     report = run_eval(EvalOptions(data=fake_data, camera="generic", limit=1))
     assert report.images[0].error is None

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from rawback.evaluate.run import METRICS, EvalReport
+from rawback.evaluate.run import MATCHED, METRICS, EvalReport
 from rawback.io.atomic import atomic_output
 
 
@@ -56,11 +56,22 @@ def to_json(report: EvalReport) -> dict:
                 "camera": img.camera,
                 "megapixels": img.megapixels,
                 "error": img.error,
+                "finish": img.finish,
                 "scores": img.rows,
             }
             for img in report.images
         ],
     }
+
+
+def finish_line(report: EvalReport) -> str:
+    if report.options.tone_curve_from != MATCHED:
+        return f"Every row undoes the tone curve measured in `{report.options.tone_curve_from}`."
+    used = sorted({img.finish for img in report.images if img.finish})
+    return (
+        "Every row undoes the finish measured in the profile of the file's own camera, where it has "
+        f"one, as `convert` does: {', '.join(f'`{name}`' for name in used) or 'none here'}."
+    )
 
 
 def to_markdown(report: EvalReport) -> str:
@@ -72,11 +83,7 @@ def to_markdown(report: EvalReport) -> str:
         "",
         f"Protocol: {report.protocol_summary}.",
         f"Data: `{report.options.data}`, {len(report.images)} files, {len(report.failed)} failed.",
-        *(
-            [f"Every row undoes the tone curve measured in `{report.options.tone_curve_from}`."]
-            if report.options.tone_curve_from
-            else []
-        ),
+        *([finish_line(report)] if report.options.tone_curve_from else []),
         "",
         "## Mean over images",
         "",

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from rawback.camera import CameraProfile, profile_from_raw_image, resolve_profile
+from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
 from rawback.errors import RawbackError
 from rawback.evaluate import metrics
 from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
@@ -56,7 +57,9 @@ class EvalOptions:
     pairs: Path | None = None  # folder of camera JPEGs to use instead of renders
     camera: str | None = None  # colour profile override (levels and CFA always come from the RAW)
     # A profile whose measured tone curve (rawback profile curve) every row undoes, each file
-    # keeping its own colour profile: one camera JPEG engine's curve applied across cameras.
+    # keeping its own colour profile: one camera JPEG engine's curve applied across cameras. MATCHED:
+    # each file's own camera's, from the user or built-in profile its make and model match, as
+    # `convert` undoes it for that camera's JPEGs (files of a camera without one undo none).
     tone_curve_from: str | None = None
     # Keep every file's protocol input here, as RELATIVE/PATH/NAME.jpg mirroring `data`: beside a
     # copy of its RAW it is a RAW+JPEG pair for `rawback profile curve`.
@@ -105,6 +108,9 @@ def plan_rows(options: EvalOptions) -> list[Row]:
     return [*rows, Row(BASELINE, BASELINE), Row(ORACLE, BASELINE, oracle=True)]
 
 
+MATCHED = "matched"  # --tone-curve-from: each file's camera's measured finish
+
+
 @dataclass
 class ImageResult:
     file: str  # relative to the data folder
@@ -112,6 +118,7 @@ class ImageResult:
     megapixels: float
     rows: dict[str, dict[str, float | None]] = field(default_factory=dict)
     error: str | None = None
+    finish: str | None = None  # the profile whose measured finish every row undid, if any
 
 
 @dataclass
@@ -198,6 +205,15 @@ def _score(
     }
 
 
+def matched_finish(raw: RawImage) -> CameraProfile | None:
+    """The user or built-in profile of the RAW's camera (by make and model), when it carries a
+    measured finish of the camera's own JPEG engine: what `convert` undoes for that camera's JPEGs."""
+    profile = match_profile(raw.make, raw.model)
+    if profile is None or profile.tone_curve is None or profile.finish_renderer is not None:
+        return None
+    return profile
+
+
 def evaluate_file(
     path: Path,
     data: Path,
@@ -205,11 +221,12 @@ def evaluate_file(
     rows: list[Row],
     camera: str | None,
     workdir: Path,
-    finish_from: CameraProfile | None = None,
+    finish_from: CameraProfile | Literal["matched"] | None = None,
     save_inputs: Path | None = None,
 ) -> ImageResult:
     """Score every row (method(s), baseline, oracle) on one RAW file; the measured finish (tone
-    curve and saturation) of `finish_from` replaces the profile's own, for every row."""
+    curve and saturation) of `finish_from` replaces the profile's own, for every row (MATCHED: the
+    finish of the profile matching the file's camera, if it has one)."""
     from rawback.io.dng import write_dng
     from rawback.io.image import read_image
 
@@ -217,16 +234,20 @@ def evaluate_file(
     prepared = protocol.make_input(raw, workdir)
     raw = prepared.scored_raw or raw
     profile = eval_profile(raw, camera)
-    if finish_from is not None:
+    finish = matched_finish(raw) if isinstance(finish_from, str) else finish_from
+    if finish is not None:
         profile = dataclasses.replace(
             profile,
-            tone_curve=finish_from.tone_curve,
-            saturation=finish_from.saturation,
-            finish_renderer=finish_from.finish_renderer,
+            tone_curve=finish.tone_curve,
+            saturation=finish.saturation,
+            finish_renderer=finish.finish_renderer,
         )
     h, w = raw.mosaic.shape
     result = ImageResult(
-        file=str(path.relative_to(data)), camera=f"{raw.make} {raw.model}".strip(), megapixels=h * w / 1e6
+        file=str(path.relative_to(data)),
+        camera=f"{raw.make} {raw.model}".strip(),
+        megapixels=h * w / 1e6,
+        finish=None if finish is None else finish.name,
     )
     if save_inputs is not None:
         target = save_inputs / path.relative_to(data).with_suffix(prepared.path.suffix)
@@ -303,8 +324,10 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
     if not files:
         raise RawbackError(f"{options.data}: no RAW files found")
     rows = plan_rows(options)
-    finish_from = None
-    if options.tone_curve_from is not None:
+    finish_from: CameraProfile | Literal["matched"] | None = None
+    if options.tone_curve_from == MATCHED:
+        finish_from = MATCHED
+    elif options.tone_curve_from is not None:
         finish_from = resolve_profile(options.tone_curve_from)
         if finish_from.tone_curve is None:
             raise RawbackError(
