@@ -700,6 +700,7 @@ def _numbers(values, digits: int = 4) -> str:
 def profile_list() -> None:
     """Built-in and user profiles (a user profile of the same name replaces the built-in)."""
     with user_errors():
+        from rich import box
         from rich.console import Console
         from rich.table import Table
 
@@ -707,13 +708,14 @@ def profile_list() -> None:
 
         measured = "* tone curve measured by rawback profile curve"
         caption = f"user profiles: {user_folder()}\n{measured}"
-        table = Table(title="camera profiles", caption=caption)
+        # Light rules, and the derived white balance left to `profile show`: on an 80-column
+        # terminal the boxed table with it cut camera names to "Power…".
+        table = Table(title="camera profiles", caption=caption, box=box.SIMPLE_HEAD)
         table.add_column("name", no_wrap=True)
-        table.add_column("make / model")
+        table.add_column("camera")
         table.add_column("CFA")
         table.add_column("bits", justify="right")
         table.add_column("black/white", justify="right", no_wrap=True)
-        table.add_column("daylight WB\nR G B", no_wrap=True)
         for name, profile in sorted(builtin_profiles().items()):
             black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
             table.add_row(
@@ -722,7 +724,6 @@ def profile_list() -> None:
                 profile.cfa_pattern,
                 str(profile.bits),
                 f"{black}/{profile.white_level}",
-                _numbers(1.0 / profile.daylight_neutral(), 2),
             )
         Console().print(table)
 

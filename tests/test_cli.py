@@ -241,6 +241,8 @@ def test_profile_list(tmp_path: Path) -> None:
     for name in ("generic", "canon-powershot-s40", "kodak-dc120", "gopro-hero8-black"):
         assert name in result.stdout
     assert "RGGB" in result.stdout and "GRBG" in result.stdout
+    # Whole camera names, even on an 80-column terminal (the test runner's width).
+    assert "Canon PowerShot S40" in result.stdout and "GoPro HERO8 Black" in result.stdout
 
 
 def test_profile_show() -> None:
