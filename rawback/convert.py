@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rawback.camera import CameraProfile, choose_profile
-from rawback.errors import InputError, ProfileError, UsageError
+from rawback.errors import ProfileError, UsageError
 from rawback.io.atomic import check_writable
 from rawback.io.exif import ExifData
 from rawback.isp.unprocess import UnprocessSettings, to_counts
@@ -140,11 +140,7 @@ def convert_file(
 
     start = time.perf_counter()
     check_writable(output, overwrite=options.overwrite)  # fail before the expensive part
-    image = read_image(source)
-    h, w = image.rgb.shape[:2]
-    if min(h, w) < MIN_SIDE:
-        problem = f"{w}x{h} pixels is too small for a raw file (readers need {MIN_SIDE}x{MIN_SIDE})"
-        raise InputError(source, problem)
+    image = read_image(source, min_side=MIN_SIDE)  # LibRaw and dcraw read no smaller raw file
     inversion = invert_image(image, options, progress)
     preview = np.rint(image.rgb * 255).astype(np.uint8) if options.preview else None
     write_dng(

@@ -380,3 +380,18 @@ def test_eval_on_one_small_raw(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "eval-rawback-diffusion.json").read_text())  # the default method
     assert len(report["images"]) == 1 and report["images"][0]["error"] is None
     assert report["rows"][0] == "diffusion (euler, 1 step)"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (21, 40), (40, 21)])
+def test_convert_refuses_a_photo_too_small_for_a_raw_file_in_one_line(tmp_path: Path, size) -> None:
+    """LibRaw and dcraw read no raw smaller than 22x22, so convert says so before decoding, with the
+    size it needs (read_image alone accepts down to 2x2)."""
+    photo = write_photo(tmp_path / "tiny.jpg", size=size)
+    result = run_cli("convert", photo, "--method", "analytic")
+    assert result.exit_code == 1
+    assert "too small (at least 22x22 is needed)" in one_error_line(result)
+    assert not (tmp_path / "tiny.dng").exists()
+    assert (
+        run_cli("convert", write_photo(tmp_path / "ok.jpg", size=(22, 22)), "--method", "analytic").exit_code
+        == 0
+    )

@@ -74,7 +74,7 @@ class _Decoded:
         return 8 if self.pixels.dtype == np.uint8 else 16
 
 
-def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS) -> InputImage:
+def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> InputImage:
     """Decode a JPEG, PNG or TIFF photo to sRGB float32 with its EXIF.
 
     Raises InputError (one line naming the file and the problem) for a missing, empty, truncated,
@@ -83,9 +83,9 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS) -> InputImage:
     path = Path(path)
     data = _read_bytes(path)
     if data[:4] in _TIFF_MAGIC:
-        decoded = _decode_tiff(path, data, max_pixels)
+        decoded = _decode_tiff(path, data, max_pixels, min_side)
     else:
-        decoded = _decode_jpeg_or_png(path, data, max_pixels)
+        decoded = _decode_jpeg_or_png(path, data, max_pixels, min_side)
     exif = read_exif(decoded.exif)
     pixels, bit_depth, note = _to_srgb(path, decoded)
     jpeg = data if data[:2] == b"\xff\xd8" and _jpeg_frame_marker(data) == 0xC0 else None
@@ -110,16 +110,19 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
-    """Before any pixel is decoded: a forged header must not make us allocate gigabytes."""
+def _check_size(path: Path, width: int, height: int, max_pixels: int, min_side: int) -> None:
+    """Before any pixel is decoded: a forged header must not make us allocate gigabytes, and a
+    photo too small for what it is read for is refused before the work."""
     if width * height > max_pixels:
         raise InputError(
             path,
             f"{width}x{height} pixels ({width * height / 1e6:.0f} MP) is more than the "
             f"{max_pixels / 1e6:.0f} MP limit",
         )
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise InputError(path, f"{width}x{height} pixels is too small (at least 2x2 is needed)")
+    if width < min_side or height < min_side:
+        raise InputError(
+            path, f"{width}x{height} pixels is too small (at least {min_side}x{min_side} is needed)"
+        )
 
 
 @contextlib.contextmanager
@@ -141,7 +144,7 @@ def _one_line(exc: BaseException) -> str:
 # JPEG and PNG: Pillow (16-bit PNG: imagecodecs) -------------------------------------------------
 
 
-def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int) -> _Decoded:
+def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int, min_side: int) -> _Decoded:
     try:
         with _quiet_pillow():
             im = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
@@ -153,7 +156,7 @@ def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int) -> _Decoded:
     except _DECODE_ERRORS as exc:
         raise InputError(path, f"unreadable image header ({_one_line(exc)})") from exc
     with im:
-        _check_size(path, im.width, im.height, max_pixels)
+        _check_size(path, im.width, im.height, max_pixels, min_side)
         icc = im.info.get("icc_profile") or None
         if im.format == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 of 16 bits
             return _decode_png16(path, data, icc, im.info.get("exif"))
@@ -240,7 +243,7 @@ def _not_an_image(data: bytes) -> str:
 # TIFF: Pillow up to 8 bits, tifffile above ------------------------------------------------------
 
 
-def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> _Decoded:
+def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _Decoded:
     import tifffile
 
     try:
@@ -255,7 +258,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> _Decoded:
         raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
     if is_dng:
         raise InputError(path, "is a DNG (camera RAW) file; rawback reads JPEG, PNG or TIFF photos")
-    _check_size(path, width, height, max_pixels)
+    _check_size(path, width, height, max_pixels, min_side)
     if sample_format not in (1, 2) or bits > 16:  # 1 = unsigned, 2 = signed; 3 is float
         raise InputError(path, f"{bits}-bit TIFF samples are not supported; save it as 8 or 16-bit")
     icc = bytes(icc_tag.value) if icc_tag is not None else None
