@@ -48,7 +48,12 @@ CAMERA = "the camera's JPEG engine"  # how notes name the renderer of a photo th
 def rendering_program(exif: ExifData) -> tuple[str, str] | None:
     """(family, the Software value naming it) of the program that rendered the photo, from its
     EXIF Software and ProcessingSoftware; None when they name none (the camera's own JPEG)."""
-    for software in exif.software:
+    return program_named(exif.software)
+
+
+def program_named(software_values: tuple[str, ...]) -> tuple[str, str] | None:
+    """(family, value) of the first known program among Software values, else None."""
+    for software in software_values:
         for family, pattern in _PATTERNS:
             if pattern.search(software):
                 return family, software

@@ -224,13 +224,17 @@ class FinishMeasurement:
 
 
 def pair_renderer(pair: CurvePair) -> str | None:
-    """The program family that rendered the pair's JPEG (rawback.provenance), None for the camera:
-    an embedded preview is always the camera's."""
+    """The program family that rendered the pair's JPEG (rawback.provenance), None for the camera.
+    An embedded preview is the renderer's of the RAW file itself: the camera's, or, for a DNG a
+    converter wrote (its Software names it), the converter's."""
     from rawback.io.exif import read_exif
-    from rawback.provenance import renderer
+    from rawback.io.raw import read_software
+    from rawback.provenance import program_named, renderer
 
     if pair.jpeg is None:
-        return None
+        software = read_software(pair.raw)
+        program = program_named((software,)) if software else None
+        return None if program is None else program[0]
     try:
         with Image.open(pair.jpeg) as image:
             exif = image.info.get("exif")

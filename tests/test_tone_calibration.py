@@ -57,8 +57,16 @@ def scene(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def write_raw(
-    path: Path, seed: int = 0, size: tuple[int, int] = (192, 288), preview: np.ndarray | None = None
+    path: Path,
+    seed: int = 0,
+    size: tuple[int, int] = (192, 288),
+    preview: np.ndarray | None = None,
+    software: str = "Firmware Version 1.0.0",
 ) -> None:
+    """A camera's RAW as a DNG: written by rawback's DNG writer, with the Software tag a camera
+    writes (its firmware) in place of rawback's, unless `software` names a converter."""
+    import tifffile
+
     from rawback.io.dng import write_dng
 
     balanced = scene(*size, seed) @ np.linalg.inv(S40.srgb_from_camera()).T
@@ -74,6 +82,8 @@ def write_raw(
         preview=preview,
         overwrite=True,
     )
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages[0].tags[305].overwrite(software)
 
 
 def camera_jpeg(
@@ -208,6 +218,10 @@ def test_a_raw_alone_is_measured_from_its_embedded_preview(pair: Path, tmp_path:
     measured = measure_finish([match], S40)
     assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
     assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
+    assert measured.renderer is None  # the camera's own preview
+    # A DNG a converter wrote carries the converter's preview, and the finish is the converter's.
+    write_raw(alone, preview=jpeg, software="Adobe DNG Converter 15.3")
+    assert measure_finish([match], S40).renderer == "Adobe"
     # A preview smaller than the DNG's 256-px RGB thumbnail: LibRaw hands over that bitmap instead.
     small = np.asarray(Image.fromarray(jpeg).resize((144, 96), Image.Resampling.BOX))
     write_raw(alone, preview=small)
@@ -215,6 +229,10 @@ def test_a_raw_alone_is_measured_from_its_embedded_preview(pair: Path, tmp_path:
     measured = measure_finish([match], S40)
     assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
     assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
+    assert measured.renderer is None  # the camera's own preview
+    # A DNG a converter wrote carries the converter's preview, and the finish is the converter's.
+    write_raw(alone, preview=jpeg, software="Adobe DNG Converter 15.3")
+    assert measure_finish([match], S40).renderer == "Adobe"
     write_raw(alone, preview=None)  # our DNG writer then embeds only a grey placeholder thumbnail
     with pytest.raises(InputError, match="preview is blank"):
         pair_samples(match, S40)

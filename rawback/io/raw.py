@@ -128,6 +128,20 @@ def read_make_model(path: Path) -> tuple[str, str]:
         return "", ""
 
 
+def read_software(path: Path) -> str | None:
+    """IFD0 Software of a TIFF-based RAW (DNG, CR2, NEF, ARW...): the camera's firmware, or the
+    program that wrote the file (Adobe DNG Converter, rawback). None for other formats (Canon's
+    CRW) or when absent."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get(305)
+            return str(tag.value).strip() or None if tag is not None else None
+    except Exception:  # not TIFF-based, or damaged: tifffile raises many types
+        return None
+
+
 def read_raw(path: Path | str) -> RawImage:
     """Decode a RAW file's visible mosaic and metadata. Raises InputError on unreadable files."""
     import rawpy
