@@ -81,6 +81,11 @@ class CameraProfile:
 
     # --- derived quantities ----------------------------------------------------------------------
 
+    def finish_applies_to(self, renderer: str | None) -> bool:
+        """Whether the measured finish is right for a photo from `renderer` (rawback.provenance's
+        family, None for the camera's engine): only the renderer it was measured on made it."""
+        return self.tone_curve is not None and self.finish_renderer == renderer
+
     def matrices(self) -> list[tuple[int, np.ndarray]]:
         out = [(self.illuminant_1, np.array(self.color_matrix_1, dtype=np.float64).reshape(3, 3))]
         if self.color_matrix_2 is not None and self.illuminant_2 is not None:

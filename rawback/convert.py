@@ -91,8 +91,7 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
     if requested != "auto":
         return requested, None
     program = rendering_program(exif)
-    family = None if program is None else program[0]
-    if family == profile.finish_renderer:
+    if profile.finish_applies_to(None if program is None else program[0]):
         return requested, None
     made_by = "names no program" if program is None else f"names {program[1]!r}"
     note = (

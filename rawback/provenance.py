@@ -60,9 +60,9 @@ def program_named(software_values: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
-def renderer(exif: ExifData) -> str | None:
-    """The program family that rendered the photo, or None for its camera (see rendering_program)."""
-    program = rendering_program(exif)
+def renderer(software_values: tuple[str, ...]) -> str | None:
+    """The program family a file's Software values name, or None for its camera (program_named)."""
+    program = program_named(software_values)
     return None if program is None else program[0]
 
 

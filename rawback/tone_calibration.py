@@ -229,18 +229,16 @@ def pair_renderer(pair: CurvePair) -> str | None:
     converter wrote (its Software names it), the converter's."""
     from rawback.io.exif import read_exif
     from rawback.io.raw import read_software
-    from rawback.provenance import program_named, renderer
+    from rawback.provenance import renderer
 
     if pair.jpeg is None:
-        software = read_software(pair.raw)
-        program = program_named((software,)) if software else None
-        return None if program is None else program[0]
+        return renderer(tuple(filter(None, [read_software(pair.raw)])))
     try:
         with Image.open(pair.jpeg) as image:
             exif = image.info.get("exif")
     except OSError:
         return None  # pair_samples reports the unreadable file with its reason
-    return renderer(read_exif(exif))
+    return renderer(read_exif(exif).software)
 
 
 def common_renderer(pairs: list[CurvePair]) -> str | None:

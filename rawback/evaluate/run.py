@@ -209,9 +209,7 @@ def matched_finish(raw: RawImage) -> CameraProfile | None:
     """The user or built-in profile of the RAW's camera (by make and model), when it carries a
     measured finish of the camera's own JPEG engine: what `convert` undoes for that camera's JPEGs."""
     profile = match_profile(raw.make, raw.model)
-    if profile is None or profile.tone_curve is None or profile.finish_renderer is not None:
-        return None
-    return profile
+    return profile if profile is not None and profile.finish_applies_to(None) else None
 
 
 def evaluate_file(

@@ -116,30 +116,29 @@ def read_make_model(path: Path) -> tuple[str, str]:
         finally:
             if handle:
                 lib.libraw_close(handle)
-    try:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            tags = tif.pages[0].tags
-            make = tags.get(271)
-            model = tags.get(272)
-            return (str(make.value).strip() if make else "", str(model.value).strip() if model else "")
-    except Exception:
-        return "", ""
+    make, model = _ifd0_texts(path, (271, 272))
+    return make, model
 
 
 def read_software(path: Path) -> str | None:
     """IFD0 Software of a TIFF-based RAW (DNG, CR2, NEF, ARW...): the camera's firmware, or the
     program that wrote the file (Adobe DNG Converter, rawback). None for other formats (Canon's
     CRW) or when absent."""
+    (software,) = _ifd0_texts(path, (305,))
+    return software or None
+
+
+def _ifd0_texts(path: Path, tags: tuple[int, ...]) -> tuple[str, ...]:
+    """Text tags of a TIFF-based file's first IFD, stripped; "" for each absent one, or all when
+    the file is not TIFF-based."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            tag = tif.pages[0].tags.get(305)
-            return str(tag.value).strip() or None if tag is not None else None
+            found = tif.pages[0].tags
+            return tuple(str(found[t].value).strip() if t in found else "" for t in tags)
     except Exception:  # not TIFF-based, or damaged: tifffile raises many types
-        return None
+        return ("",) * len(tags)
 
 
 def read_raw(path: Path | str) -> RawImage:
