@@ -260,6 +260,26 @@ def test_the_camera_preview_protocol_scores_the_preview_against_the_raw_of_its_f
     assert "preview is blank" in image.error
 
 
+def test_a_bitmap_preview_is_scored_as_a_png_that_keeps_the_raws_exif(tmp_path: Path) -> None:
+    """A bitmap preview goes to the method as a lossless PNG; like a user's photo, it must still
+    name the camera and carry the capture EXIF (LightSource and exposure hint the white balance)."""
+    from rawback.evaluate.protocols import CameraPreviewProtocol
+    from rawback.io.image import read_image
+    from rawback.io.raw import read_raw
+
+    raw_path = tmp_path / "IMG_0001.dng"
+    write_raw(raw_path)
+    camera_jpeg(raw_path, tmp_path / "preview.jpg", curve=lambda x: x, saturation=1.0)
+    small = np.asarray(Image.open(tmp_path / "preview.jpg").resize((144, 96), Image.Resampling.BOX))
+    write_raw(raw_path, preview=small)  # smaller than the DNG's thumbnail: LibRaw hands over the bitmap
+    raw = read_raw(raw_path)
+    prepared = CameraPreviewProtocol().make_input(raw, tmp_path)
+    assert prepared.path.suffix == ".png"
+    exif = read_image(prepared.path).exif
+    assert (exif.make, exif.model) == (raw.make, raw.model)
+    assert exif.make
+
+
 def test_eval_pairs_of_another_size_are_scored_against_the_raw_of_their_frame(tmp_path: Path) -> None:
     """`--pairs`: a camera JPEG that leaves out the RAW's borders and is smaller is aligned like a
     preview (stretching it onto the mosaic misregistered it)."""

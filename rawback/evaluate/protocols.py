@@ -121,10 +121,23 @@ class Protocol:
 
 
 def _save_jpeg(rgb: np.ndarray, path: Path, raw: RawImage, *, subsampling: int, quality: int = 90) -> None:
+    Image.fromarray(rgb).save(path, "JPEG", quality=quality, subsampling=subsampling, exif=_raw_exif(raw))
+
+
+def _save_png(rgb: np.ndarray, folder: Path, stem: str, exif: bytes | None) -> Path:
+    """An input that must not be compressed again (resampled, cut, or a bitmap) as lossless PNG,
+    keeping the EXIF the photo had: the method reads its LightSource and exposure as a user's
+    file would give them."""
+    path = folder / f"{stem}.png"
+    Image.fromarray(rgb).save(path, "PNG", **({"exif": exif} if exif else {}))
+    return path
+
+
+def _raw_exif(raw: RawImage) -> bytes:
+    """The RAW's capture EXIF as an APP1 payload, for a render saved as the method's input."""
     from rawback.io.exif import exif_from_raw, to_jpeg_exif
 
-    exif = to_jpeg_exif(exif_from_raw(raw))
-    Image.fromarray(rgb).save(path, "JPEG", quality=quality, subsampling=subsampling, exif=exif)
+    return to_jpeg_exif(exif_from_raw(raw))
 
 
 class RawbackProtocol(Protocol):
@@ -173,8 +186,9 @@ class PairsProtocol(RawbackProtocol):
             # Another aspect ratio: non-square pixels (LibRaw stretches such frames), resampled.
             scored, cut = None, to_mosaic_geometry(rgb, h, w)
         if cut.shape != rgb.shape:  # resampled or cut to whole 2x2 blocks: saved losslessly
-            source = folder / f"{raw.path.stem}.png"
-            Image.fromarray(cut).save(source)
+            with Image.open(source) as camera_jpeg:
+                exif = camera_jpeg.info.get("exif")
+            source = _save_png(cut, folder, raw.path.stem, exif)
         return PreparedInput(path=source, input_rgb8=cut, neutral=neutral, scored_raw=scored)
 
 
@@ -200,8 +214,8 @@ class RawDiffusionProtocol(Protocol):
         cropped = rgb[rows, cols].astype(np.float64)
         half = cropped.reshape(cropped.shape[0] // 2, 2, cropped.shape[1] // 2, 2, 3).mean(axis=(1, 3))
         half8 = np.clip(np.rint(half), 0, 255).astype(np.uint8)
-        path = folder / f"{raw.path.stem}.png"
-        Image.fromarray(half8).save(path)
+        # Their protocol's PNG carries no EXIF.
+        path = _save_png(half8, folder, raw.path.stem, exif=None)
         return PreparedInput(path=path, input_rgb8=half8, neutral=render.neutral, upsample=2)
 
     def protocol_metrics(
@@ -387,18 +401,16 @@ class CameraPreviewProtocol(Protocol):
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         import piexif
 
-        from rawback.io.exif import exif_from_raw, to_jpeg_exif
         from rawback.tone_calibration import embedded_preview
 
         embedded = embedded_preview(raw.path)
         scored, preview = raw_in_frame_of(raw, embedded.rgb, raw.path, "its embedded preview")
         if embedded.jpeg is None or preview.shape != embedded.rgb.shape:
             # A bitmap preview, or one of odd size (its last row or column left out): lossless PNG.
-            path = folder / f"{raw.path.stem}.png"
-            Image.fromarray(preview).save(path)
+            path = _save_png(preview, folder, raw.path.stem, _raw_exif(raw))
         else:
             path = folder / f"{raw.path.stem}.jpg"
-            piexif.insert(to_jpeg_exif(exif_from_raw(raw)), embedded.jpeg, str(path))
+            piexif.insert(_raw_exif(raw), embedded.jpeg, str(path))
         # The camera's JPEG engine used its as-shot white balance.
         return PreparedInput(path=path, input_rgb8=preview, neutral=raw.effective_neutral, scored_raw=scored)
 

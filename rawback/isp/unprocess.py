@@ -58,7 +58,8 @@ class MeasuredFinish:
     curve: np.ndarray  # knots of the inverse tone curve (rawback.isp.tone)
     saturation: float = 1.0  # added about luminance after the curve (1 = none)
 
-    def decoding(self, settings: UnprocessSettings) -> UnprocessSettings:
+    @staticmethod
+    def decoding(settings: UnprocessSettings) -> UnprocessSettings:
         """The curve was measured against sRGB decoding of the camera's JPEG, so it holds the
         camera's whole response: the photo is decoded with the sRGB curve whatever `--transfer`
         says, and the measured curve does the rest."""
