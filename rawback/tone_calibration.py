@@ -149,11 +149,11 @@ def developed_raw(path: Path, profile: CameraProfile) -> np.ndarray:
     """A RAW file as linear sRGB (H, W, 3) at mosaic geometry, as the inverse undoes a camera
     JPEG: LibRaw's linear demosaic, the white balance the camera recorded as LibRaw applies it
     (the one the camera's JPEG was made with), the profile's colour matrix."""
-    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+    from rawback.evaluate.protocols import camera_wb_neutral
     from rawback.io.demosaic import read_linear_rgb
     from rawback.isp.simulate import camera_to_linear_srgb
 
-    neutral = render_raw(path, **CAMERA_WB_RENDER).neutral
+    neutral = camera_wb_neutral(path)
     return camera_to_linear_srgb(read_linear_rgb(path).rgb, profile, neutral)
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from rawback import camera
 from rawback.convert import ConvertOptions, convert_file
-from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+from rawback.evaluate.protocols import CAMERA_WB_RENDER, camera_wb_neutral, render_raw
 from rawback.io.exif import exif_from_raw, to_jpeg_exif
 from rawback.io.raw import read_raw
 from rawback.isp.bayer import pattern_from_codes
@@ -26,6 +26,8 @@ def test_render_convert_reopen(path: Path, tmp_path: Path) -> None:
     raw = read_raw(path)
     profile = camera.profile_from_raw(path)
     render = render_raw(path, **CAMERA_WB_RENDER)
+    # The half-size shortcut reads the same white balance, LibRaw's fallbacks included (D30, DC120).
+    assert np.array_equal(camera_wb_neutral(path), render.neutral)
     jpeg = tmp_path / f"{path.stem}.jpg"
     Image.fromarray(render.rgb).save(jpeg, quality=90, exif=to_jpeg_exif(exif_from_raw(raw)))
     dng = tmp_path / f"{path.stem}.dng"

@@ -97,11 +97,11 @@ def camera_jpeg(
 ) -> None:
     """What a camera with the test curve would have saved beside the RAW; `margins` (left, top,
     right, bottom) are RAW pixels its frame leaves out, `scale` its size relative to the frame."""
-    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+    from rawback.evaluate.protocols import camera_wb_neutral
     from rawback.io.demosaic import read_linear_rgb
     from rawback.isp.simulate import camera_to_linear_srgb
 
-    neutral = render_raw(raw_path, **CAMERA_WB_RENDER).neutral
+    neutral = camera_wb_neutral(raw_path)
     lin = camera_to_linear_srgb(read_linear_rgb(raw_path).rgb, S40, neutral)
     curved = curve(lin)
     luma = curved @ tone_fit.LUMINANCE

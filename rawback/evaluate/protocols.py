@@ -58,6 +58,14 @@ def render_raw(path: Path, **params: object) -> Render:
     return Render(rgb=rgb, neutral=neutral)
 
 
+def camera_wb_neutral(path: Path) -> np.ndarray:
+    """The white balance LibRaw applies to a RAW for `use_camera_wb` (see `render_raw`), which is
+    what a camera's JPEG engine used. A half-size render is enough: LibRaw picks the multipliers,
+    fallbacks included, before it demosaics (identical on all 34 files of ../shared/data, about
+    3x faster than the full render)."""
+    return render_raw(path, half_size=True, **CAMERA_WB_RENDER).neutral
+
+
 def applied_neutral(raw: rawpy.RawPy) -> np.ndarray:
     """The white balance of `raw`'s last `postprocess`, as a neutral (green = 1).
 
@@ -309,7 +317,7 @@ class FinishedProtocol(Protocol):
         from rawback.camera import profile_from_raw_image
         from rawback.io.demosaic import read_linear_rgb
 
-        neutral = render_raw(raw.path, **CAMERA_WB_RENDER).neutral
+        neutral = camera_wb_neutral(raw.path)
         linear = read_linear_rgb(raw.path).rgb
         rgb8 = self.finish(linear, profile_from_raw_image(raw), neutral)
         path = folder / f"{raw.path.stem}.jpg"
