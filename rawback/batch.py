@@ -190,12 +190,13 @@ def input_bytes(job: Job) -> int:
 
 def check_options(options: ConvertOptions) -> None:
     """Fail once, before the first photo, on options that would fail every photo."""
-    from rawback.camera import resolve_profile
+    from rawback.camera import builtin_profiles, resolve_profile
 
     try:
         get_method(options.method)
     except ValueError as exc:
         raise UsageError(f"--method: {exc}") from None
+    builtin_profiles()  # an unreadable profile folder or a malformed user profile would fail every photo
     if options.camera:
         resolve_profile(options.camera)
 

@@ -164,10 +164,28 @@ def builtin_profiles() -> dict[str, CameraProfile]:
     profile curve` under any name is the one that camera's photos get)."""
     profiles: dict[str, CameraProfile] = {}
     for folder in (user_folder(), builtin_folder()):
-        for path in sorted(folder.glob(f"*{PROFILE_SUFFIX}")):
-            profile = CameraProfile.from_json(path.read_text(), origin=str(path))
+        try:
+            paths = sorted(folder.glob(f"*{PROFILE_SUFFIX}"))
+        except OSError as exc:  # e.g. `docker run --user` with another user's HOME
+            raise ProfileError(
+                f"{folder}: cannot read the profile folder ({exc.strerror}); fix its permissions "
+                "or point RAWBACK_PROFILE_DIR to another folder"
+            ) from exc
+        for path in paths:
+            profile = load_profile_file(path)
             profiles.setdefault(profile.name, profile)
     return profiles
+
+
+def shadowed_finish(profile: CameraProfile) -> CameraProfile | None:
+    """The built-in profile of `profile`'s camera when it carries a measured finish that `profile`
+    lacks. User profiles are matched first, so one made by `rawback profile add` (colours only)
+    hides the built-in S40's or G2's finish; convert says so rather than drop it silently."""
+    if profile.tone_curve is not None:
+        return None
+    shipped = {p.name: p for p in map(load_profile_file, sorted(builtin_folder().glob(f"*{PROFILE_SUFFIX}")))}
+    match = match_profile(profile.make, profile.model, shipped)
+    return match if match is not None and match.tone_curve is not None else None
 
 
 def load_profile_file(path: Path) -> CameraProfile:

@@ -7,6 +7,7 @@ Heavy imports (numpy, rawpy, Pillow, the converters) happen inside the commands,
 """
 
 import contextlib
+import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -197,6 +198,35 @@ def main(
     ] = False,
 ) -> None:
     """Turn JPEG photos back into camera RAW files (DNG)."""
+    # A file name that is not valid UTF-8 (copied from another system) reaches Python with
+    # surrogates; print it escaped rather than let the first such name stop a whole batch.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    _stop_on_sigterm()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, docker stop, Slurm), handled as Ctrl-C is: no partial file is left,
+    training saves a checkpoint. The exit status is 128 + 15."""
+
+    exit_code = 143
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _interrupted_exit(exc: KeyboardInterrupt) -> typer.Exit:
+    return typer.Exit(getattr(exc, "exit_code", 130))
 
 
 # --- convert and batch ---------------------------------------------------------------------------
@@ -269,23 +299,42 @@ def _run(
     mirrored folders, show only a progress bar; else (convert) the user named each file: an
     existing DNG is an error, -o's folder must exist, and every file gets a line."""
     from rawback import batch
-    from rawback.console import make_reporter
+    from rawback.console import make_reporter, print_error
 
     reporter = make_reporter(quiet=quiet, verbose=verbose, dry_run=dry_run, list_files=not batch_mode)
-    with reporter:
-        reporter.start(jobs)
-        summary = batch.run_jobs(
-            jobs,
-            options,
-            skip_existing=batch_mode,
-            create_folders=batch_mode,
-            dry_run=dry_run,
-            on_start=reporter.file_started,
-            on_done=reporter.file_done,
-            on_progress=reporter.file_progress,
-            check=False,  # the command checked them before planning
+    finished: list[batch.Outcome] = []
+
+    def on_done(outcome: batch.Outcome) -> None:
+        finished.append(outcome)
+        reporter.file_done(outcome)
+
+    try:
+        with reporter:
+            reporter.start(jobs)
+            summary = batch.run_jobs(
+                jobs,
+                options,
+                skip_existing=batch_mode,
+                create_folders=batch_mode,
+                dry_run=dry_run,
+                on_start=reporter.file_started,
+                on_done=on_done,
+                on_progress=reporter.file_progress,
+                check=False,  # the command checked them before planning
+            )
+            reporter.finish(summary, dry_run=dry_run)
+    except KeyboardInterrupt as exc:
+        converted = sum(outcome.status is batch.Status.CONVERTED for outcome in finished)
+        after = (
+            "run the same command again to resume: finished photos are skipped"
+            if batch_mode
+            else "the DNGs written are complete"
         )
-        reporter.finish(summary, dry_run=dry_run)
+        print_error(
+            f"interrupted after {len(finished)} of {len(jobs)} photos ({converted} converted); "
+            f"no partial file was left, {after}"
+        )
+        raise _interrupted_exit(exc) from None
     if summary.failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -638,8 +687,8 @@ def train(
         with TrainProgress(quiet=quiet) as progress:
             try:
                 weights = run_training(options, progress=progress)
-            except KeyboardInterrupt:
-                raise typer.Exit(130) from None
+            except KeyboardInterrupt as exc:
+                raise _interrupted_exit(exc) from None
         typer.echo(f"wrote {weights}")
 
 

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from types import TracebackType
 
+from rich.markup import escape
+
 from rawback.batch import Job, Outcome, Status, Summary, input_bytes
 
 
@@ -151,7 +153,7 @@ class RichReporter(PlainReporter):
         if not self.progress.live.is_started:
             self.progress.start_task(self.task)
             self.progress.start()
-        self.progress.update(self.task, description=job.source.name)
+        self.progress.update(self.task, description=escape(job.source.name))
 
     def file_progress(self, job: Job, fraction: float) -> None:
         """Move the bar within the photo being converted (a 12 MP photo takes the model about a
@@ -238,7 +240,9 @@ class CountProgress(_LiveProgress):
 
     def __call__(self, index: int, total: int, name: str) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=index, total=total, description=name or self.what)
+            self.progress.update(
+                self.task, completed=index, total=total, description=escape(name or self.what)
+            )
         elif not self.quiet and name:
             print(f"[{index + 1}/{total}] {self.what} {name}", flush=True)
 
@@ -261,7 +265,7 @@ class TrainProgress(_LiveProgress):
         if self.quiet:
             return
         if self.progress is not None:
-            self.progress.console.print(text)
+            self.progress.console.print(text, markup=False, highlight=False)
         else:
             print(text, flush=True)
 
@@ -269,7 +273,7 @@ class TrainProgress(_LiveProgress):
         kind = event["event"]
         if kind == "cache":
             if self.progress is not None:
-                self.progress.update(self.task, description=f"decoding {event['file']}")
+                self.progress.update(self.task, description=escape(f"decoding {event['file']}"))
             else:
                 self.line(f"[{event['index'] + 1}/{event['total']}] decoding {event['file']}")
         elif kind == "start":

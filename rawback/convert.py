@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rawback.camera import CameraProfile, choose_profile
+from rawback.camera import CameraProfile, choose_profile, shadowed_finish
 from rawback.errors import ProfileError, UsageError
 from rawback.io.atomic import check_writable
 from rawback.io.exif import ExifData
@@ -86,6 +86,11 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
             raise ProfileError(
                 f"--tone-curve measured: profile {profile.name} has no measured tone curve "
                 "(`rawback profile curve` measures one)"
+            )
+        if requested == "auto" and (shipped := shadowed_finish(profile)) is not None:
+            return requested, (
+                f"no finish was undone: profile {profile.name} has none, while the built-in "
+                f"{shipped.name} for this camera carries one (--camera {shipped.name} uses it)"
             )
         return requested, None
     if requested != "auto":

@@ -4,6 +4,8 @@ tree with corrupt photos in it, through the plain functions and through the CLI.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -319,3 +321,103 @@ def test_batch_bad_option_fails_before_creating_anything(tmp_path: Path) -> None
     result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--camera", "nope")
     assert result.exit_code == 1 and result.stderr.startswith("error: unknown camera 'nope'")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_name_in_a_bracket_is_shown_as_it_is_on_the_progress_bar(tmp_path: Path) -> None:
+    """Rich reads square brackets as markup: "IMG [edit].jpg" showed as "IMG .jpg"."""
+    from rich.text import Text
+
+    from rawback.console import RichReporter
+
+    job = batch.Job(source=write_photo(tmp_path / "IMG [edit].jpg"), output=tmp_path / "IMG [edit].dng")
+    reporter = RichReporter()
+    with reporter:
+        reporter.start([job])
+        reporter.file_started(job)
+        (task,) = reporter.progress.tasks
+        assert Text.from_markup(task.description).plain == "IMG [edit].jpg"
+
+
+def rawback_process(*args: object, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rawback", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_batch(tmp_path: Path) -> None:
+    """Such names (copied from another system) reach Python with surrogates, which a strict UTF-8
+    stdout (the default under a UTF-8 locale) could not print: the first one stopped the batch."""
+    folder = tmp_path / "in"
+    write_photo(folder / "ok.jpg")
+    os.rename(write_photo(folder / "x.jpg"), os.fsencode(folder) + b"/caf\xe9.jpg")
+    process = rawback_process(
+        "batch", folder, "-o", tmp_path / "out", "--method", "analytic", PYTHONIOENCODING="utf-8:strict"
+    )
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode(errors="replace")
+    assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == [b"caf\xe9.dng", b"ok.dng"]
+    assert b"caf\\udce9.jpg" in out
+
+
+def test_sigterm_stops_a_batch_like_ctrl_c_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    """kill, timeout, docker stop and Slurm send SIGTERM: it must clean up as Ctrl-C does, say how
+    to resume, and exit with 128 + 15."""
+    import signal
+    import time
+
+    for i in range(60):
+        write_photo(tmp_path / "in" / f"p{i:02}.jpg", size=(640, 480), seed=i)
+    out = tmp_path / "out"
+    process = rawback_process("batch", tmp_path / "in", "-o", out, "--method", "analytic")
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*.dng")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err.decode()
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
+    assert 0 < len(list(out.glob("*.dng"))) < 60
+    assert "interrupted after" in err.decode() and "run the same command again to resume" in err.decode()
+
+
+def test_a_malformed_user_profile_stops_the_batch_once_before_any_photo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "profiles"))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "broken.json").write_text("{not json")
+    write_photo(tmp_path / "in/a.jpg")
+    write_photo(tmp_path / "in/b.jpg", seed=1)
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--method", "analytic")
+    assert result.exit_code != 0
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "broken.json: not a valid camera profile" in line
+    assert not list(tmp_path.rglob("*.dng"))
+
+
+def test_an_unreadable_profile_folder_is_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker run --user` with another user's HOME: the folder exists but cannot be listed."""
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(folder))
+    real_glob = Path.glob
+
+    def glob(self: Path, pattern: str):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real_glob(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", glob)
+    write_photo(tmp_path / "in/a.jpg")
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--method", "analytic")
+    assert result.exit_code != 0
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        f"error: {folder}: cannot read the profile folder (Permission denied); fix its permissions "
+        "or point RAWBACK_PROFILE_DIR to another folder"
+    )

@@ -245,6 +245,22 @@ def test_tiff_8_and_16_bit(tmp_path: Path) -> None:
     assert image16.exif.make == "TiffCam" and image16.exif.orientation == 6
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_tiff_pixels_stay_in_stored_order_whatever_the_orientation(
+    tmp_path: Path, orientation: int, dtype: type
+) -> None:
+    """The DNG carries the Orientation tag, so the pixels must stay as stored (Pillow 13 turns an
+    8-bit TIFF upright as it loads it, and the DNG then came out turned twice)."""
+    pixels = np.random.default_rng(orientation).integers(0, np.iinfo(dtype).max, (48, 64, 3), dtype=dtype)
+    path = tmp_path / "turned.tif"
+    tifffile.imwrite(path, pixels, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    image = read_image(path)
+    assert image.exif.orientation == orientation
+    scale = np.iinfo(dtype).max
+    assert np.array_equal(np.rint(image.rgb.astype(np.float64) * scale).astype(dtype), pixels)
+
+
 def test_tiff_16_bit_planar_and_greyscale(tmp_path: Path) -> None:
     pixels = gradient(dtype=np.uint16)
     tifffile.imwrite(

@@ -127,6 +127,24 @@ def test_a_camera_jpeg_gets_its_cameras_finish_undone_and_an_edited_one_does_not
     assert any("measured in profile canon-powershot-s40 undone" in n for n in forced_notes)
 
 
+def test_a_user_profile_that_hides_the_builtin_finish_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rawback profile add` saves colours only, and user profiles are matched first: the S40's
+    built-in finish is then not undone, which -v must say rather than drop it silently."""
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "profiles"))
+    (tmp_path / "profiles").mkdir()
+    colours_only = dataclasses.replace(
+        camera.builtin_profiles()["canon-powershot-s40"], name="my-s40", tone_curve=None, saturation=None
+    )
+    (tmp_path / "profiles" / "my-s40.json").write_text(colours_only.to_json())
+    mine, notes = counts(s40_photo(tmp_path / "camera.jpg", "Firmware Version 1.0.0"))
+    plain, _ = counts(tmp_path / "camera.jpg", "none")
+    np.testing.assert_array_equal(mine, plain)
+    (note,) = [n for n in notes if "no finish was undone" in n]
+    assert "my-s40" in note and "--camera canon-powershot-s40" in note
+
+
 def test_measured_without_a_measured_curve_is_a_one_line_error(tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (64, 48), (120, 110, 100)).save(photo, exif=exif_bytes("Kodak", "DC50"))

@@ -253,6 +253,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             bits, sample_format = int(page.bitspersample), int(page.sampleformat)
             photometric = page.photometric
             icc_tag = page.tags.get(34675)  # InterColorProfile
+            orientation_tag = page.tags.get(274)
             is_dng = 50706 in page.tags  # DNGVersion
     except Exception as exc:  # tifffile raises many types for a damaged header
         raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
@@ -273,9 +274,26 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
         with im:
             pixels, space = _pillow_pixels(path, im)
+            orientation = int(orientation_tag.value) if orientation_tag is not None else 1
+            if orientation in _UNDO_UPRIGHT and 274 not in im.tag_v2:
+                # Pillow >= 13 turns a TIFF upright as it loads it (and drops the tag), but the
+                # DNG carries the Orientation tag: put the pixels back in their stored order.
+                pixels = np.ascontiguousarray(_UNDO_UPRIGHT[orientation](pixels))
         return _Decoded(pixels, space, icc, exif)
     pixels, space = _tifffile_pixels(path, data, bits, photometric)
     return _Decoded(pixels, space, icc, exif)
+
+
+# Orientation -> the inverse of the turn that sets such a photo upright (ImageOps.exif_transpose).
+_UNDO_UPRIGHT = {
+    2: np.fliplr,
+    3: lambda a: a[::-1, ::-1],
+    4: np.flipud,
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, -1),
+}
 
 
 def _tifffile_pixels(path: Path, data: bytes, bits: int, photometric: int) -> tuple[np.ndarray, str]:
