@@ -199,6 +199,10 @@ def check_options(options: ConvertOptions) -> None:
     builtin_profiles()  # an unreadable profile folder or a malformed user profile would fail every photo
     if options.camera:
         resolve_profile(options.camera)
+    if options.method == "diffusion" and options.diffusion.device != "auto":
+        from rawback.inference import resolve_device  # imports torch: only for the learned method
+
+        resolve_device(options.diffusion.device)
 
 
 def ensure_folder(folder: Path, *, create: bool) -> None:

@@ -11,6 +11,7 @@ Built-in profiles live in `rawback/profiles/*.json`; they were made from the fil
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -291,6 +292,8 @@ def profile_from_raw(path: Path | str, name: str | None = None) -> CameraProfile
 
 def profile_from_raw_image(raw: RawImage, name: str | None = None) -> CameraProfile:
     """The profile of an already decoded RAW file (see `profile_from_raw`)."""
+    from rawback.io.raw import read_tiff_make_model
+
     path = raw.path
     notes: list[str] = []
     matrices = _dng_matrices(path)
@@ -310,7 +313,7 @@ def profile_from_raw_image(raw: RawImage, name: str | None = None) -> CameraProf
     bits = max(1, int(raw.white_level).bit_length())
     (illum1, m1), *rest = matrices
     m2 = rest[0] if rest else (None, None)
-    return CameraProfile(
+    profile = CameraProfile(
         name=name or slugify(f"{make} {model}"),
         make=make,
         model=model,
@@ -325,6 +328,12 @@ def profile_from_raw_image(raw: RawImage, name: str | None = None) -> CameraProf
         source=f"extracted from {path.name} by rawback profile add",
         notes=tuple(notes),
     )
+    # The camera's own names, as its JPEGs' EXIF gives them, when LibRaw's normalised ones would
+    # not match them ("Eastman Kodak Company Kodak DC120 ZOOM Digital Camera" against "Kodak DC120").
+    own_make, own_model = read_tiff_make_model(path)
+    if (own_make or own_model) and match_profile(own_make, own_model, {profile.name: profile}) is None:
+        profile = dataclasses.replace(profile, aliases=(f"{own_make} {own_model}".strip(),))
+    return profile
 
 
 def save_profile(profile: CameraProfile, folder: Path, *, overwrite: bool = False) -> Path:

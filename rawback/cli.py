@@ -593,11 +593,11 @@ def eval_command(
         try:  # bad names are usage errors, reported before any work
             get_method(method)
             get_protocol(protocol, pairs)
-            step_counts = tuple(int(v) for v in steps.split(","))
-            if any(n < 1 for n in step_counts):
-                raise ValueError
         except ValueError as exc:
-            raise UsageError(str(exc) or f"--steps must be positive integers, not {steps!r}") from None
+            raise UsageError(str(exc)) from None
+        step_counts = tuple(int(v) for v in steps.split(",") if v.strip().isdigit())
+        if len(step_counts) != len(steps.split(",")) or min(step_counts) < 1:
+            raise UsageError(f"--steps must be positive integers separated by commas, not {steps!r}")
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,

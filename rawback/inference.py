@@ -29,7 +29,13 @@ from rawback.camera import CameraProfile
 from rawback.isp import tone
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, measured_finish, unprocess
-from rawback.methods import DiffusionSettings, InverseRequest, InverseResult, measured_finish_note
+from rawback.methods import (
+    DEVICE_NAMES,
+    DiffusionSettings,
+    InverseRequest,
+    InverseResult,
+    measured_finish_note,
+)
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.gate import clipped_blocks, gated_residual
@@ -42,14 +48,23 @@ Progress = Callable[[float], None]  # fraction of a photo's network work done, 0
 MID_GREY = 0.18  # the JPEG's linear value at which a measured curve's exposure gain is reported
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
+    """`--device` of every command: auto (this process's CUDA GPU, `local_rank` under torchrun,
+    else the CPU), cpu, cuda, cuda:N or mps; one line when it is malformed or not present."""
     from rawback.errors import RawbackError
 
+    if not DEVICE_NAMES.fullmatch(name):
+        raise RawbackError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {name!r}")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RawbackError(f"--device {name}: no CUDA GPU is available to this process")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RawbackError(f"--device {name}: no CUDA GPU is available to this process")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RawbackError(f"--device {name}: this process sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RawbackError(f"--device {name}: no Apple GPU (MPS) is available to this process")
     return device
 
 

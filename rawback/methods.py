@@ -20,7 +20,7 @@ from rawback.isp.unprocess import UnprocessSettings, measured_finish, neutral_fo
 # The samplers of rawback.sampling, by name (kept here so option checks need no torch import).
 SAMPLER_NAMES = ("euler", "heun", "dpmpp-2m", "one-step")
 PRECISIONS = ("auto", "fp32", "bf16")
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # --device of every command
 # Default (tile side in photo pixels, tiles per network call) by device. On the CPU, measured with
 # bench/bench_diffusion.py on a 2-core EPYC (12 MP convert): small tiles one at a time keep each
 # tile's activations in cache; 320 px took 13.2 s, 256 px 13.5 s, 512 px 17.0 s, 512 px in
@@ -59,7 +59,7 @@ class DiffusionSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(SAMPLER_NAMES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if not _DEVICE.fullmatch(self.device):
+        if not DEVICE_NAMES.fullmatch(self.device):
             raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.weights is not None and not Path(self.weights).is_file():
             raise ValueError(f"{self.weights}: model weights not found")

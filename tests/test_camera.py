@@ -57,6 +57,9 @@ def test_two_matrix_profile_renders_with_the_matrix_nearest_d65() -> None:
         ("canon", "powershot  s40", "canon-powershot-s40"),
         ("GoPro", "HERO8 Black", "gopro-hero8-black"),
         ("Kodak", "DC120", "kodak-dc120"),
+        # the cameras' own EXIF names (LibRaw normalises them to the line above)
+        ("Eastman Kodak Company", "Kodak DC120 ZOOM Digital Camera", "kodak-dc120"),
+        ("Eastman Kodak Company", "Kodak Digital Science DC50 Zoom Camera", "kodak-dc50"),
         ("Nikon", "D850", None),
         (None, None, None),
     ],

@@ -268,6 +268,34 @@ def test_simulator_settings_come_from_the_training_config(raw_folder, cache_dir)
     assert all(70 <= p["jpeg"]["quality"] <= 95 for p in drawn)
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--device", "bogus"], "--device must be auto, cpu, cuda, cuda:N or mps, not 'bogus'"),
+        (["--device", "cuda:7"], "--device cuda:7: "),
+        (["--resume"], "checkpoint.pt: nothing to resume"),
+        (["--validation", "nomatch/*"], "--validation nomatch/*: matches no RAW file under"),
+    ],
+)
+def test_cli_train_refuses_bad_starts_in_one_line_before_any_work(
+    raw_folder, tmp_path, extra: list[str], message: str
+) -> None:
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["train", "--data", str(raw_folder), "--out", str(out), "--cache-dir", str(cache), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
+    assert not out.exists() and not cache.exists()  # nothing decoded, no empty run folder
+
+
+def test_cli_calibrate_refuses_a_missing_output_folder_before_fitting(raw_folder, tmp_path) -> None:
+    out = tmp_path / "missing" / "gated.pt"
+    result = CliRunner().invoke(app, ["calibrate", "--data", str(raw_folder), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {out.parent}: the output folder does not exist\n"
+
+
 def test_cli_train_validates_writes_weights_and_refuses_to_clobber(raw_folder, cache_dir, tmp_path) -> None:
     out = tmp_path / "run"
     sets = [f"--set={k}={json.dumps(v)}" for k, v in {**TINY_TRAIN, "steps": 2, "workers": 1}.items()]

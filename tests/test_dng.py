@@ -404,6 +404,13 @@ def test_malformed_exif_values_are_left_out(tmp_path: Path) -> None:
         (ExifData(make="Canon", model="Canon PowerShot S40"), None, "Canon PowerShot S40"),
         (ExifData(make="GoPro", model="HERO7 Black"), None, "GoPro HERO7 Black"),
         (ExifData(make=None, model="iPhone"), None, "iPhone"),
+        (ExifData(make="NIKON CORPORATION", model="NIKON D700"), None, "NIKON D700"),
+        (
+            ExifData(make="Eastman Kodak Company", model="Kodak DC120 ZOOM Digital Camera"),
+            None,
+            "Kodak DC120 ZOOM Digital Camera",
+        ),
+        (ExifData(make="Apple", model="iPhone 12"), None, "Apple iPhone 12"),
         (ExifData(make="GoPro", model="HERO7 Black"), "My Camera", "My Camera"),
     ],
 )

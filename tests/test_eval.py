@@ -259,3 +259,29 @@ def test_save_inputs_keeps_each_protocol_input_beside_its_path(fake_data: Path, 
     saved = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*"))
     assert saved == ["a", "a/one.jpg", "b", "b/two.jpg"]
     assert Image.open(inputs / "a" / "one.jpg").format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--steps", "1,x"], "--steps must be positive integers separated by commas, not '1,x'"),
+        (["--steps", "0"], "--steps must be positive integers separated by commas, not '0'"),
+        (["--include", "nomatch/*"], "no RAW files found matching --include nomatch/*"),
+        (["--camera", "nope", "--method", "analytic"], "unknown camera 'nope'"),
+        (["--device", "cuda:3"], "--device cuda:3: "),
+    ],
+)
+def test_eval_refuses_what_would_fail_every_file_once_before_the_first(
+    fake_data: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from rawback.cli import app
+
+    reports = tmp_path / "reports"
+    args = ["eval", "--data", str(fake_data), "--report-dir", str(reports), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (1, 2), result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
+    assert not reports.exists()

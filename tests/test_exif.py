@@ -231,3 +231,26 @@ def test_exif_from_raw_skips_unknown_values() -> None:
     assert data.orientation == 1 and data.datetime is None
     assert exif_from_raw(fake_raw(exposure_time=30.0)).exif[NAMES["ExposureTime"]] == (30, 1)
     assert exif_from_raw(fake_raw(exposure_time=1 / 8000)).exif[NAMES["ExposureTime"]] == (1, 8000)
+
+
+def test_caption_artist_and_copyright_reach_the_dng(tmp_path: Path) -> None:
+    """Photographers rely on their rights notice surviving a conversion."""
+    import tifffile
+
+    from rawback.convert import ConvertOptions, convert_file
+
+    ifd0 = {
+        piexif.ImageIFD.Make: b"Canon",
+        piexif.ImageIFD.Model: b"Canon PowerShot S40",
+        piexif.ImageIFD.ImageDescription: "Lac Léman at dusk".encode(),
+        piexif.ImageIFD.Artist: b"Jane Doe",
+        piexif.ImageIFD.Copyright: b"(c) 2026 Jane Doe\0Editor Ltd",
+    }
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (120, 110, 100)).save(photo, exif=piexif.dump({"0th": ifd0}))
+    convert_file(photo, tmp_path / "photo.dng", ConvertOptions(method="analytic"))
+    with tifffile.TiffFile(tmp_path / "photo.dng") as dng:
+        tags = dng.pages[0].tags
+        assert tags["ImageDescription"].value == "Lac Léman at dusk"
+        assert tags["Artist"].value == "Jane Doe"
+        assert tags["Copyright"].value == "(c) 2026 Jane Doe; Editor Ltd"

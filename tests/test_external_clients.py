@@ -50,8 +50,8 @@ PROFILE = CameraProfile(
 )
 
 
-def scene_mosaic() -> np.ndarray:
-    balanced = np.full((*SHAPE, 3), GREY)
+def scene_mosaic(shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    balanced = np.full((*shape, 3), GREY)
     balanced[:40] = RED
     balanced[-40:] = BLUE
     camera_rgb = balanced * NEUTRAL  # what the sensor records under the light
@@ -175,6 +175,21 @@ def test_darktable_renders_grey_as_grey(dngs: dict[str, Path], tmp_path: Path, c
     config.mkdir()
     cmd = ["darktable-cli", str(dngs[compression]), str(out), "--core"]
     result = run([*cmd, "--configdir", str(config), "--library", ":memory:"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_rendered_scene(out)
+
+
+@needs("darktable-cli")
+def test_darktable_opens_a_dng_whose_last_tile_column_is_one_pixel_wide(tmp_path: Path) -> None:
+    """rawspeed refuses a lossless-JPEG tile with fewer visible columns than its 2 components
+    ("Got less pixels than the components per sample"): widths 257, 513, 769... failed to open."""
+    path = tmp_path / "w513.dng"
+    write_dng(path, scene_mosaic((300, 513)), profile=PROFILE, as_shot_neutral=NEUTRAL)
+    out, config = tmp_path / "out.png", tmp_path / "config"
+    config.mkdir()
+    result = run(
+        ["darktable-cli", str(path), str(out), "--core", "--configdir", str(config), "--library", ":memory:"]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert_rendered_scene(out)
 

@@ -320,8 +320,16 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
     if options.limit is not None:
         files = files[: options.limit]
     if not files:
-        raise RawbackError(f"{options.data}: no RAW files found")
+        matching = f" matching --include {' '.join(options.include)}" if options.include else ""
+        raise RawbackError(f"{options.data}: no RAW files found{matching}")
     rows = plan_rows(options)
+    # What would fail every file fails once, before the first.
+    if options.camera is not None:
+        resolve_profile(options.camera)
+    if any(row.method == "diffusion" for row in rows):
+        from rawback.inference import resolve_device
+
+        resolve_device(options.diffusion.device)
     finish_from: CameraProfile | Literal["matched"] | None = None
     if options.tone_curve_from == MATCHED:
         finish_from = MATCHED

@@ -156,7 +156,10 @@ def camera_name(profile: CameraProfile, exif: ExifData | None, camera_model: str
         make, model = exif.make or "", exif.model or ""
     else:
         make, model = profile.make, profile.model
-    if model.lower().startswith(make.lower()):  # "Canon" + "Canon PowerShot S40"
+    # The model often names the brand already: "Canon" + "Canon PowerShot S40", "NIKON
+    # CORPORATION" + "NIKON D700", "Eastman Kodak Company" + "Kodak DC120 ZOOM Digital Camera".
+    first_word = model.split()[0].lower() if model.split() else ""
+    if model.lower().startswith(make.lower()) or first_word in make.lower().split():
         return model
     return f"{make} {model}".strip()
 
@@ -257,6 +260,8 @@ def _main_ifd(
     ifd.add(PLANAR_CONFIG, SHORT, 1)
     ifd.add(RESOLUTION_UNIT, SHORT, 2)  # inches
     ifd.add(SOFTWARE, ASCII, f"rawback {rawback.__version__}")
+    for tag, text in exif.rights.items() if exif is not None else ():
+        ifd.add(tag, ASCII, text)  # ImageDescription, Artist, Copyright (UTF-8, as exiftool writes)
     if exif is not None and exif.datetime:
         # The capture time; without one we write none rather than "now", so that converting the
         # same photo twice gives bit-identical files.
@@ -283,8 +288,9 @@ def _raw_ifd(mosaic: np.ndarray, profile: CameraProfile, compression: str) -> _I
     """SubIFD 1: the CFA mosaic with its pattern and levels (dng.md table 3)."""
     height, width = mosaic.shape
     # LibRaw and dcraw wrap a tile's rows at the image width, so a tile wider than the image
-    # decodes as garbage; such narrow images are stored uncompressed instead.
-    if width < TILE:
+    # decodes as garbage; and darktable's rawspeed refuses a tile with fewer visible columns than
+    # its 2 components (widths 257, 513, ...). Such images are stored uncompressed instead.
+    if width < TILE or width % TILE == 1:
         compression = "none"
     ifd = _Ifd()
     ifd.add(NEW_SUBFILE_TYPE, LONG, 0)  # the main image

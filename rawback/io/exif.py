@@ -40,6 +40,7 @@ EXIF_KEEP: frozenset[int] = frozenset(_EXIF_NAMES[name] for name in _KEEP_NAMES)
 
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 271, 272, 274, 306
 _SOFTWARE, _PROCESSING_SOFTWARE = 305, 11
+RIGHTS_TAGS = (270, 315, 33432)  # ImageDescription, Artist, Copyright
 _EXIF_POINTER, _GPS_POINTER = 34665, 34853
 _DATETIME_ORIGINAL = _EXIF_NAMES["DateTimeOriginal"]
 _LIGHT_SOURCE = _EXIF_NAMES["LightSource"]
@@ -67,6 +68,9 @@ class ExifData:
     # IFD0 Software and ProcessingSoftware: the programs that wrote or processed the file. Only
     # read, to tell a camera's own JPEG from one a photo editor rendered (rawback.provenance).
     software: tuple[str, ...] = ()
+    # IFD0 ImageDescription, Artist and Copyright: the photographer's caption and rights, copied
+    # to the DNG (tag: text).
+    rights: dict[int, str] = field(default_factory=dict)
     exif: dict[int, object] = field(default_factory=dict)  # Exif-IFD allow-list, piexif forms
     gps: dict[int, object] = field(default_factory=dict)  # GPS-IFD tags, piexif forms
     warnings: list[str] = field(default_factory=list)  # e.g. "EXIF is corrupt and was ignored"
@@ -133,6 +137,7 @@ def _from_ifds(ifds: dict, notes: list[str]) -> ExifData:
         datetime=_date(exif_ifd.get(_DATETIME_ORIGINAL)) or _date(ifd0.get(_DATETIME)),
         light_source=light or None,
         software=tuple(text for tag in (_SOFTWARE, _PROCESSING_SOFTWARE) if (text := _text(ifd0.get(tag)))),
+        rights={tag: text for tag in RIGHTS_TAGS if (text := _rights_text(ifd0.get(tag)))},
         exif=exif,
         gps=gps,
         warnings=notes,
@@ -204,6 +209,16 @@ def _text(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     return value.replace("\0", " ").strip() or None
+
+
+def _rights_text(value: object) -> str | None:
+    """A caption or rights string; EXIF's Copyright may hold "photographer\0editor", kept as
+    "photographer; editor". Cameras pad unset captions with spaces: those are None."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return None
+    return "; ".join(part.strip() for part in value.split("\0") if part.strip()) or None
 
 
 def _date(value: object) -> str | None:

@@ -120,6 +120,14 @@ def read_make_model(path: Path) -> tuple[str, str]:
     return make, model
 
 
+def read_tiff_make_model(path: Path) -> tuple[str, str]:
+    """IFD0 Make and Model of a TIFF-based RAW as the camera wrote them, which is how its JPEGs'
+    EXIF names it ("Eastman Kodak Company", "Kodak DC120 ZOOM Digital Camera", where LibRaw says
+    "Kodak", "DC120"); ("", "") for other formats."""
+    make, model = _ifd0_texts(path, (271, 272))
+    return make, model
+
+
 def read_software(path: Path) -> str | None:
     """IFD0 Software of a TIFF-based RAW (DNG, CR2, NEF, ARW...): the camera's firmware, or the
     program that wrote the file (Adobe DNG Converter, rawback). None for other formats (Canon's

@@ -190,10 +190,13 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tu
     if options.samples < 20:
         raise RawbackError(f"--samples {options.samples}: calibrate needs at least 20 items")
     device = resolve_device(options.device)
+    if not options.out.parent.is_dir():  # found out before the fit, not after it
+        raise RawbackError(f"{options.out.parent}: the output folder does not exist")
     trained = load_weights(options.weights)
     files = find_raw_files(options.data, options.include, options.exclude)
     if not files:
-        raise RawbackError(f"{options.data}: no RAW files to calibrate on")
+        matching = f" matching --include {' '.join(options.include)}" if options.include else ""
+        raise RawbackError(f"{options.data}: no RAW files to calibrate on{matching}")
     folders, skipped = build_cache(
         files, options.cache_dir or default_cache_dir(), lambda i, n, name: progress and progress(i, n, name)
     )

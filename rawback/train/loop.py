@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from rawback.errors import RawbackError
+from rawback.inference import resolve_device
 from rawback.model.config import preset, profile_camera
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.illuminant import GLOBAL_OUTPUTS
@@ -49,6 +50,9 @@ def split_files(data: Path, config: TrainConfig) -> tuple[list[Path], list[Path]
     from rawback.evaluate.run import find_raw_files, matches_glob
 
     files = find_raw_files(data, exclude=config.exclude)
+    for pattern in config.validation:  # a typo would silently train without validation
+        if not any(matches_glob(f.relative_to(data), (pattern,)) for f in files):
+            raise RawbackError(f"--validation {pattern}: matches no RAW file under {data}")
     validation = [f for f in files if matches_glob(f.relative_to(data), config.validation)]
     training = [f for f in files if f not in validation]
     if not training:
@@ -125,12 +129,6 @@ def _dist() -> tuple[int, int, int]:
     """(rank, local rank, world size) under torchrun, else (0, 0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
-
-
-def _device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------- validation
@@ -215,17 +213,19 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     config = options.config
     rank, local_rank, world = _dist()
     distributed = world > 1
-    device = _device(options.device, local_rank)
+    device = resolve_device(options.device, local_rank=local_rank)
     if distributed:
         backend = "nccl" if device.type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend)
         if device.type == "cuda":
             torch.cuda.set_device(device)
     out = options.out
-    out.mkdir(parents=True, exist_ok=True)
+    if options.resume and not (out / CHECKPOINT).is_file():
+        raise RawbackError(f"{out / CHECKPOINT}: nothing to resume")
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
     training, validation = split_files(options.data, config)
+    out.mkdir(parents=True, exist_ok=True)  # after the checks: a failed start leaves no empty run
     cache_dir = options.cache_dir or default_cache_dir()
     # Rank 0 decodes; the others wait, then find every file cached.
     if rank == 0:
