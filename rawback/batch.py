@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -125,9 +126,8 @@ def plan_files(sources: Sequence[Path], output: Path | None = None) -> list[Job]
     name ends in .dng) or into the folder `output` (any other name)."""
     if not sources:
         raise UsageError("no input photos given")
-    for source in sources:
-        if source.is_dir():
-            raise UsageError(f"{source} is a folder; use `rawback batch {source}` for folders")
+    if output is not None and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise UsageError(f"-o {output}: a DNG's name ends in .dng; a folder's must not look like a photo's")
     if output is None:
         jobs = [Job(s, s.with_suffix(DNG_SUFFIX)) for s in sources]
     elif output.suffix.lower() == DNG_SUFFIX and not output.is_dir():
@@ -140,6 +140,13 @@ def plan_files(sources: Sequence[Path], output: Path | None = None) -> list[Job]
         if output.exists() and not output.is_dir():
             raise OutputError(output, "is a file, not a folder")
         jobs = [Job(s, output / dng_name(s)) for s in sources]
+    # A folder among the photos fails on its own, like a missing file, not the whole run.
+    jobs = [
+        Job(j.source, j.output, f"{j.source}: is a folder; use `rawback batch {shlex.quote(str(j.source))}`")
+        if j.source.is_dir()
+        else j
+        for j in jobs
+    ]
     return mark_collisions(jobs)
 
 
@@ -240,6 +247,8 @@ def run_one(
     if skip_existing and not options.overwrite and job.output.exists():
         return Outcome(job, Status.SKIPPED)
     if dry_run:
+        if not job.source.is_file():  # what the conversion would report first
+            return Outcome(job, Status.FAILED, error=f"{job.source}: no such file")
         return Outcome(job, Status.PLANNED)
     try:
         ensure_folder(job.output.parent, create=create_folders)

@@ -212,7 +212,7 @@ def resolve_profile(spec: str) -> CameraProfile:
     if match is not None:
         return match
     known = ", ".join(sorted(profiles))
-    raise ProfileError(f"unknown camera {spec!r}: not a built-in profile ({known}) nor a file")
+    raise ProfileError(f"unknown camera {spec!r}: not a profile ({known}), a camera name nor a file")
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,7 +30,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # a bug's traceback, not megabytes of pixel arrays
 )
-profile_app = typer.Typer(help="List, show and add camera profiles.", no_args_is_help=True)
+profile_app = typer.Typer(
+    help="List, show and add camera profiles, and measure a camera's JPEG finish (curve).",
+    no_args_is_help=True,
+)
 app.add_typer(profile_app, name="profile")
 
 EXIT_FAILED = 1  # a file failed, or a RawbackError
@@ -97,7 +100,9 @@ Weights = Annotated[
         help="Model weights (.pt). Default: the bundled model (models/rawback-small.pt).", show_default=False
     ),
 ]
-Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+Device = Annotated[
+    str, typer.Option(help="auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps.")
+]
 Precision = Annotated[
     str,
     typer.Option(
@@ -118,7 +123,9 @@ Exclude = Annotated[
 CacheDir = Annotated[
     Path | None,
     typer.Option(
-        help="Where decoded RAW files are cached. Default: ~/.cache/rawback/train.", show_default=False
+        help="Where decoded RAW files are cached. Default: $XDG_CACHE_HOME/rawback/train, else "
+        "~/.cache/rawback/train.",
+        show_default=False,
     ),
 ]
 UndoExposure = Annotated[
@@ -139,8 +146,8 @@ UndoToneCurve = Annotated[
 Camera = Annotated[
     str | None,
     typer.Option(
-        help="Camera profile: a built-in name (rawback profile list), a profile .json, or a RAW/DNG "
-        "of the camera. Default: match the photo's EXIF Make/Model, else 'generic'.",
+        help="Camera profile: a profile name (rawback profile list), an EXIF camera name, a profile "
+        ".json, or a RAW/DNG of the camera. Default: match the photo's EXIF Make/Model, else 'generic'.",
         show_default=False,
     ),
 ]
@@ -660,9 +667,9 @@ def train(
 ) -> None:
     """Train the inverter on a folder of RAW files (data-parallel under torchrun).
 
-    Ctrl-C saves a checkpoint; --resume continues where it stopped (give the same --config and
-    --set options). The EMA weights are written to OUT/model.pt at every checkpoint; use them with
-    `convert --weights OUT/model.pt`.
+    Ctrl-C (or SIGTERM) saves a checkpoint; --resume continues where it stopped (give the same
+    --config, --set, --validation and --exclude options). The EMA weights are written to
+    OUT/model.pt at every checkpoint; use them with `convert --weights OUT/model.pt`.
     """
     with user_errors():
         from rawback.console import TrainProgress
@@ -829,7 +836,8 @@ def profile_add(
     overwrite: OverwriteProfile = False,
 ) -> None:
     """Make a camera profile from one RAW file of the camera and save it in the user folder
-    ($RAWBACK_PROFILE_DIR, else ~/.config/rawback/profiles)."""
+    ($RAWBACK_PROFILE_DIR, else $XDG_CONFIG_HOME/rawback/profiles, else ~/.config/rawback/profiles).
+    A user profile is matched before a built-in one of the same camera."""
     with user_errors():
         from rawback.camera import builtin_folder, profile_from_raw, save_profile, user_folder
 
@@ -849,7 +857,14 @@ def profile_curve(
             show_default=False,
         ),
     ],
-    camera: Camera = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            help="The profile to add the finish to: a profile name, a profile .json or a RAW/DNG. Default: "
+            "the profile matching the RAW files' make and model, else one extracted from the first RAW.",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[
         str | None,
         typer.Option(help="Save under this profile name. Default: the camera's own.", show_default=False),

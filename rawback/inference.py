@@ -51,10 +51,10 @@ MID_GREY = 0.18  # the JPEG's linear value at which a measured curve's exposure 
 def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
     """`--device` of every command: auto (this process's CUDA GPU, `local_rank` under torchrun,
     else the CPU), cpu, cuda, cuda:N or mps; one line when it is malformed or not present."""
-    from rawback.errors import RawbackError
+    from rawback.errors import RawbackError, UsageError
 
     if not DEVICE_NAMES.fullmatch(name):
-        raise RawbackError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {name!r}")
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {name!r}")
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

@@ -142,9 +142,28 @@ def test_unwritable_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert list(locked.iterdir()) == []
 
 
-def test_folder_given_to_convert_points_to_batch(tmp_path: Path) -> None:
-    result = run_cli("convert", tmp_path)
-    assert result.exit_code == 2 and "rawback batch" in one_error_line(result)
+def test_folder_given_to_convert_points_to_batch_and_fails_alone(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path / "a.jpg")
+    folder = tmp_path / "my photos"
+    folder.mkdir()
+    result = run_cli("convert", photo, folder, "--method", "analytic")
+    assert result.exit_code == 1
+    assert one_error_line(result) == f"error: {folder}: is a folder; use `rawback batch '{folder}'`"
+    assert (tmp_path / "a.dng").is_file()  # the photo beside it was still converted
+
+
+def test_an_output_named_like_a_photo_is_refused(tmp_path: Path) -> None:
+    """`-o new.jpg` made a folder called new.jpg."""
+    result = run_cli("convert", write_photo(tmp_path / "a.jpg"), "-o", tmp_path / "new.jpg")
+    assert result.exit_code == 2
+    assert "a DNG's name ends in .dng" in one_error_line(result)
+    assert not (tmp_path / "new.jpg").exists()
+
+
+def test_a_dry_run_reports_a_missing_photo(tmp_path: Path) -> None:
+    result = run_cli("convert", tmp_path / "nope.jpg", "--dry-run")
+    assert result.exit_code == 1
+    assert one_error_line(result) == f"error: {tmp_path / 'nope.jpg'}: no such file"
 
 
 def test_conversion_options_reach_convert_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
