@@ -640,3 +640,37 @@ def test_suffixes_and_limit() -> None:
     assert {".jpg", ".jpeg", ".png", ".tif", ".tiff"} <= IMAGE_SUFFIXES
     assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
     assert MAX_PIXELS >= 16320 * 12240  # a 200 MP phone photo is accepted
+
+
+@pytest.mark.parametrize(
+    ("exif_ifd", "interop"),
+    [({40961: 0xFFFF}, {1: b"R03"}), ({40961: 2}, {})],  # DCF's marking, and ColorSpace 2
+)
+def test_an_adobe_rgb_camera_jpeg_without_a_profile_is_read_by_its_exif(
+    tmp_path: Path, exif_ifd: dict, interop: dict
+) -> None:
+    """A camera set to Adobe RGB embeds no ICC profile; taking its pixels for sRGB would dull
+    and shift every colour."""
+    import imagecodecs
+
+    srgb = gradient()
+    adobe = ImageCms.applyTransform(
+        Image.fromarray(srgb),
+        ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
+            ImageCms.ImageCmsProfile(io.BytesIO(imagecodecs.cms_profile("adobergb"))),
+            "RGB",
+            "RGB",
+        ),
+    )
+    marked = piexif.dump({"0th": {271: b"Canon"}, "Exif": exif_ifd, "Interop": interop})
+    image = read_image(save(tmp_path / "adobe.png", np.asarray(adobe), exif=marked))
+    assert "Adobe RGB (1998)" in image.color_note
+    # Back to the sRGB it was made from, but for 8-bit rounding in Adobe RGB's pure-gamma shadows.
+    assert np.abs(image.rgb * 255 - srgb).mean() < 0.5
+
+    unmarked = read_image(
+        save(tmp_path / "plain.png", np.asarray(adobe), exif=piexif.dump({"0th": {271: b"Canon"}}))
+    )
+    assert unmarked.color_note is None
+    assert np.abs(unmarked.rgb * 255 - srgb).mean() > 5  # what reading it as sRGB did before

@@ -41,6 +41,7 @@ EXIF_KEEP: frozenset[int] = frozenset(_EXIF_NAMES[name] for name in _KEEP_NAMES)
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 271, 272, 274, 306
 _SOFTWARE, _PROCESSING_SOFTWARE = 305, 11
 RIGHTS_TAGS = (270, 315, 33432)  # ImageDescription, Artist, Copyright
+_COLOR_SPACE, _INTEROP_INDEX = 40961, 1  # Exif ColorSpace; Interop IFD InteroperabilityIndex
 _EXIF_POINTER, _GPS_POINTER = 34665, 34853
 _DATETIME_ORIGINAL = _EXIF_NAMES["DateTimeOriginal"]
 _LIGHT_SOURCE = _EXIF_NAMES["LightSource"]
@@ -71,6 +72,10 @@ class ExifData:
     # IFD0 ImageDescription, Artist and Copyright: the photographer's caption and rights, copied
     # to the DNG (tag: text).
     rights: dict[int, str] = field(default_factory=dict)
+    # "Adobe RGB" when EXIF says the pixels are Adobe RGB (1998) without an ICC profile: a camera
+    # set to Adobe RGB writes ColorSpace "Uncalibrated" and InteropIndex "R03" (DCF 2.0), some
+    # ColorSpace 2. None: sRGB or unknown.
+    colour_space: str | None = None
     exif: dict[int, object] = field(default_factory=dict)  # Exif-IFD allow-list, piexif forms
     gps: dict[int, object] = field(default_factory=dict)  # GPS-IFD tags, piexif forms
     warnings: list[str] = field(default_factory=list)  # e.g. "EXIF is corrupt and was ignored"
@@ -138,6 +143,7 @@ def _from_ifds(ifds: dict, notes: list[str]) -> ExifData:
         light_source=light or None,
         software=tuple(text for tag in (_SOFTWARE, _PROCESSING_SOFTWARE) if (text := _text(ifd0.get(tag)))),
         rights={tag: text for tag in RIGHTS_TAGS if (text := _rights_text(ifd0.get(tag)))},
+        colour_space=_adobe_rgb(exif_ifd, ifds.get("Interop") or {}),
         exif=exif,
         gps=gps,
         warnings=notes,
@@ -209,6 +215,16 @@ def _text(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     return value.replace("\0", " ").strip() or None
+
+
+def _adobe_rgb(exif_ifd: dict, interop: dict) -> str | None:
+    """DCF's way of marking Adobe RGB: ColorSpace 0xFFFF ("Uncalibrated") with InteropIndex
+    "R03", or the non-standard ColorSpace 2 some cameras write."""
+    colour_space = _int(exif_ifd.get(_COLOR_SPACE))
+    index = _text(interop.get(_INTEROP_INDEX))
+    if colour_space == 2 or (colour_space == 0xFFFF and index == "R03"):
+        return "Adobe RGB"
+    return None
 
 
 def _rights_text(value: object) -> str | None:

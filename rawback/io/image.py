@@ -17,6 +17,7 @@ CMYK without a profile is refused: its colours are undefined, and a naive 255-C 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import warnings
@@ -87,7 +88,13 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
     else:
         decoded = _decode_jpeg_or_png(path, data, max_pixels, min_side)
     exif = read_exif(decoded.exif)
+    adobe_by_exif = decoded.icc is None and decoded.space == "RGB" and exif.colour_space == "Adobe RGB"
+    if adobe_by_exif:
+        # A camera set to Adobe RGB embeds no profile; its EXIF says so (DCF): use the standard one.
+        decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc())
     pixels, bit_depth, note = _to_srgb(path, decoded)
+    if adobe_by_exif:
+        note = "converted from Adobe RGB (1998) to sRGB (no ICC profile; its EXIF colour space says so)"
     jpeg = data if data[:2] == b"\xff\xd8" and _jpeg_frame_marker(data) == 0xC0 else None
     return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg)
 
@@ -369,6 +376,13 @@ def _unusable_profile(path: Path, image: _Decoded, problem: str) -> tuple[np.nda
     if image.space == "CMYK":  # no fallback: CMYK has no default meaning
         raise InputError(path, f"CMYK image whose colours cannot be converted: {problem}")
     return image.pixels, image.bit_depth, f"{problem}; assumed sRGB"
+
+
+@functools.cache
+def _adobe_rgb_icc() -> bytes:
+    import imagecodecs
+
+    return imagecodecs.cms_profile("adobergb")  # Adobe RGB (1998): its primaries, D65, gamma 563/256
 
 
 @functools.cache
