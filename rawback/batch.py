@@ -206,10 +206,12 @@ def check_options(options: ConvertOptions) -> None:
     builtin_profiles()  # an unreadable profile folder or a malformed user profile would fail every photo
     if options.camera:
         resolve_profile(options.camera)
-    if options.method == "diffusion" and options.diffusion.device != "auto":
-        from rawback.inference import resolve_device  # imports torch: only for the learned method
+    if options.method == "diffusion":
+        from rawback.inference import model_for  # imports torch: only for the learned method
 
-        resolve_device(options.diffusion.device)
+        # The device and the weights are checked once, and loading them is not timed as the first
+        # photo's conversion.
+        model_for(options.diffusion)
 
 
 def ensure_folder(folder: Path, *, create: bool) -> None:
