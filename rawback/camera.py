@@ -245,6 +245,17 @@ def match_profile(
     return None
 
 
+def camera_display_name(make: str | None, model: str | None) -> str:
+    """A camera named once from EXIF Make and Model: the model alone when it names the brand
+    already ("Canon" + "Canon PowerShot S40", "NIKON CORPORATION" + "NIKON D700", "Eastman Kodak
+    Company" + "Kodak DC120 ZOOM Digital Camera"), else both ("GoPro HERO7 Black")."""
+    make, model = (make or "").strip(), (model or "").strip()
+    first_word = model.split()[0].lower() if model else ""
+    if model.lower().startswith(make.lower()) or first_word in make.lower().split():
+        return model
+    return f"{make} {model}".strip()
+
+
 def choose_profile(camera: str | None, make: str | None, model: str | None) -> tuple[CameraProfile, str]:
     """The profile for a conversion and a one-line reason (printed in verbose mode)."""
     if camera:
@@ -252,10 +263,10 @@ def choose_profile(camera: str | None, make: str | None, model: str | None) -> t
         return profile, f"camera profile {profile.name} (from --camera)"
     match = match_profile(make, model)
     if match is not None:
-        return match, f"camera profile {match.name} (matched EXIF {make} {model})"
+        return match, f"camera profile {match.name} (matched EXIF {camera_display_name(make, model)})"
     generic = builtin_profiles()[GENERIC_NAME]
     if make or model:
-        why = f"no profile for EXIF camera {' '.join(filter(None, (make, model)))}"
+        why = f"no profile for EXIF camera {camera_display_name(make, model)}"
     else:
         why = "the photo's EXIF names no camera"
     return generic, f"camera profile {GENERIC_NAME} ({why}; choose one with --camera)"

@@ -141,3 +141,12 @@ def test_profile_extraction_from_every_shared_raw(path: Path) -> None:
     # The neutral is derived from the matrix, never the file's as-shot white balance, so every
     # file of a camera gives the same one.
     assert np.allclose(profile.daylight_neutral(), builtin.daylight_neutral())
+
+
+def test_the_reason_names_the_exif_camera_once() -> None:
+    _, reason = camera.choose_profile(None, "Canon", "Canon PowerShot S40")
+    assert reason == "camera profile canon-powershot-s40 (matched EXIF Canon PowerShot S40)"
+    _, reason = camera.choose_profile(None, "NIKON CORPORATION", "NIKON D750")
+    assert reason == (
+        "camera profile generic (no profile for EXIF camera NIKON D750; choose one with --camera)"
+    )

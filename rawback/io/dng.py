@@ -37,7 +37,7 @@ import piexif
 from PIL import Image
 
 import rawback
-from rawback.camera import CameraProfile
+from rawback.camera import CameraProfile, camera_display_name
 from rawback.io.atomic import atomic_output
 from rawback.isp.bayer import pattern_codes
 
@@ -153,15 +153,8 @@ def camera_name(profile: CameraProfile, exif: ExifData | None, camera_model: str
     if camera_model:
         return camera_model
     if exif is not None and (exif.make or exif.model):
-        make, model = exif.make or "", exif.model or ""
-    else:
-        make, model = profile.make, profile.model
-    # The model often names the brand already: "Canon" + "Canon PowerShot S40", "NIKON
-    # CORPORATION" + "NIKON D700", "Eastman Kodak Company" + "Kodak DC120 ZOOM Digital Camera".
-    first_word = model.split()[0].lower() if model.split() else ""
-    if model.lower().startswith(make.lower()) or first_word in make.lower().split():
-        return model
-    return f"{make} {model}".strip()
+        return camera_display_name(exif.make, exif.model)
+    return camera_display_name(profile.make, profile.model)
 
 
 # --- input checks --------------------------------------------------------------------------------
