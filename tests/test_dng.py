@@ -110,19 +110,22 @@ def test_odd_and_tile_edge_sizes(tmp_path: Path, shape: tuple[int, int], compres
         np.testing.assert_array_equal(raw.raw_image_visible, mosaic)
 
 
-def test_narrow_images_are_stored_uncompressed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("width", "compression"), [(255, 1), (256, 7), (257, 1), (258, 7), (513, 1), (640, 7)]
+)
+def test_widths_some_reader_cannot_decode_as_tiles_are_stored_uncompressed(
+    tmp_path: Path, width: int, compression: int
+) -> None:
     """LibRaw wraps lossless-JPEG tile rows at the image width: a 256 px tile in a narrower
-    image decodes as garbage, so the writer stores such images as one plain strip."""
+    image decodes as garbage. darktable's rawspeed refuses a last tile column one pixel wide
+    (fewer pixels than the tile's 2 components). Such images are stored as one plain strip."""
     path = tmp_path / "a.dng"
-    write_dng(
-        path,
-        random_mosaic((300, 255), 16383),
-        profile=make_profile(),
-        as_shot_neutral=NEUTRAL,
-        compression="ljpeg",
-    )
+    mosaic = random_mosaic((300, width), 16383)
+    write_dng(path, mosaic, profile=make_profile(), as_shot_neutral=NEUTRAL, compression="ljpeg")
     with tifffile.TiffFile(path) as tif:
-        assert tif.pages[0].pages[0].tags["Compression"].value == 1
+        assert tif.pages[0].pages[0].tags["Compression"].value == compression
+    with rawpy.imread(str(path)) as raw:
+        np.testing.assert_array_equal(raw.raw_image_visible, mosaic)
 
 
 def test_low_bit_depth_uses_eight_bit_precision(tmp_path: Path) -> None:
