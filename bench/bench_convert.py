@@ -34,23 +34,7 @@ import rawback.convert
 import rawback.io.dng
 import rawback.io.image
 from rawback.convert import ConvertOptions, convert_file
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from rawback.machine import cpu_model, usable_cores
 
 
 def make_photo(path: Path, width: int, height: int) -> None:

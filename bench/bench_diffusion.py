@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_convert import cpu_model, make_photo, usable_cores
+from bench_convert import make_photo
 
 import rawback
 from rawback.convert import ConvertOptions, convert_file
 from rawback.inference import model_for, resolve_device, tiled_denoiser, uses_bf16
+from rawback.machine import cpu_model, usable_cores
 from rawback.methods import DiffusionSettings
 from rawback.tiling import tile_grid
 

@@ -255,6 +255,11 @@ def run_one(
     try:
         ensure_folder(job.output.parent, create=create_folders)
         result = convert_file(job.source, job.output, options, progress)
+    except OutputError as exc:
+        if skip_existing and not options.overwrite and job.output.exists():
+            # Another process (a second copy of the same batch) finished this DNG meanwhile.
+            return Outcome(job, Status.SKIPPED)
+        return Outcome(job, Status.FAILED, error=error_line(job, exc))
     except RawbackError as exc:
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
     return Outcome(job, Status.CONVERTED, result=result)

@@ -421,3 +421,24 @@ def test_an_unreadable_profile_folder_is_one_line_error(
         f"error: {folder}: cannot read the profile folder (Permission denied); fix its permissions "
         "or point RAWBACK_PROFILE_DIR to another folder"
     )
+
+
+def test_a_dng_another_batch_finished_meanwhile_counts_as_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two copies of one batch race for the same photos: the loser's photo is done, not failed,
+    and it must not be told to pass --overwrite."""
+    from rawback.errors import OutputError
+
+    job = batch.Job(write_photo(tmp_path / "a.jpg"), tmp_path / "out" / "a.dng")
+
+    def the_other_process_wins(source, output, options, progress=None):
+        output.write_bytes(b"a complete DNG")
+        raise OutputError(output, "already exists (pass --overwrite to replace it)")
+
+    monkeypatch.setattr(batch, "convert_file", the_other_process_wins)
+    kept = dict(skip_existing=True, create_folders=True, dry_run=False)
+    assert batch.run_one(job, ConvertOptions(method="analytic"), **kept).status is batch.Status.SKIPPED
+    (tmp_path / "out" / "a.dng").unlink()
+    convert = dict(kept, skip_existing=False)  # `convert` named the file: an existing DNG is an error
+    assert batch.run_one(job, ConvertOptions(method="analytic"), **convert).status is batch.Status.FAILED

@@ -56,12 +56,21 @@ def synthetic_scene(height: int, width: int, seed: int) -> np.ndarray:
     return rgb
 
 
-def write_synthetic_dng(path: Path, seed: int, height: int = 144, width: int = 176) -> None:
+def write_synthetic_dng(
+    path: Path, seed: int, height: int = 144, width: int = 176, compression: str = "ljpeg"
+) -> None:
     profile = builtin_profiles()["generic"]
     normalised = np.clip(mosaic_rgb(synthetic_scene(height, width, seed), profile.cfa_pattern), 0, 1)
     counts = profile.black_level[0] + normalised * (profile.white_level - profile.black_level[0])
     neutral = profile.daylight_neutral() * np.array([1.2, 1.0, 0.8])
-    write_dng(path, np.rint(counts).astype(np.uint16), profile=profile, as_shot_neutral=neutral / neutral[1])
+    write_dng(
+        path,
+        np.rint(counts).astype(np.uint16),
+        profile=profile,
+        as_shot_neutral=neutral / neutral[1],
+        compression=compression,
+        overwrite=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +203,89 @@ def test_interrupted_training_resumes_exactly(raw_folder, cache_dir, tmp_path) -
     assert straight.is_file() and resumed.is_file()
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["event"] == "step"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_refuses_other_files_and_names_the_settings_it_changes(
+    raw_folder, cache_dir, tmp_path
+) -> None:
+    import dataclasses
+    import shutil
+
+    config = TrainConfig(**{**TINY_TRAIN, "steps": 3})
+    out = tmp_path / "run"
+    train(TrainOptions(data=raw_folder, out=out, config=config, cache_dir=cache_dir))
+    more = tmp_path / "more"
+    shutil.copytree(raw_folder, more)
+    (more / "c").mkdir()
+    write_synthetic_dng(more / "c" / "four.dng", seed=7)
+    fresh_cache = tmp_path / "fresh-cache"
+    with pytest.raises(RawbackError, match=r"the run's training files differ \(\+c/four.dng\)"):
+        train(TrainOptions(data=more, out=out, config=config, cache_dir=fresh_cache, resume=True))
+    assert not fresh_cache.exists()  # refused before decoding anything
+
+    events: list[dict] = []
+    changed = dataclasses.replace(config, steps=4, lr=1e-4)
+    train(
+        TrainOptions(data=raw_folder, out=out, config=changed, cache_dir=cache_dir, resume=True),
+        events.append,
+    )
+    (note,) = [e["message"] for e in events if e["event"] == "note"]
+    assert note == "resuming with changed settings: lr 0.0003 -> 0.0001, steps 3 -> 4"
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    (resume,) = [r for r in records if r["event"] == "resume"]
+    assert resume["step"] == 3 and resume["changed"] == "lr 0.0003 -> 0.0001, steps 3 -> 4"
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a checkpoint"])
+def test_resume_from_a_damaged_checkpoint_is_one_line_before_any_decoding(
+    raw_folder, tmp_path, damage: bytes
+) -> None:
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(damage)
+    config = TrainConfig(**TINY_TRAIN)
+    with pytest.raises(RawbackError, match=r"checkpoint\.pt: unreadable checkpoint"):
+        train(TrainOptions(data=raw_folder, out=out, config=config, cache_dir=cache, resume=True))
+    assert not cache.exists()
+
+
+def test_a_raw_replaced_by_another_of_the_same_size_and_time_is_decoded_again(tmp_path) -> None:
+    """tar, rsync -a and cp -p keep modification times, and a camera's files often share a size."""
+    import os
+
+    from rawback.train.data import build_cached, load_cached
+
+    raw, other, cache = tmp_path / "x.dng", tmp_path / "y.dng", tmp_path / "cache"
+    write_synthetic_dng(raw, seed=1, compression="none")
+    write_synthetic_dng(other, seed=2, compression="none")
+    first = build_cached(raw, cache)
+    stat = raw.stat()
+    assert other.stat().st_size == stat.st_size
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(other, raw)
+    second = build_cached(raw, cache)
+    assert second != first
+    assert not np.array_equal(load_cached(first).truth, load_cached(second).truth)
+
+
+def test_a_damaged_cache_entry_is_decoded_again_and_an_unwritable_cache_is_one_line(tmp_path) -> None:
+    from rawback.io.atomic import current_umask
+    from rawback.train.data import build_cached, readable_cache
+
+    raw, cache = tmp_path / "x.dng", tmp_path / "cache"
+    write_synthetic_dng(raw, seed=1)
+    folder = build_cached(raw, cache)
+    with (folder / "truth.npy").open("r+b") as handle:
+        handle.truncate(1000)  # a disk that filled up, a copy cut short
+    assert not readable_cache(folder)
+    assert build_cached(raw, cache) == folder and readable_cache(folder)
+    # Not private to its maker (mkdtemp's 0700): a cache is shared like any folder the user makes.
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~current_umask()
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(RawbackError, match=f"{not_a_folder}: cannot write the training cache"):
+        build_cached(raw, not_a_folder)
 
 
 @pytest.mark.slow
@@ -427,6 +519,18 @@ def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
     recorded = to_json(report)["diffusion"]
     assert (recorded["tile"], recorded["tile_batch"]) == (64, TILING["cpu"][1])
     assert recorded["precision"] == ("bf16" if uses_bf16("auto", torch.device("cpu")) else "fp32")
+    # ...and enough to reproduce it: the weights by content, the machine, versions, the selection.
+    import hashlib
+
+    import rawback
+
+    run = to_json(report)["run"]
+    assert run["weights_sha256"] == hashlib.sha256(tiny_weights.read_bytes()).hexdigest()
+    assert (
+        run["device"] == "cpu" and run["torch"] == torch.__version__ and run["rawback"] == rawback.__version__
+    )
+    assert run["data"] == str(raw_folder.resolve()) and run["include"] == ["b/*"] and run["date"]
+    assert "usable cores" in run["machine"]
 
 
 def test_bad_settings_are_one_line_usage_errors(tmp_path) -> None:

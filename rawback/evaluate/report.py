@@ -35,9 +35,59 @@ def _diffusion_json(settings) -> dict:
     return dataclasses.asdict(as_run(settings))
 
 
+def run_record(report: EvalReport) -> dict:
+    """What it takes to reproduce a table or compare its timings: versions, the machine, the
+    weights by content, the device really used, and which files were selected."""
+    import hashlib
+    import platform
+
+    import numpy as np
+
+    import rawback
+    from rawback.machine import cpu_model, usable_cores
+
+    opts = report.options
+    record: dict[str, object] = {
+        "rawback": rawback.__version__,
+        "date": report.finished.isoformat(timespec="seconds") if report.finished else None,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": f"{cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.machine()}",
+        "data": str(Path(opts.data).resolve()),
+        "include": list(opts.include),
+        "limit": opts.limit,
+    }
+    if opts.method == "diffusion":
+        import torch
+
+        from rawback.inference import resolve_device
+        from rawback.model.weights import BUNDLED
+
+        weights = Path(opts.diffusion.weights or BUNDLED).resolve()
+        record |= {
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "device": str(resolve_device(opts.diffusion.device)),
+            "weights": str(weights),
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        }
+    return record
+
+
+def run_line(run: dict) -> str:
+    line = f"Run: rawback {run['rawback']}, {run['date']}, {run['machine']}"
+    if "weights" in run:
+        line += (
+            f"; torch {run['torch']} on {run['device']} ({run['torch_threads']} threads), weights "
+            f"`{Path(str(run['weights'])).name}` (sha256 {str(run['weights_sha256'])[:12]}...)"
+        )
+    return line + "."
+
+
 def to_json(report: EvalReport) -> dict:
     opts = report.options
     return {
+        "run": run_record(report),
         "protocol": opts.protocol,
         "protocol_summary": report.protocol_summary,
         "method": opts.method,
@@ -84,6 +134,7 @@ def to_markdown(report: EvalReport) -> str:
         f"Protocol: {report.protocol_summary}.",
         f"Data: `{report.options.data}`, {len(report.images)} files, {len(report.failed)} failed.",
         *([finish_line(report)] if report.options.tone_curve_from else []),
+        run_line(run_record(report)),
         "",
         "## Mean over images",
         "",

@@ -10,6 +10,7 @@ product path: the prediction is written as a DNG and read back with LibRaw befor
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fnmatch
 import shutil
 import tempfile
@@ -127,6 +128,7 @@ class EvalReport:
     protocol_summary: str
     rows: list[str]
     images: list[ImageResult]
+    finished: datetime.datetime | None = None  # when the last file was scored (UTC)
 
     def means(self) -> dict[str, dict[str, float | None]]:
         out: dict[str, dict[str, float | None]] = {}
@@ -358,4 +360,5 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
             report.images.append(item)
         if progress:
             progress(len(files), len(files), "")
+    report.finished = datetime.datetime.now(datetime.UTC)
     return report

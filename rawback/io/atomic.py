@@ -20,7 +20,7 @@ def check_writable(path: Path, *, overwrite: bool) -> None:
         raise OutputError(path, "is a folder, not a file")
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)  # the only portable way to read it is to set it, then restore it
     os.umask(mask)
     return mask
@@ -54,7 +54,7 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
             os.fsync(handle.fileno())
         # mkstemp creates the file private (0600); a DNG should get the permissions any new file
         # gets (0666 minus the umask), like a file written with open().
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -33,6 +33,7 @@ import torch
 
 from rawback.camera import CameraProfile, profile_from_raw_image
 from rawback.errors import InputError, RawbackError
+from rawback.io.atomic import current_umask
 from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
 from rawback.isp.simulate import SimulatorSettings
@@ -43,7 +44,7 @@ from rawback.model.illuminant import GLOBAL_OUTPUTS
 if TYPE_CHECKING:
     from rawback.isp.simulate import Simulated
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the key samples the file's content
 THUMB_SOURCE = 128  # thumbnails are simulated at this size, then reduced to the head's input size
 OVERVIEW = 512  # side of the cached whole-photo overviews that thumbnails are cut from
 KNOWN_TRANSFERS = ("srgb", "bt709", "gamma2.2")
@@ -75,23 +76,55 @@ class CachedRaw:
         return self.truth.size / 1e6
 
 
+FINGERPRINT_BLOCK = 65536  # bytes read at the start, middle and end of a RAW for its cache key
+
+
 def cache_key(path: Path) -> str:
-    stat = path.stat()
-    text = f"{CACHE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    """Path, size, modification time and samples of the content: a file replaced by another of
+    the same size and time (Kodak DC120 files are all 843,328 bytes; tar, rsync -a and cp -p keep
+    times) gets a new key, for three 64 KiB reads instead of reading the whole file."""
+    try:
+        stat = path.stat()
+        digest = hashlib.sha1(f"{CACHE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        with path.open("rb") as handle:
+            for offset in (
+                0,
+                max(0, stat.st_size // 2 - FINGERPRINT_BLOCK // 2),
+                max(0, stat.st_size - FINGERPRINT_BLOCK),
+            ):
+                handle.seek(offset)
+                digest.update(handle.read(FINGERPRINT_BLOCK))
+    except OSError as exc:  # reported and skipped like any file LibRaw cannot read
+        raise InputError(path, f"cannot read ({exc.strerror or exc})") from exc
+    return digest.hexdigest()[:16]
 
 
 def build_cached(path: Path, cache_dir: Path) -> Path:
-    """Decode one RAW into cache_dir/<key>/ unless it is there; returns the folder. The folder is
-    written under a temporary name and renamed, so an interrupted run never leaves half a cache."""
+    """Decode one RAW into cache_dir/<key>/ unless a readable copy is there; returns the folder.
+    The folder is written under a temporary name and renamed, so an interrupted run never leaves
+    half a cache."""
+    folder = cache_dir / f"{path.stem}-{cache_key(path)}"
+    if (folder / "meta.json").is_file():
+        if readable_cache(folder):
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)  # damaged (a full disk, an edit): decode again
+    return _decode_into(path, cache_dir, folder)
+
+
+def readable_cache(folder: Path) -> bool:
+    """Whether a cache folder loads whole: every array's header matches its file's length."""
+    try:
+        load_cached(folder)
+    except (OSError, ValueError, EOFError, KeyError, TypeError, RawbackError):
+        return False
+    return True
+
+
+def _decode_into(path: Path, cache_dir: Path, folder: Path) -> Path:
     from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw, to_mosaic_geometry
     from rawback.io.demosaic import read_linear_rgb
     from rawback.io.raw import read_raw
 
-    folder = cache_dir / f"{path.stem}-{cache_key(path)}"
-    if (folder / "meta.json").is_file():
-        return folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
     raw = read_raw(path)
     h, w = raw.mosaic.shape
     rows, cols = rggb_crop(h, w, raw.pattern)
@@ -100,7 +133,11 @@ def build_cached(path: Path, cache_dir: Path) -> Path:
     libraw = to_mosaic_geometry(render.rgb, h, w)[rows, cols]
     truth = raw.normalized()[rows, cols]
     profile = dataclasses.replace(profile_from_raw_image(raw), cfa_pattern="RGGB")
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+    except OSError as exc:
+        raise _unwritable(cache_dir, exc) from exc
     try:
         np.save(tmp / "truth.npy", truth.astype(np.float32))
         np.save(tmp / "linear.npy", linear.astype(np.float16))
@@ -118,14 +155,26 @@ def build_cached(path: Path, cache_dir: Path) -> Path:
             "exposure_value": scene_exposure_value(raw.f_number, raw.exposure_time, raw.iso),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        # mkdtemp makes the folder private (0700); a cache may be shared like any other folder.
+        os.chmod(tmp, 0o777 & ~current_umask())
         try:
             tmp.rename(folder)
         except OSError:  # another process finished it first
             shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:  # a full disk, or a folder gone read-only
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _unwritable(cache_dir, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _unwritable(cache_dir: Path, exc: OSError) -> RawbackError:
+    reason = exc.strerror or str(exc)
+    return RawbackError(
+        f"{cache_dir}: cannot write the training cache ({reason}); choose another --cache-dir"
+    )
 
 
 def load_cached(folder: Path) -> CachedRaw:

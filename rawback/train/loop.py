@@ -206,6 +206,49 @@ def _analytic_packed(crop: np.ndarray, profile, settings) -> np.ndarray:
 # ---------------------------------------------------------------- the loop
 
 
+def read_checkpoint(path: Path) -> dict:
+    """A run's checkpoint, loaded on the CPU (the RNG states must stay CPU byte tensors;
+    load_state_dict moves the rest); one line when it is missing or unreadable."""
+    if not path.is_file():
+        raise RawbackError(f"{path}: nothing to resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file (EOFError, RuntimeError...)
+        raise RawbackError(
+            f"{path}: unreadable checkpoint ({type(exc).__name__}); start a new --out"
+        ) from exc
+    if not isinstance(state, dict) or not {"step", "model", "ema", "optimizer", "config"} <= state.keys():
+        raise RawbackError(f"{path}: not a rawback training checkpoint")
+    return state
+
+
+def _relative(paths: list[Path], data: Path) -> list[str]:
+    return [path.relative_to(data).as_posix() for path in paths]
+
+
+def check_same_files(path: Path, saved: dict | None, files: dict[str, list[str]]) -> None:
+    """--resume continues a run exactly, so on the files it started with (checkpoints older than
+    this check carry no list and are not checked)."""
+    if saved is None or saved == files:
+        return
+    for part in ("training", "validation"):
+        added = sorted(set(files[part]) - set(saved.get(part, [])))
+        missing = sorted(set(saved.get(part, [])) - set(files[part]))
+        if added or missing:
+            listed = ", ".join([*(f"+{f}" for f in added[:3]), *(f"-{f}" for f in missing[:3])])
+            more = " ..." if len(added) + len(missing) > 6 else ""
+            raise RawbackError(
+                f"{path}: the run's {part} files differ ({listed}{more}); resume with the same --data, "
+                "--validation and --exclude, or start a new --out"
+            )
+
+
+def changed_settings(saved: dict, current: dict) -> str:
+    """`key old -> new` for every setting a resume changes, for the note and the log."""
+    keys = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    return ", ".join(f"{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in keys)
+
+
 def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     """Train (or resume) a model; returns the path of the EMA weights (fp16)."""
     from rawback.model.weights import save_weights
@@ -220,12 +263,19 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         if device.type == "cuda":
             torch.cuda.set_device(device)
     out = options.out
-    if options.resume and not (out / CHECKPOINT).is_file():
-        raise RawbackError(f"{out / CHECKPOINT}: nothing to resume")
+    checkpoint_path = out / CHECKPOINT
+    # A resumed run is read and checked before any decoding: it must continue on the same files.
+    state = read_checkpoint(checkpoint_path) if options.resume else None
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
     training, validation = split_files(options.data, config)
-    out.mkdir(parents=True, exist_ok=True)  # after the checks: a failed start leaves no empty run
+    files = {"training": _relative(training, options.data), "validation": _relative(validation, options.data)}
+    changed = ""
+    if state is not None:
+        check_same_files(checkpoint_path, state.get("files"), files)
+        changed = changed_settings(state["config"], json.loads(config.to_json()))
+        if changed:
+            emit({"event": "note", "message": f"resuming with changed settings: {changed}"})
     cache_dir = options.cache_dir or default_cache_dir()
     # Rank 0 decodes; the others wait, then find every file cached.
     if rank == 0:
@@ -244,6 +294,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         emit({"event": "skipped", "message": message})
     if not train_folders:
         raise RawbackError("no training file could be decoded")
+    out.mkdir(parents=True, exist_ok=True)  # after the checks and the cache: no empty run left
 
     torch.manual_seed(config.seed + rank)
     known = sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
@@ -252,14 +303,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     step_module = TrainingStep(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start = 0
-    checkpoint_path = out / CHECKPOINT
-    if options.resume:
-        if not checkpoint_path.is_file():
-            raise RawbackError(f"{checkpoint_path}: nothing to resume")
-        # On the CPU first: the RNG states must stay CPU byte tensors; load_state_dict moves the rest.
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if state["config"] != json.loads(config.to_json()) and rank == 0:
-            emit({"event": "note", "message": "resuming with a changed config"})
+    if state is not None:
         try:
             model.load_state_dict(state["model"])
             ema.load_state_dict(state["ema"])
@@ -303,7 +347,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     def save_checkpoint(step: int) -> None:
         if rank != 0:
             return
-        state = {
+        checkpoint = {
             "step": step,
             "model": model.state_dict(),
             "ema": ema.state_dict(),
@@ -311,13 +355,17 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "config": json.loads(config.to_json()),
+            "files": files,  # a resume must find the same training and validation files
         }
         tmp = checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        torch.save(checkpoint, tmp)
         os.replace(tmp, checkpoint_path)
         save_weights(ema, out / "model.pt", meta={"step": step, "train_config": json.loads(config.to_json())})
 
     log = (out / LOG).open("a") if rank == 0 else None
+    if log and state is not None:  # config.json holds the latest settings; the log keeps the history
+        record = {"event": "resume", "step": start, "changed": changed, "time": time.time()}
+        log.write(json.dumps(record) + "\n")
     emit({"event": "start", "step": start, "total": config.steps, "files": len(train_folders),
           "validation": len(val_images), "device": str(device), "bf16": use_bf16})  # fmt: skip
     step = start
@@ -325,11 +373,11 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     # Creating the loader's iterator draws from torch's global RNG: restore a checkpoint's RNG state
     # after it, so a resumed run continues with exactly the noise an uninterrupted run would draw.
     batches = iter(loader)
-    if options.resume and not distributed:
+    if state is not None and not distributed:
         torch.set_rng_state(state["rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
-    elif options.resume:
+    elif state is not None:
         # Only rank 0's generator is saved; giving it to every rank would make all ranks draw the
         # same noise. Each rank starts a fresh stream instead (data stays exact: indices by step).
         torch.manual_seed(config.seed + 1_000_003 * (start + 1) + rank)
