@@ -20,7 +20,7 @@ from enum import Enum
 from pathlib import Path
 
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
-from rawback.errors import InputError, OutputError, RawbackError, UsageError
+from rawback.errors import InputError, OutputError, OutputExistsError, RawbackError, UsageError
 from rawback.io.image import IMAGE_SUFFIXES
 from rawback.methods import get_method
 
@@ -165,7 +165,8 @@ def mark_collisions(jobs: Iterable[Job]) -> list[Job]:
             job = Job(job.source, job.output, problem)
         elif job.problem is None and key == job.source.resolve():
             job = Job(job.source, job.output, f"{job.source}: the output would replace the input")
-        claimed.setdefault(key, job.source)
+        if job.problem is None:  # a job that fails (a folder given to convert) writes nothing
+            claimed.setdefault(key, job.source)
         marked.append(job)
     return marked
 
@@ -207,10 +208,17 @@ def check_options(options: ConvertOptions) -> None:
     if options.camera:
         resolve_profile(options.camera)
     if options.method == "diffusion":
-        from rawback.inference import model_for  # imports torch: only for the learned method
+        from rawback.inference import resolve_device  # imports torch: only for the learned method
 
-        # The device and the weights are checked once, and loading them is not timed as the first
-        # photo's conversion.
+        resolve_device(options.diffusion.device)
+
+
+def preload_model(options: ConvertOptions) -> None:
+    """Load the learned model before the first photo: unreadable weights fail once, and loading
+    them is not timed as the first photo's conversion. Nothing for the analytic method."""
+    if options.method == "diffusion":
+        from rawback.inference import model_for
+
         model_for(options.diffusion)
 
 
@@ -255,9 +263,8 @@ def run_one(
     try:
         ensure_folder(job.output.parent, create=create_folders)
         result = convert_file(job.source, job.output, options, progress)
-    except OutputError as exc:
-        if skip_existing and not options.overwrite and job.output.exists():
-            # Another process (a second copy of the same batch) finished this DNG meanwhile.
+    except OutputExistsError as exc:
+        if skip_existing:  # another process (a second copy of the same batch) finished it meanwhile
             return Outcome(job, Status.SKIPPED)
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
     except RawbackError as exc:

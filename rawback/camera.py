@@ -16,7 +16,7 @@ import functools
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,11 +128,20 @@ class CameraProfile:
     def from_json(cls, text: str, origin: str = "profile") -> CameraProfile:
         try:
             data = json.loads(text)
+            fields = {f.name: f for f in dataclasses.fields(cls)}
+            required = [n for n, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+            problems = []
+            if missing := [n for n in required if n not in data]:
+                problems.append(f"missing {', '.join(missing)}")
+            if unknown := sorted(set(data) - set(fields)):
+                problems.append(f"unknown {', '.join(unknown)}")
+            if problems:
+                raise ValueError("; ".join(problems))
             for key in _LIST_FIELDS:
                 if data.get(key) is not None:
                     data[key] = tuple(data[key])
             return cls(**data)
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"{origin}: not a valid camera profile ({exc})") from exc
 
 
@@ -178,15 +187,21 @@ def builtin_profiles() -> dict[str, CameraProfile]:
     return profiles
 
 
-def shadowed_finish(profile: CameraProfile) -> CameraProfile | None:
-    """The built-in profile of `profile`'s camera when it carries a measured finish that `profile`
-    lacks. User profiles are matched first, so one made by `rawback profile add` (colours only)
-    hides the built-in S40's or G2's finish; convert says so rather than drop it silently."""
+def shadowed_finish(profile: CameraProfile, make: str | None, model: str | None) -> CameraProfile | None:
+    """The built-in profile of the photo's camera (its EXIF make and model) when it carries a
+    measured finish and `profile`, in use instead, has none. User profiles are matched first, so
+    one made by `rawback profile add` (colours only) hides the built-in S40's or G2's finish;
+    convert says so rather than drop it silently."""
     if profile.tone_curve is not None:
         return None
-    shipped = {p.name: p for p in map(load_profile_file, sorted(builtin_folder().glob(f"*{PROFILE_SUFFIX}")))}
-    match = match_profile(profile.make, profile.model, shipped)
+    match = match_profile(make, model, shipped_profiles())
     return match if match is not None and match.tone_curve is not None else None
+
+
+@functools.cache
+def shipped_profiles() -> dict[str, CameraProfile]:
+    """The built-in profiles alone, as the package ships them (user profiles can replace them)."""
+    return {p.name: p for p in map(load_profile_file, sorted(builtin_folder().glob(f"*{PROFILE_SUFFIX}")))}
 
 
 def load_profile_file(path: Path) -> CameraProfile:
@@ -347,11 +362,30 @@ def profile_from_raw_image(raw: RawImage, name: str | None = None) -> CameraProf
     return profile
 
 
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def profile_target(name: str, folder: Path, *, overwrite: bool = False) -> Path:
+    """Where a profile of this name is saved, checked before any measuring: the name becomes a
+    file name (no path, no spaces, so `--camera NAME` works unquoted), a user profile cannot take
+    the place of `generic` (it would colour every unknown camera), and an existing file needs
+    `overwrite`."""
+    from rawback.io.atomic import check_writable
+
+    if not PROFILE_NAME.fullmatch(name):
+        raise ProfileError(f"profile name {name!r}: use letters, digits, '.', '_' and '-' only")
+    if name == GENERIC_NAME and folder != builtin_folder():
+        raise ProfileError(f"profile name {name!r} is reserved for photos of unknown cameras")
+    target = folder / f"{name}{PROFILE_SUFFIX}"
+    check_writable(target, overwrite=overwrite)
+    return target
+
+
 def save_profile(profile: CameraProfile, folder: Path, *, overwrite: bool = False) -> Path:
     from rawback.io.atomic import atomic_output
 
+    target = profile_target(profile.name, folder, overwrite=overwrite)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{profile.name}{PROFILE_SUFFIX}"
     with atomic_output(target, overwrite=overwrite) as tmp:
         tmp.write_text(profile.to_json())
     return target

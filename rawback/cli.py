@@ -38,6 +38,7 @@ app.add_typer(profile_app, name="profile")
 
 EXIT_FAILED = 1  # a file failed, or a RawbackError
 EXIT_USAGE = 2  # options contradict each other (the status Typer uses for its own usage errors)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); `run` turns it into 143 after SIGTERM
 # The default sampler and step count, chosen from the `eval --steps` sweep (docs/model.md).
 DEFAULT_SAMPLER = "euler"
 DEFAULT_STEPS = 1
@@ -205,35 +206,44 @@ def main(
     ] = False,
 ) -> None:
     """Turn JPEG photos back into camera RAW files (DNG)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, docker stop, Slurm), handled as Ctrl-C is: no partial file is left,
+    training saves a checkpoint. `run` gives it the exit status 128 + 15."""
+
+    received = False
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    import signal
+
+    # Slurm signals every process and torchrun forwards the signal: a second one must not cut the
+    # clean-up (a checkpoint being saved) short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Terminated.received = True
+    raise Terminated
+
+
+def run() -> None:
+    """The `rawback` command (and `python -m rawback`): the app, with what only a whole process
+    should set up, so that programs and tests calling `app` in-process keep their own."""
+    import signal
+
     # A file name that is not valid UTF-8 (copied from another system) reaches Python with
     # surrogates; print it escaped rather than let the first such name stop a whole batch.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    _stop_on_sigterm()
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, timeout, docker stop, Slurm), handled as Ctrl-C is: no partial file is left,
-    training saves a checkpoint. The exit status is 128 + 15."""
-
-    exit_code = 143
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def _stop_on_sigterm() -> None:
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
-        signal.signal(signal.SIGTERM, _raise_terminated)
-
-
-def _interrupted_exit(exc: KeyboardInterrupt) -> typer.Exit:
-    return typer.Exit(getattr(exc, "exit_code", 130))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        app(prog_name="rawback")
+    except SystemExit as exc:
+        if exc.code == 130 and Terminated.received:  # every command maps an interrupt to 130
+            raise SystemExit(143) from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- convert and batch ---------------------------------------------------------------------------
@@ -308,6 +318,8 @@ def _run(
     from rawback import batch
     from rawback.console import make_reporter, print_error
 
+    if not dry_run and any(job.problem is None for job in jobs):
+        batch.preload_model(options)
     reporter = make_reporter(quiet=quiet, verbose=verbose, dry_run=dry_run, list_files=not batch_mode)
     finished: list[batch.Outcome] = []
 
@@ -330,7 +342,7 @@ def _run(
                 check=False,  # the command checked them before planning
             )
             reporter.finish(summary, dry_run=dry_run)
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         converted = sum(outcome.status is batch.Status.CONVERTED for outcome in finished)
         after = (
             "run the same command again to resume: finished photos are skipped"
@@ -341,7 +353,7 @@ def _run(
             f"interrupted after {len(finished)} of {len(jobs)} photos ({converted} converted); "
             f"no partial file was left, {after}"
         )
-        raise _interrupted_exit(exc) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if summary.failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -694,8 +706,8 @@ def train(
         with TrainProgress(quiet=quiet) as progress:
             try:
                 weights = run_training(options, progress=progress)
-            except KeyboardInterrupt as exc:
-                raise _interrupted_exit(exc) from None
+            except KeyboardInterrupt:
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         typer.echo(f"wrote {weights}")
 
 
@@ -811,6 +823,9 @@ def profile_show(
         neutral = profile.daylight_neutral()
         typer.echo(f"daylight neutral (derived, camera RGB of D65 white): {_numbers(neutral)}")
         typer.echo(f"daylight multipliers (derived, 1 / neutral): {_numbers(1.0 / neutral)}")
+        if Path(name).expanduser().is_file():  # a profile .json or a RAW: that file, not a saved one
+            typer.echo(f"file: {Path(name).expanduser()}")
+            return
         for folder, kind in ((user_folder(), "user"), (builtin_folder(), "built-in")):
             path = folder / f"{profile.name}{PROFILE_SUFFIX}"
             if path.is_file():
@@ -886,6 +901,7 @@ def profile_curve(
             builtin_folder,
             match_profile,
             profile_from_raw,
+            profile_target,
             resolve_profile,
             save_profile,
             user_folder,
@@ -908,6 +924,8 @@ def profile_curve(
             profile = resolve_profile(camera)
         else:
             profile = match_profile(make, model) or profile_from_raw(pairs[0].raw)
+        folder = builtin_folder() if builtin else user_folder()
+        profile_target(name or profile.name, folder, overwrite=overwrite)  # before measuring
         failed: list[str] = []
 
         def skip(exc: Exception) -> None:
@@ -918,7 +936,7 @@ def profile_curve(
         profile = with_finish(profile, measured)
         if name is not None:
             profile = dataclasses.replace(profile, name=name)
-        path = save_profile(profile, builtin_folder() if builtin else user_folder(), overwrite=overwrite)
+        path = save_profile(profile, folder, overwrite=overwrite)
         fit = measured.curve
         for result in measured.pairs:
             turned = f", JPEG turned {90 * result.rotation}°" if result.rotation else ""
@@ -952,8 +970,3 @@ def profile_curve(
         typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
         if failed:
             raise typer.Exit(EXIT_FAILED)
-
-
-def run() -> None:
-    """Entry point for `python -m rawback`."""
-    app(prog_name="rawback")

@@ -87,17 +87,23 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
                 f"--tone-curve measured: profile {profile.name} has no measured tone curve "
                 "(`rawback profile curve` measures one)"
             )
-        if requested == "auto" and (shipped := shadowed_finish(profile)) is not None:
+        shipped = shadowed_finish(profile, exif.make, exif.model) if requested == "auto" else None
+        if shipped is not None and shipped.finish_applies_to(_program(exif)):
+            how = (
+                f"rename or delete the user profile {profile.name}, which replaces it"
+                if shipped.name == profile.name
+                else f"--camera {shipped.name} uses it"
+            )
             return requested, (
                 f"no finish was undone: profile {profile.name} has none, while the built-in "
-                f"{shipped.name} for this camera carries one (--camera {shipped.name} uses it)"
+                f"{shipped.name} for this camera carries one ({how})"
             )
         return requested, None
     if requested != "auto":
         return requested, None
-    program = rendering_program(exif)
-    if profile.finish_applies_to(None if program is None else program[0]):
+    if profile.finish_applies_to(_program(exif)):
         return requested, None
+    program = rendering_program(exif)
     made_by = "names no program" if program is None else f"names {program[1]!r}"
     note = (
         f"the finish in profile {profile.name} was not undone: it was measured on JPEGs of "
@@ -105,6 +111,14 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
         "(--tone-curve measured undoes it anyway)"
     )
     return "none", note
+
+
+def _program(exif: ExifData) -> str | None:
+    """The family of the program that rendered the photo, None for the camera's own engine."""
+    from rawback.provenance import rendering_program
+
+    program = rendering_program(exif)
+    return None if program is None else program[0]
 
 
 def invert_image(

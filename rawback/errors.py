@@ -31,6 +31,14 @@ class OutputError(RawbackError):
         super().__init__(f"{path}: {problem}")
 
 
+class OutputExistsError(OutputError):
+    """The output exists and may not be replaced (no --overwrite): for `batch`, work another
+    process already did."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, "already exists (pass --overwrite to replace it)")
+
+
 class ProfileError(RawbackError):
     """A camera profile is unknown, malformed or cannot be extracted."""
 

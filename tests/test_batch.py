@@ -428,13 +428,13 @@ def test_a_dng_another_batch_finished_meanwhile_counts_as_skipped(
 ) -> None:
     """Two copies of one batch race for the same photos: the loser's photo is done, not failed,
     and it must not be told to pass --overwrite."""
-    from rawback.errors import OutputError
+    from rawback.errors import OutputExistsError
 
     job = batch.Job(write_photo(tmp_path / "a.jpg"), tmp_path / "out" / "a.dng")
 
     def the_other_process_wins(source, output, options, progress=None):
         output.write_bytes(b"a complete DNG")
-        raise OutputError(output, "already exists (pass --overwrite to replace it)")
+        raise OutputExistsError(output)
 
     monkeypatch.setattr(batch, "convert_file", the_other_process_wins)
     kept = dict(skip_existing=True, create_folders=True, dry_run=False)

@@ -150,6 +150,11 @@ def test_folder_given_to_convert_points_to_batch_and_fails_alone(tmp_path: Path)
     assert result.exit_code == 1
     assert one_error_line(result) == f"error: {folder}: is a folder; use `rawback batch '{folder}'`"
     assert (tmp_path / "a.dng").is_file()  # the photo beside it was still converted
+    # A folder writes nothing, so it claims no output: `convert shots shots.jpg` converts the photo.
+    shots = write_photo(tmp_path / "shots.jpg")
+    (tmp_path / "shots").mkdir()
+    result = run_cli("convert", tmp_path / "shots", shots, "--method", "analytic")
+    assert result.exit_code == 1 and (tmp_path / "shots.dng").is_file()
 
 
 def test_an_output_named_like_a_photo_is_refused(tmp_path: Path) -> None:
@@ -414,3 +419,50 @@ def test_convert_refuses_a_photo_too_small_for_a_raw_file_in_one_line(tmp_path: 
         run_cli("convert", write_photo(tmp_path / "ok.jpg", size=(22, 22)), "--method", "analytic").exit_code
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../escaped", "use letters, digits"),
+        ("a/b", "use letters, digits"),
+        ("My S40", "use letters, digits"),
+        ("generic", "reserved for photos of unknown cameras"),
+    ],
+)
+def test_a_profile_name_must_be_a_plain_file_name(tmp_path: Path, name: str, problem: str) -> None:
+    from tests.test_tone_calibration import write_raw
+
+    write_raw(tmp_path / "IMG_0001.dng")
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    result = run_cli("profile", "add", tmp_path / "IMG_0001.dng", "--name", name, env=env)
+    assert result.exit_code == 1 and problem in one_error_line(result)
+    assert [p.name for p in tmp_path.rglob("*.json")] == []
+
+
+def test_profile_curve_refuses_an_existing_name_before_measuring(tmp_path: Path) -> None:
+    from tests.test_tone_calibration import write_raw
+
+    write_raw(tmp_path / "IMG_0001.dng")
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    assert run_cli("profile", "add", tmp_path / "IMG_0001.dng", "--name", "mine", env=env).exit_code == 0
+    result = run_cli("profile", "curve", tmp_path / "IMG_0001.dng", "--name", "mine", env=env)
+    assert result.exit_code == 1
+    assert one_error_line(result).endswith("mine.json: already exists (pass --overwrite to replace it)")
+    assert "samples" not in result.stdout  # nothing was measured
+
+
+def test_profile_show_of_a_file_names_that_file_and_add_names_a_photo_given_for_a_raw(tmp_path: Path) -> None:
+    from tests.test_tone_calibration import write_raw
+
+    raw = tmp_path / "IMG_0001.dng"
+    write_raw(raw)
+    shown = run_cli("profile", "show", raw)
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[-1] == f"file: {raw}"
+    photo = write_photo(tmp_path / "photo.jpg")
+    for given, problem in (
+        (photo, "is a JPEG or PNG photo, not a camera RAW file"),
+        (tmp_path, "is a folder"),
+    ):
+        result = run_cli("profile", "add", given, env={"RAWBACK_PROFILE_DIR": str(tmp_path / "p")})
+        assert result.exit_code == 1 and problem in one_error_line(result)

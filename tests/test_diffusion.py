@@ -233,7 +233,7 @@ def test_resume_refuses_other_files_and_names_the_settings_it_changes(
     assert note == "resuming with changed settings: lr 0.0003 -> 0.0001, steps 3 -> 4"
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     (resume,) = [r for r in records if r["event"] == "resume"]
-    assert resume["step"] == 3 and resume["changed"] == "lr 0.0003 -> 0.0001, steps 3 -> 4"
+    assert resume["step"] == 3 and resume["changed"] == {"lr": [0.0003, 0.0001], "steps": [3, 4]}
 
 
 @pytest.mark.parametrize("damage", [b"", b"not a checkpoint"])
@@ -379,6 +379,17 @@ def test_cli_train_refuses_bad_starts_in_one_line_before_any_work(
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and message in line
     assert not out.exists() and not cache.exists()  # nothing decoded, no empty run folder
+
+
+def test_cli_train_refuses_a_run_folder_that_is_a_file_before_decoding(raw_folder, tmp_path) -> None:
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    out.write_text("not a folder")
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(raw_folder), "--out", str(out), "--cache-dir", str(cache)]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {out}: is a file, not a run folder\n"
+    assert not cache.exists()
 
 
 def test_cli_calibrate_refuses_a_missing_output_folder_before_fitting(raw_folder, tmp_path) -> None:

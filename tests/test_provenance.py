@@ -144,6 +144,17 @@ def test_a_user_profile_that_hides_the_builtin_finish_says_so(
     (note,) = [n for n in notes if "no finish was undone" in n]
     assert "my-s40" in note and "--camera canon-powershot-s40" in note
 
+    # Saved under the built-in's own name, it replaces it: --camera would not reach the built-in.
+    (tmp_path / "profiles" / "my-s40.json").unlink()
+    same_name = dataclasses.replace(colours_only, name="canon-powershot-s40")
+    (tmp_path / "profiles" / "canon-powershot-s40.json").write_text(same_name.to_json())
+    _, notes = counts(tmp_path / "camera.jpg")
+    (note,) = [n for n in notes if "no finish was undone" in n]
+    assert "rename or delete the user profile canon-powershot-s40" in note
+    # A Lightroom export would keep its tones anyway: nothing to say.
+    _, notes = counts(s40_photo(tmp_path / "edited.jpg", "Adobe Photoshop Lightroom Classic 13.0"))
+    assert not [n for n in notes if "no finish was undone" in n]
+
 
 def test_measured_without_a_measured_curve_is_a_one_line_error(tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"

@@ -132,12 +132,13 @@ def _save_jpeg(rgb: np.ndarray, path: Path, raw: RawImage, *, subsampling: int, 
     Image.fromarray(rgb).save(path, "JPEG", quality=quality, subsampling=subsampling, exif=_raw_exif(raw))
 
 
-def _save_png(rgb: np.ndarray, folder: Path, stem: str, exif: bytes | None) -> Path:
+def _save_png(rgb: np.ndarray, folder: Path, stem: str, exif: bytes | None, icc: bytes | None = None) -> Path:
     """An input that must not be compressed again (resampled, cut, or a bitmap) as lossless PNG,
-    keeping the EXIF the photo had: the method reads its LightSource and exposure as a user's
-    file would give them."""
+    keeping the EXIF and colour profile the photo had: the method reads its LightSource and
+    exposure, and decodes its colours, as from the user's own file."""
     path = folder / f"{stem}.png"
-    Image.fromarray(rgb).save(path, "PNG", **({"exif": exif} if exif else {}))
+    extra = {key: value for key, value in (("exif", exif), ("icc_profile", icc)) if value}
+    Image.fromarray(rgb).save(path, "PNG", **extra)
     return path
 
 
@@ -195,8 +196,8 @@ class PairsProtocol(RawbackProtocol):
             scored, cut = None, to_mosaic_geometry(rgb, h, w)
         if cut.shape != rgb.shape:  # resampled or cut to whole 2x2 blocks: saved losslessly
             with Image.open(source) as camera_jpeg:
-                exif = camera_jpeg.info.get("exif")
-            source = _save_png(cut, folder, raw.path.stem, exif)
+                exif, icc = camera_jpeg.info.get("exif"), camera_jpeg.info.get("icc_profile")
+            source = _save_png(cut, folder, raw.path.stem, exif, icc)
         return PreparedInput(path=source, input_rgb8=cut, neutral=neutral, scored_raw=scored)
 
 

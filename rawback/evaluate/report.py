@@ -35,51 +35,14 @@ def _diffusion_json(settings) -> dict:
     return dataclasses.asdict(as_run(settings))
 
 
-def run_record(report: EvalReport) -> dict:
-    """What it takes to reproduce a table or compare its timings: versions, the machine, the
-    weights by content, the device really used, and which files were selected."""
-    import hashlib
-    import platform
-
-    import numpy as np
-
-    import rawback
-    from rawback.machine import cpu_model, usable_cores
-
-    opts = report.options
-    record: dict[str, object] = {
-        "rawback": rawback.__version__,
-        "date": report.finished.isoformat(timespec="seconds") if report.finished else None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "machine": f"{cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.machine()}",
-        "data": str(Path(opts.data).resolve()),
-        "include": list(opts.include),
-        "limit": opts.limit,
-    }
-    if opts.method == "diffusion":
-        import torch
-
-        from rawback.inference import resolve_device
-        from rawback.model.weights import BUNDLED
-
-        weights = Path(opts.diffusion.weights or BUNDLED).resolve()
-        record |= {
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "device": str(resolve_device(opts.diffusion.device)),
-            "weights": str(weights),
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        }
-    return record
-
-
 def run_line(run: dict) -> str:
+    if not run:
+        return "Run: not recorded."
     line = f"Run: rawback {run['rawback']}, {run['date']}, {run['machine']}"
     if "weights" in run:
         line += (
             f"; torch {run['torch']} on {run['device']} ({run['torch_threads']} threads), weights "
-            f"`{Path(str(run['weights'])).name}` (sha256 {str(run['weights_sha256'])[:12]}...)"
+            f"`{Path(str(run['weights'])).name}` (sha256 {str(run['weights_sha256'])[:12]})"
         )
     return line + "."
 
@@ -87,7 +50,7 @@ def run_line(run: dict) -> str:
 def to_json(report: EvalReport) -> dict:
     opts = report.options
     return {
-        "run": run_record(report),
+        "run": report.run,
         "protocol": opts.protocol,
         "protocol_summary": report.protocol_summary,
         "method": opts.method,
@@ -134,7 +97,7 @@ def to_markdown(report: EvalReport) -> str:
         f"Protocol: {report.protocol_summary}.",
         f"Data: `{report.options.data}`, {len(report.images)} files, {len(report.failed)} failed.",
         *([finish_line(report)] if report.options.tone_curve_from else []),
-        run_line(run_record(report)),
+        run_line(report.run),
         "",
         "## Mean over images",
         "",
@@ -171,6 +134,7 @@ def write_reports(report: EvalReport, folder: Path) -> tuple[Path, Path]:
 
 def rich_tables(report: EvalReport) -> list:
     """A per-image table and a summary table, for the CLI to print."""
+    from rich.markup import escape
     from rich.table import Table
 
     keys = shown_metrics(report)
@@ -181,11 +145,11 @@ def rich_tables(report: EvalReport) -> list:
         per_image.add_column(METRICS[key], justify="right")
     for img in report.images:
         if img.error:
-            per_image.add_row(img.file, f"[red]error: {img.error}[/red]", *[""] * len(keys))
+            per_image.add_row(escape(img.file), f"[red]error: {escape(img.error)}[/red]", *[""] * len(keys))
             continue
         for i, row in enumerate(report.rows):
             per_image.add_row(
-                img.file if i == 0 else "",
+                escape(img.file) if i == 0 else "",
                 row,
                 *[_fmt(k, img.rows[row].get(k)) for k in keys],
                 end_section=i == len(report.rows) - 1,

@@ -10,7 +10,6 @@ product path: the prediction is written as a DNG and read back with LibRaw befor
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import fnmatch
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ import numpy as np
 from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
 from rawback.errors import RawbackError
 from rawback.evaluate import metrics
+from rawback.evaluate.environment import run_record
 from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
 from rawback.io.exif import exposure_value
 from rawback.io.raw import RAW_SUFFIXES, RawImage, read_raw
@@ -128,7 +128,9 @@ class EvalReport:
     protocol_summary: str
     rows: list[str]
     images: list[ImageResult]
-    finished: datetime.datetime | None = None  # when the last file was scored (UTC)
+    run: dict[str, object] = field(
+        default_factory=dict
+    )  # versions, machine, device, weights (environment.py)
 
     def means(self) -> dict[str, dict[str, float | None]]:
         out: dict[str, dict[str, float | None]] = {}
@@ -169,6 +171,12 @@ def find_raw_files(data: Path, include: tuple[str, ...] = (), exclude: tuple[str
             continue
         found.append(path)
     return found
+
+
+def no_raw_files(data: Path, include: tuple[str, ...], what: str) -> RawbackError:
+    """The error for an empty selection, naming the --include that emptied it."""
+    matching = f" matching --include {' '.join(include)}" if include else ""
+    return RawbackError(f"{data}: no RAW files {what}{matching}")
 
 
 def eval_profile(raw: RawImage, camera: str | None) -> CameraProfile:
@@ -322,16 +330,17 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
     if options.limit is not None:
         files = files[: options.limit]
     if not files:
-        matching = f" matching --include {' '.join(options.include)}" if options.include else ""
-        raise RawbackError(f"{options.data}: no RAW files found{matching}")
+        raise no_raw_files(options.data, options.include, "found")
     rows = plan_rows(options)
     # What would fail every file fails once, before the first.
     if options.camera is not None:
         resolve_profile(options.camera)
+    device = None
     if any(row.method == "diffusion" for row in rows):
-        from rawback.inference import resolve_device
+        from rawback.inference import model_for
 
-        resolve_device(options.diffusion.device)
+        # Loaded once up front: bad weights or an absent device fail here, not once per file.
+        device = str(next(model_for(options.diffusion).parameters()).device)
     finish_from: CameraProfile | Literal["matched"] | None = None
     if options.tone_curve_from == MATCHED:
         finish_from = MATCHED
@@ -360,5 +369,5 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
             report.images.append(item)
         if progress:
             progress(len(files), len(files), "")
-    report.finished = datetime.datetime.now(datetime.UTC)
+    report.run = run_record(options, device)
     return report

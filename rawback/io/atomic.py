@@ -9,13 +9,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from rawback.errors import OutputError
+from rawback.errors import OutputError, OutputExistsError
 
 
 def check_writable(path: Path, *, overwrite: bool) -> None:
     """Fail early, before any work, when `path` exists and may not be replaced."""
     if path.exists() and not overwrite:
-        raise OutputError(path, "already exists (pass --overwrite to replace it)")
+        raise OutputExistsError(path)
     if path.is_dir():
         raise OutputError(path, "is a folder, not a file")
 
@@ -61,13 +61,13 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
             try:
                 os.link(tmp, path)
             except FileExistsError as exc:
-                raise OutputError(path, "already exists (pass --overwrite to replace it)") from exc
+                raise OutputExistsError(path) from exc
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
                     raise
                 # File systems without hard links: fall back to a rename after one more check.
                 if path.exists():
-                    raise OutputError(path, "already exists (pass --overwrite to replace it)") from exc
+                    raise OutputExistsError(path) from exc
                 os.replace(tmp, path)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -88,12 +88,19 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
     else:
         decoded = _decode_jpeg_or_png(path, data, max_pixels, min_side)
     exif = read_exif(decoded.exif)
-    adobe_by_exif = decoded.icc is None and decoded.space == "RGB" and exif.colour_space == "Adobe RGB"
+    # A camera set to Adobe RGB embeds no profile in its JPEGs; their EXIF says so (DCF). Only
+    # camera JPEGs: a PNG or TIFF is a program's output, which may keep the camera's EXIF over
+    # pixels it converted to sRGB.
+    adobe_by_exif = (
+        data[:2] == b"\xff\xd8"
+        and decoded.icc is None
+        and decoded.space == "RGB"
+        and exif.colour_space == "Adobe RGB"
+    )
     if adobe_by_exif:
-        # A camera set to Adobe RGB embeds no profile; its EXIF says so (DCF): use the standard one.
         decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc())
     pixels, bit_depth, note = _to_srgb(path, decoded)
-    if adobe_by_exif:
+    if adobe_by_exif and note is not None and note.startswith("converted from"):
         note = "converted from Adobe RGB (1998) to sRGB (no ICC profile; its EXIF colour space says so)"
     jpeg = data if data[:2] == b"\xff\xd8" and _jpeg_frame_marker(data) == 0xC0 else None
     return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg)

@@ -154,6 +154,8 @@ def read_raw(path: Path | str) -> RawImage:
     import rawpy
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a RAW file")
     if not path.is_file():
         raise InputError(path, "no such file")
     if path.stat().st_size == 0:
@@ -162,6 +164,10 @@ def read_raw(path: Path | str) -> RawImage:
         with rawpy.imread(str(path)) as raw:
             return _from_rawpy(path, raw)
     except rawpy.LibRawError as exc:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+        if head.startswith((b"\xff\xd8", b"\x89PNG")):  # the usual mix-up: the photo for its RAW
+            raise InputError(path, "is a JPEG or PNG photo, not a camera RAW file") from exc
         raise InputError(path, f"LibRaw cannot read this RAW file ({type(exc).__name__})") from exc
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from rawback.camera import CameraProfile, profile_from_raw_image
-from rawback.errors import InputError, RawbackError
+from rawback.errors import InputError, OutputError, RawbackError
 from rawback.io.atomic import current_umask
 from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
@@ -115,7 +115,7 @@ def readable_cache(folder: Path) -> bool:
     """Whether a cache folder loads whole: every array's header matches its file's length."""
     try:
         load_cached(folder)
-    except (OSError, ValueError, EOFError, KeyError, TypeError, RawbackError):
+    except (OSError, ValueError, EOFError, RawbackError):  # cut short, or its meta.json damaged
         return False
     return True
 
@@ -170,11 +170,9 @@ def _decode_into(path: Path, cache_dir: Path, folder: Path) -> Path:
     return folder
 
 
-def _unwritable(cache_dir: Path, exc: OSError) -> RawbackError:
+def _unwritable(cache_dir: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc)
-    return RawbackError(
-        f"{cache_dir}: cannot write the training cache ({reason}); choose another --cache-dir"
-    )
+    return OutputError(cache_dir, f"cannot write the training cache ({reason}); choose another --cache-dir")
 
 
 def load_cached(folder: Path) -> CachedRaw:

@@ -183,7 +183,7 @@ def gate_report(gate: ResidualGate, samples: GateSamples) -> dict[str, float]:
 def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tuple[Path, dict]:
     """Fit the gate of `options.weights` and write the calibrated weights to `options.out`;
     returns the path and the held-out report."""
-    from rawback.evaluate.run import find_raw_files
+    from rawback.evaluate.run import find_raw_files, no_raw_files
     from rawback.inference import resolve_device
     from rawback.model.weights import load_weights, save_weights, weights_meta
 
@@ -195,8 +195,7 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tu
     trained = load_weights(options.weights)
     files = find_raw_files(options.data, options.include, options.exclude)
     if not files:
-        matching = f" matching --include {' '.join(options.include)}" if options.include else ""
-        raise RawbackError(f"{options.data}: no RAW files to calibrate on{matching}")
+        raise no_raw_files(options.data, options.include, "to calibrate on")
     folders, skipped = build_cache(
         files, options.cache_dir or default_cache_dir(), lambda i, n, name: progress and progress(i, n, name)
     )

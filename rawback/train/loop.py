@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rawback.errors import RawbackError
+from rawback.errors import OutputError, RawbackError
 from rawback.inference import resolve_device
 from rawback.model.config import preset, profile_camera
 from rawback.model.denoiser import RawbackModel, condition
@@ -222,6 +222,20 @@ def read_checkpoint(path: Path) -> dict:
     return state
 
 
+def check_run_folder(out: Path) -> None:
+    """Before decoding: the run folder is made only once the cache is built (a failed start
+    leaves none), so find out now whether it can be."""
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(out, "is a file, not a run folder")
+        writable = os.access(out, os.W_OK | os.X_OK)
+    else:
+        parent = next(p for p in out.absolute().parents if p.exists())
+        writable = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    if not writable:
+        raise OutputError(out, "the run folder cannot be written here")
+
+
 def _relative(paths: list[Path], data: Path) -> list[str]:
     return [path.relative_to(data).as_posix() for path in paths]
 
@@ -236,17 +250,32 @@ def check_same_files(path: Path, saved: dict | None, files: dict[str, list[str]]
         missing = sorted(set(saved.get(part, [])) - set(files[part]))
         if added or missing:
             listed = ", ".join([*(f"+{f}" for f in added[:3]), *(f"-{f}" for f in missing[:3])])
-            more = " ..." if len(added) + len(missing) > 6 else ""
+            more = " ..." if len(added) > 3 or len(missing) > 3 else ""
             raise RawbackError(
                 f"{path}: the run's {part} files differ ({listed}{more}); resume with the same --data, "
                 "--validation and --exclude, or start a new --out"
             )
 
 
-def changed_settings(saved: dict, current: dict) -> str:
-    """`key old -> new` for every setting a resume changes, for the note and the log."""
-    keys = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
-    return ", ".join(f"{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in keys)
+def changed_settings(saved: dict, current: dict) -> dict[str, list]:
+    """{key: [old, new]} for every setting a resume changes; nested settings (the simulator's)
+    by their own keys ("simulator.jpeg_quality")."""
+    old, new = _flat(saved), _flat(current)
+    return {k: [old.get(k), new.get(k)] for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def describe_changes(changed: dict[str, list]) -> str:
+    return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
 
 
 def train(options: TrainOptions, progress: Progress | None = None) -> Path:
@@ -266,16 +295,17 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     checkpoint_path = out / CHECKPOINT
     # A resumed run is read and checked before any decoding: it must continue on the same files.
     state = read_checkpoint(checkpoint_path) if options.resume else None
+    check_run_folder(out)
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
     training, validation = split_files(options.data, config)
     files = {"training": _relative(training, options.data), "validation": _relative(validation, options.data)}
-    changed = ""
+    changed: dict[str, list] = {}
     if state is not None:
         check_same_files(checkpoint_path, state.get("files"), files)
         changed = changed_settings(state["config"], json.loads(config.to_json()))
         if changed:
-            emit({"event": "note", "message": f"resuming with changed settings: {changed}"})
+            emit({"event": "note", "message": f"resuming with changed settings: {describe_changes(changed)}"})
     cache_dir = options.cache_dir or default_cache_dir()
     # Rank 0 decodes; the others wait, then find every file cached.
     if rank == 0:
