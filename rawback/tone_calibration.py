@@ -106,6 +106,9 @@ class PairSamples:
     margins: tuple[float, float, float, float]  # RAW pixels the JPEG leaves out (see _frame_margins)
 
 
+MIN_PICTURE_SIDE = 128  # px, long side of the JPEG or preview a finish is measured from
+
+
 def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
     """Samples of one pair (see PairSamples). Raises InputError naming the file when the two do
     not show the same frame."""
@@ -115,6 +118,13 @@ def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
     linear = developed_raw(pair.raw, profile)
     raw_ok = tone_fit.raw_unclipped(linear)
     encoded = _read_jpeg_side(pair, read_image)
+    if max(encoded.shape[:2]) < MIN_PICTURE_SIDE:  # a few thousand samples fit any curve
+        whose = "it" if pair.jpeg is not None else "its embedded preview"
+        raise InputError(
+            pair.jpeg or pair.raw,
+            f"{whose} ({encoded.shape[1]}x{encoded.shape[0]}) is too small to measure a finish "
+            f"(at least {MIN_PICTURE_SIDE} px on the long side)",
+        )
     decoded, jpeg_ok = srgb_to_linear(encoded), tone_fit.jpeg_unclipped(encoded)
     raw_luma = _float_image(linear @ tone_fit.LUMINANCE)
     best: PairSamples | None = None
@@ -139,8 +149,8 @@ def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
         raise InputError(
             pair.jpeg or pair.raw,
             f"{'does' if pair.jpeg is not None else 'its embedded preview does'} not match "
-            f"{pair.raw.name} (fit residual {best.curve.rms_residual:.2f}; not the same shot, or edited "
-            "after the camera saved it)",
+            f"{pair.raw.name} (fit residual {100 * best.curve.rms_residual:.0f} %; not the same shot, "
+            "or edited after the camera saved it)",
         )
     return best
 
@@ -349,7 +359,7 @@ def _candidate_turns(raw_shape: tuple[int, int], jpeg_shape: tuple[int, int], pa
         raise InputError(
             pair.jpeg or pair.raw,
             f"{whose} frame ({jpeg_shape[1]}x{jpeg_shape[0]}) is not the RAW's "
-            f"({raw_shape[1]}x{raw_shape[0]}): not the same shot, or cropped",
+            f"({raw_shape[1]}x{raw_shape[0]}): not the same shot, cropped, or stored with non-square pixels",
         )
     return turns
 

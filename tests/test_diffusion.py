@@ -661,3 +661,20 @@ def test_attention_is_softmax_of_scaled_dot_products_per_head() -> None:
             heads.append((weights @ v).transpose(1, 2))  # (n, channels, positions)
         expected = x + block.out(torch.cat(heads, dim=1).reshape(n, c, h, w))
         assert torch.allclose(block(x), expected, atol=1e-10)
+
+
+def test_an_interrupt_during_an_optimiser_step_arrives_after_the_step_count() -> None:
+    """Ctrl-C between the weights' update and the step count would save a checkpoint one step
+    ahead of its count, which would not resume exactly: the interrupt waits for the block."""
+    import os
+    import signal
+
+    from rawback.train.loop import signals_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("weights")
+        done.append("step")
+    assert done == ["weights", "step"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back

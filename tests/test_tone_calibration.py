@@ -306,9 +306,14 @@ def test_a_jpeg_of_another_shot_is_refused(pair: Path, tmp_path: Path) -> None:
     (match,) = find_pairs([pair])
     with pytest.raises(InputError, match=r"does not match IMG_0001\.dng"):
         pair_samples(match, S40)
-    Image.new("RGB", (100, 100)).save(pair / "IMG_0001.JPG")
+    Image.new("RGB", (200, 200)).save(pair / "IMG_0001.JPG")
     with pytest.raises(InputError, match="frame"):
         pair_samples(match, S40)
+    # A thumbnail of a few thousand pixels fits any curve (a DC50's 96x64 gave saturation 3.3).
+    Image.new("RGB", (96, 64)).save(pair / "IMG_0001.JPG")
+    with pytest.raises(InputError, match=r"\(96x64\) is too small to measure a finish"):
+        pair_samples(match, S40)
+    Image.new("RGB", (100, 100)).save(pair / "IMG_0001.JPG")
     skipped: list[InputError] = []
     with pytest.raises(RawbackError, match="no usable RAW\\+JPEG pair"):
         measure_finish([match], S40, on_error=skipped.append)

@@ -7,14 +7,17 @@ Progress leaves through a callback (dicts); only the CLI draws.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import io
 import json
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +207,28 @@ def _analytic_packed(crop: np.ndarray, profile, settings) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the loop
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while the block runs, then deliver them to the handlers that were
+    there. An interrupt between the optimiser step and the step count would save a checkpoint
+    whose weights are one step ahead of its count, which then does not resume exactly."""
+    if threading.current_thread() is not threading.main_thread():  # only it can set handlers
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in held
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -422,9 +447,10 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            update_ema(ema, model, config.ema_decay if step >= config.warmup else 0.0)
-            step += 1
+            with signals_deferred():  # the weights and the step counter change together
+                optimizer.step()
+                update_ema(ema, model, config.ema_decay if step >= config.warmup else 0.0)
+                step += 1
             window_steps += 1
             if step % config.log_every == 0 or step == config.steps:
                 # note: .item() is a CPU-GPU sync point, hence only every log_every steps
