@@ -772,10 +772,12 @@ def profile_list() -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from rawback.camera import builtin_profiles, user_folder
+        from rawback.camera import PROFILE_SUFFIX, builtin_profiles, user_folder
 
         measured = "* tone curve measured by rawback profile curve"
-        caption = f"user profiles: {user_folder()}\n{measured}"
+        user = f"+ user profile ({user_folder()}), matched before the built-in ones"
+        caption = f"{user}\n{measured}"
+        user_names = {path.stem for path in user_folder().glob(f"*{PROFILE_SUFFIX}")}
         # Light rules, and the derived white balance left to `profile show`: on an 80-column
         # terminal the boxed table with it cut camera names to "Power…".
         table = Table(title="camera profiles", caption=caption, box=box.SIMPLE_HEAD)
@@ -786,8 +788,9 @@ def profile_list() -> None:
         table.add_column("black/white", justify="right", no_wrap=True)
         for name, profile in sorted(builtin_profiles().items()):
             black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
+            marks = ("+" if name in user_names else "") + ("*" if profile.tone_curve is not None else "")
             table.add_row(
-                name + (" *" if profile.tone_curve is not None else ""),
+                f"{name} {marks}".rstrip(),
                 f"{profile.make} {profile.model}",
                 profile.cfa_pattern,
                 str(profile.bits),

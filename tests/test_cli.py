@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -267,6 +268,14 @@ def test_profile_list(tmp_path: Path) -> None:
     assert "RGGB" in result.stdout and "GRBG" in result.stdout
     # Whole camera names, even on an 80-column terminal (the test runner's width).
     assert "Canon PowerShot S40" in result.stdout and "GoPro HERO8 Black" in result.stdout
+    # A user profile is marked: it is matched before the built-in ones, so it can hide them.
+    from rawback import camera
+
+    s40 = camera.builtin_profiles()["canon-powershot-s40"]
+    (tmp_path / "my-s40.json").write_text(dataclasses.replace(s40, name="my-s40", tone_curve=None).to_json())
+    lines = run_cli("profile", "list", env={"RAWBACK_PROFILE_DIR": str(tmp_path)}).stdout.splitlines()
+    assert any(line.split()[:2] == ["my-s40", "+"] for line in lines)
+    assert any(line.split()[:2] == ["canon-powershot-s40", "*"] for line in lines)
 
 
 def test_profile_show() -> None:
