@@ -617,6 +617,7 @@ def eval_command(
         step_counts = tuple(int(v) for v in steps.split(",") if v.strip().isdigit())
         if len(step_counts) != len(steps.split(",")) or min(step_counts) < 1:
             raise UsageError(f"--steps must be positive integers separated by commas, not {steps!r}")
+        step_counts = tuple(dict.fromkeys(step_counts))  # one row per count, as the report lists them
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
@@ -637,7 +638,8 @@ def eval_command(
             for table in rich_tables(report):
                 console.print(table)
         for path in write_reports(report, report_dir):
-            typer.echo(f"wrote {path}")
+            if not quiet:
+                typer.echo(f"wrote {path}")
         if report.failed:
             raise typer.Exit(EXIT_FAILED)
 
@@ -708,7 +710,8 @@ def train(
                 weights = run_training(options, progress=progress)
             except KeyboardInterrupt:
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-        typer.echo(f"wrote {weights}")
+        if not quiet:
+            typer.echo(f"wrote {weights}")
 
 
 @app.command()
@@ -754,7 +757,7 @@ def calibrate(
                 f"full residual {held['psnr_full_residual']:.2f} dB, "
                 f"gate {held['psnr_gate']:.2f} dB (mean trust {held['mean_trust']:.2f})"
             )
-        typer.echo(f"wrote {path}")
+            typer.echo(f"wrote {path}")
 
 
 # --- camera profiles -----------------------------------------------------------------------------

@@ -285,3 +285,27 @@ def test_eval_refuses_what_would_fail_every_file_once_before_the_first(
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and message in line
     assert not reports.exists()
+
+
+def test_eval_quiet_prints_errors_only(fake_data: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rawback.cli import app
+
+    args = [
+        "eval",
+        "--data",
+        str(fake_data),
+        "--method",
+        "analytic",
+        "--report-dir",
+        str(tmp_path / "r"),
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "eval-rawback-analytic.json",
+        "eval-rawback-analytic.md",
+    ]
