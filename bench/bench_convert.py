@@ -166,7 +166,8 @@ def main() -> None:
         f"input: synthetic {args.width}x{args.height} JPEG ({mp:.1f} MP, {jpeg_mb:.1f} MB, quality 92); "
         f"output DNG {dng_mb:.1f} MB (lossless JPEG tiles, with preview)"
     )
-    print(f"median of {args.repeat} conversions after one warm-up (best total {min(totals):.3f} s):")
+    runs = f"{args.repeat} conversion{'s' if args.repeat > 1 else ''}"
+    print(f"median of {runs} after one warm-up (best total {min(totals):.3f} s):")
     print(line("read (decode + to float)", median["read"]))
     print(line("invert (analytic)", median["invert"]))
     print(line("write DNG", median["write"]))
@@ -179,7 +180,7 @@ def main() -> None:
     print(f"  numpy copy bandwidth: {bandwidth / 1e9:.1f} GB/s (one large copy, read + write counted)")
     print(
         f"  memory bound of the inversion: {touched / 1e6:.0f} MB must be touched "
-        f"(float32 RGB in, uint16 mosaic out) -> {invert_bound:.3f} s; "
+        f"(float32 RGB in, uint16 mosaic out) -> {1e3 * invert_bound:.1f} ms; "
         f"the inversion takes {median['invert'] / invert_bound:.1f}x that"
     )
     print(

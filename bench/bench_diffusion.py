@@ -169,8 +169,9 @@ def main() -> None:
         print(
             f"convert_file, synthetic {args.width}x{args.height} JPEG ({mp:.1f} MP), median of {args.repeat}:"
         )
-        print(f"  diffusion (defaults, {device.type}): {learned:7.2f} s  ({learned / mp:.3f} s/MP)")
-        print(f"  analytic baseline:            {analytic:7.2f} s  ({analytic / mp:.3f} s/MP)")
+        label = f"diffusion (defaults, {device.type}):"
+        print(f"  {label:<30} {learned:7.2f} s  ({learned / mp:.3f} s/MP)")
+        print(f"  {'analytic baseline:':<30} {analytic:7.2f} s  ({analytic / mp:.3f} s/MP)")
         print(
             f"  the model costs {learned / analytic:.0f}x the analytic inverse; at this rate 12 MP takes "
             f"{12 * learned / mp:.1f} s (the issue's CPU target: < 120 s for 12 MP)"
