@@ -425,7 +425,7 @@ def test_profile_curve_command_saves_a_profile_convert_then_uses(pair: Path, tmp
     assert (saved.make, saved.model) == ("Canon", "PowerShot S40")
 
     listed = runner.invoke(app, ["profile", "list"], env=env).stdout
-    assert "my-s40 *" in listed and "generic *" not in listed
+    assert "my-s40 +*" in listed and "generic *" not in listed  # a user profile (+) with a curve (*)
 
     again = runner.invoke(app, ["profile", "curve", str(pair), "--name", "my-s40"], env=env)
     assert again.exit_code == 1 and "exists" in again.stderr
