@@ -316,8 +316,13 @@ def _run(
     mirrored folders, show only a progress bar; else (convert) the user named each file: an
     existing DNG is an error, -o's folder must exist, and every file gets a line."""
     from rawback import batch
-    from rawback.console import make_reporter, print_error
+    from rawback.console import make_reporter, print_error, print_warning
 
+    if batch_mode and not dry_run:
+        from rawback.io.atomic import remove_stale_parts
+
+        if removed := remove_stale_parts(job.output for job in jobs):
+            print_warning(f"removed {removed} temporary file(s) an interrupted run left (kill -9?)")
     if not dry_run and any(job.problem is None for job in jobs):
         batch.preload_model(options)
     reporter = make_reporter(quiet=quiet, verbose=verbose, dry_run=dry_run, list_files=not batch_mode)

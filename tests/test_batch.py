@@ -442,3 +442,24 @@ def test_a_dng_another_batch_finished_meanwhile_counts_as_skipped(
     (tmp_path / "out" / "a.dng").unlink()
     convert = dict(kept, skip_existing=False)  # `convert` named the file: an existing DNG is an error
     assert batch.run_one(job, ConvertOptions(method="analytic"), **convert).status is batch.Status.FAILED
+
+
+def test_a_resumed_batch_removes_what_kill_9_left_and_nothing_else(tmp_path: Path) -> None:
+    """No handler runs on SIGKILL: its temporary file stays. A resumed batch removes those of its
+    own outputs that nobody has touched for an hour, and leaves every other file alone."""
+    import time
+
+    write_photo(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, fresh, foreign = out / ".a.dng.k3j9x_ab.part", out / ".a.dng.zz81qq0w.part", out / ".b.dng.x.part"
+    for path in (stale, fresh, foreign):
+        path.write_bytes(b"half a DNG")
+    hour_ago = time.time() - 3700
+    for path in (stale, foreign):
+        os.utime(path, (hour_ago, hour_ago))
+    result = run_cli("batch", tmp_path / "in", "-o", out, "--method", "analytic")
+    assert result.exit_code == 0, result.output
+    assert "removed 1 temporary file(s)" in result.stderr
+    assert not stale.exists() and fresh.exists() and foreign.exists()  # b.dng is not this batch's
+    assert (out / "a.dng").is_file()

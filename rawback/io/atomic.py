@@ -6,7 +6,8 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rawback.errors import OutputError, OutputExistsError
@@ -26,6 +27,37 @@ def current_umask() -> int:
     return mask
 
 
+PART_SUFFIX = ".part"
+STALE_AFTER = 3600.0  # seconds: no conversion keeps a temporary file open this long
+
+
+def remove_stale_parts(outputs: Iterable[Path], *, older_than: float = STALE_AFTER) -> int:
+    """Delete the temporary files that `atomic_output` left for these outputs when its process
+    was killed outright (`kill -9`, a lost machine), which no handler can clean up. Only files of
+    its own naming, `.NAME.XXXXXXXX.part` beside NAME, untouched for `older_than` seconds (a
+    live writer's file is younger). Each folder is listed once. Returns how many were removed."""
+    wanted: dict[Path, set[str]] = {}
+    for output in outputs:
+        wanted.setdefault(output.parent, set()).add(output.name)
+    removed = 0
+    now = time.time()
+    for folder, names in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not created yet, or unreadable: nothing of ours in it
+            continue
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith(".") and name.endswith(PART_SUFFIX)):
+                continue
+            output_name = name[1:].rsplit(".", 2)[0]  # ".a.dng.k3j9x.part" -> "a.dng"
+            with contextlib.suppress(OSError):
+                if output_name in names and now - entry.stat().st_mtime > older_than:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success move it into place.
@@ -39,7 +71,7 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     folder = path.parent if str(path.parent) else Path(".")
     check_writable(path, overwrite=overwrite)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=folder)
     except FileNotFoundError as exc:
         raise OutputError(path, f"output folder {folder} does not exist") from exc
     except PermissionError as exc:
