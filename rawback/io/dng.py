@@ -62,6 +62,7 @@ PHOTOMETRIC, MAKE, MODEL, STRIP_OFFSETS, ORIENTATION = 262, 271, 272, 273, 274
 SAMPLES_PER_PIXEL, ROWS_PER_STRIP, STRIP_BYTE_COUNTS = 277, 278, 279
 X_RESOLUTION, Y_RESOLUTION, PLANAR_CONFIG, RESOLUTION_UNIT = 282, 283, 284, 296
 SOFTWARE, DATE_TIME = 305, 306
+XMP_PACKET = 700
 TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SUB_IFDS = 322, 323, 324, 325, 330
 YCBCR_SUBSAMPLING = 530
 CFA_REPEAT_PATTERN_DIM, CFA_PATTERN = 33421, 33422
@@ -255,6 +256,8 @@ def _main_ifd(
     ifd.add(SOFTWARE, ASCII, f"rawback {rawback.__version__}")
     for tag, text in exif.rights.items() if exif is not None else ():
         ifd.add(tag, ASCII, text)  # ImageDescription, Artist, Copyright (UTF-8, as exiftool writes)
+    if exif is not None and exif.xmp:
+        ifd.add(XMP_PACKET, BYTE, exif.xmp)  # the photographer's XMP only (rawback.io.xmp)
     if exif is not None and exif.datetime:
         # The capture time; without one we write none rather than "now", so that converting the
         # same photo twice gives bit-identical files.

@@ -76,6 +76,9 @@ class ExifData:
     # set to Adobe RGB writes ColorSpace "Uncalibrated" and InteropIndex "R03" (DCF 2.0), some
     # ColorSpace 2. None: sRGB or unknown.
     colour_space: str | None = None
+    # The photographer's XMP (title, caption, keywords, rating...; rawback.io.xmp), carried to the
+    # DNG; None when the photo has none.
+    xmp: bytes | None = None
     exif: dict[int, object] = field(default_factory=dict)  # Exif-IFD allow-list, piexif forms
     gps: dict[int, object] = field(default_factory=dict)  # GPS-IFD tags, piexif forms
     warnings: list[str] = field(default_factory=list)  # e.g. "EXIF is corrupt and was ignored"

@@ -31,6 +31,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from rawback.errors import InputError
 from rawback.io.exif import ExifData, read_exif
 from rawback.io.raw import RAW_SUFFIXES
+from rawback.io.xmp import descriptive_xmp
 
 # Large enough for the largest camera output (Samsung's 200 MP phone mode, 16320x12240 = 199.8 MP),
 # small enough that the float32 RGB copy (2.4 GB at the limit) cannot exhaust a workstation.
@@ -69,6 +70,7 @@ class _Decoded:
     space: str  # "GRAY", "RGB" or "CMYK": ICC colour-space names
     icc: bytes | None
     exif: bytes | None  # "Exif\0\0" + TIFF, or a bare TIFF structure
+    xmp: bytes | None = None  # the XMP packet as stored
 
     @property
     def bit_depth(self) -> int:
@@ -87,7 +89,7 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
         decoded = _decode_tiff(path, data, max_pixels, min_side)
     else:
         decoded = _decode_jpeg_or_png(path, data, max_pixels, min_side)
-    exif = read_exif(decoded.exif)
+    exif = dataclasses.replace(read_exif(decoded.exif), xmp=descriptive_xmp(decoded.xmp))
     # A camera set to Adobe RGB embeds no profile in its JPEGs; their EXIF says so (DCF). Only
     # camera JPEGs: a PNG or TIFF is a program's output, which may keep the camera's EXIF over
     # pixels it converted to sRGB.
@@ -173,10 +175,10 @@ def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int, min_side: int)
         _check_size(path, im.width, im.height, max_pixels, min_side)
         icc = im.info.get("icc_profile") or None
         if im.format == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 of 16 bits
-            return _decode_png16(path, data, icc, im.info.get("exif"))
+            return _decode_png16(path, data, icc, im.info.get("exif"), _xmp_of(im.info))
         pixels, space = _pillow_pixels(path, im)
         # PNG's eXIf chunk may follow the image data, so read info only after decoding.
-        return _Decoded(pixels, space, icc, im.info.get("exif"))
+        return _Decoded(pixels, space, icc, im.info.get("exif"), _xmp_of(im.info))
 
 
 def _pillow_pixels(path: Path, im: Image.Image) -> tuple[np.ndarray, str]:
@@ -202,7 +204,9 @@ def _pillow_pixels(path: Path, im: Image.Image) -> tuple[np.ndarray, str]:
     raise InputError(path, f"unsupported pixel format {mode!r}; save the photo as 8/16-bit RGB")
 
 
-def _decode_png16(path: Path, data: bytes, icc: bytes | None, exif: bytes | None) -> _Decoded:
+def _decode_png16(
+    path: Path, data: bytes, icc: bytes | None, exif: bytes | None, xmp: bytes | None
+) -> _Decoded:
     import imagecodecs
 
     try:
@@ -214,7 +218,13 @@ def _decode_png16(path: Path, data: bytes, icc: bytes | None, exif: bytes | None
         array = array[..., 0]
     pixels, space = (array, "GRAY") if array.ndim == 2 else (array[..., :3], "RGB")
     exif = exif or _png_chunk(data, b"eXIf")  # Pillow only saw the chunks before the image data
-    return _Decoded(pixels, space, icc, exif)
+    return _Decoded(pixels, space, icc, exif, xmp)
+
+
+def _xmp_of(info: dict) -> bytes | None:
+    """The XMP packet Pillow found: JPEG's APP1 ("xmp"), PNG's iTXt ("XML:com.adobe.xmp")."""
+    packet = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    return packet.encode() if isinstance(packet, str) else packet or None
 
 
 def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
@@ -267,6 +277,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             bits, sample_format = int(page.bitspersample), int(page.sampleformat)
             photometric = page.photometric
             icc_tag = page.tags.get(34675)  # InterColorProfile
+            xmp_tag = page.tags.get(700)  # XMP
             orientation_tag = page.tags.get(274)
             is_dng = 50706 in page.tags  # DNGVersion
     except Exception as exc:  # tifffile raises many types for a damaged header
@@ -277,6 +288,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
     if sample_format not in (1, 2) or bits > 16:  # 1 = unsigned, 2 = signed; 3 is float
         raise InputError(path, f"{bits}-bit TIFF samples are not supported; save it as 8 or 16-bit")
     icc = bytes(icc_tag.value) if icc_tag is not None else None
+    xmp = bytes(xmp_tag.value) if xmp_tag is not None else None
     # The whole TIFF is the EXIF structure: IFD0 holds Make/Model/Orientation, 34665 the Exif IFD.
     # piexif reads classic TIFF only, not BigTIFF.
     exif = data if data[:4] in _TIFF_MAGIC[:2] else None
@@ -293,9 +305,9 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
                 # Pillow >= 13 turns a TIFF upright as it loads it (and drops the tag), but the
                 # DNG carries the Orientation tag: put the pixels back in their stored order.
                 pixels = np.ascontiguousarray(_UNDO_UPRIGHT[orientation](pixels))
-        return _Decoded(pixels, space, icc, exif)
+        return _Decoded(pixels, space, icc, exif, xmp)
     pixels, space = _tifffile_pixels(path, data, bits, photometric)
-    return _Decoded(pixels, space, icc, exif)
+    return _Decoded(pixels, space, icc, exif, xmp)
 
 
 # Orientation -> the inverse of the turn that sets such a photo upright (ImageOps.exif_transpose).
