@@ -676,3 +676,10 @@ def test_an_adobe_rgb_camera_jpeg_without_a_profile_is_read_by_its_exif(
     assert np.abs(plain.rgb * 255 - srgb).mean() > 5  # what reading it as sRGB did before
     # A PNG is a program's output: it may keep the camera's EXIF over pixels already in sRGB.
     assert read_image(save(tmp_path / "program.png", srgb, exif=marked)).color_note is None
+
+
+def test_a_broken_link_is_named_as_such(tmp_path: Path) -> None:
+    link = tmp_path / "photo.jpg"
+    link.symlink_to(tmp_path / "gone.jpg")
+    with pytest.raises(InputError, match=r"is a link to .*gone\.jpg, which does not exist"):
+        read_image(link)

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if path.is_symlink():  # the link is there, what it points to is not
+            raise InputError(path, f"is a link to {os.readlink(path)}, which does not exist") from None
         raise InputError(path, "no such file") from None
     except IsADirectoryError:
         raise InputError(path, "is a folder, not a file") from None
