@@ -33,6 +33,7 @@ from bench_convert import at_least, make_photo
 
 import rawback
 from rawback.convert import ConvertOptions, convert_file
+from rawback.errors import RawbackError
 from rawback.inference import model_for, resolve_device, tiled_denoiser, uses_bf16
 from rawback.machine import cpu_model, usable_cores
 from rawback.methods import DiffusionSettings
@@ -138,10 +139,13 @@ def main() -> None:
     args = parser.parse_args()
     mp = args.width * args.height / 1e6
     tiling = {"tile": args.tile, "overlap": args.overlap, "tile_batch": args.tile_batch}
-    settings = DiffusionSettings(
-        device=args.device, precision=args.precision, **{k: v for k, v in tiling.items() if v is not None}
-    )
-    device = resolve_device(args.device)
+    try:  # the same checks, and the same one-line messages, as `rawback convert`
+        settings = DiffusionSettings(
+            device=args.device, precision=args.precision, **{k: v for k, v in tiling.items() if v is not None}
+        )
+        device = resolve_device(args.device)
+    except (ValueError, RawbackError) as exc:
+        parser.error(str(exc))
     tile, tile_batch = settings.tiling(device.type)
     print(f"rawback {rawback.__version__} diffusion benchmark")
     print(

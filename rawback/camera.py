@@ -374,7 +374,7 @@ def profile_target(name: str, folder: Path, *, overwrite: bool = False) -> Path:
 
     if not PROFILE_NAME.fullmatch(name):
         raise ProfileError(f"profile name {name!r}: use letters, digits, '.', '_' and '-' only")
-    if name == GENERIC_NAME and folder != builtin_folder():
+    if name.lower() == GENERIC_NAME and folder != builtin_folder():
         raise ProfileError(f"profile name {name!r} is reserved for photos of unknown cameras")
     target = folder / f"{name}{PROFILE_SUFFIX}"
     check_writable(target, overwrite=overwrite)

@@ -437,6 +437,7 @@ def test_convert_refuses_a_photo_too_small_for_a_raw_file_in_one_line(tmp_path: 
         ("a/b", "use letters, digits"),
         ("My S40", "use letters, digits"),
         ("generic", "reserved for photos of unknown cameras"),
+        ("Generic", "reserved for photos of unknown cameras"),
     ],
 )
 def test_a_profile_name_must_be_a_plain_file_name(tmp_path: Path, name: str, problem: str) -> None:

@@ -349,7 +349,10 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         emit({"event": "skipped", "message": message})
     if not train_folders:
         raise RawbackError("no training file could be decoded")
-    out.mkdir(parents=True, exist_ok=True)  # after the checks and the cache: no empty run left
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # after the checks and the cache: no empty run left
+    except OSError as exc:
+        raise OutputError(out, f"cannot create the run folder ({exc.strerror or exc})") from exc
 
     torch.manual_seed(config.seed + rank)
     known = sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
@@ -366,6 +369,9 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         except (RuntimeError, ValueError) as exc:
             raise RawbackError(f"{checkpoint_path}: made with another model (--set model=...?)") from exc
         start = state["step"]
+        if start >= config.steps:
+            emit({"event": "note", "message": f"the run is already at step {start}: nothing to do "
+                  f"(--set steps=N above {start} continues it)"})  # fmt: skip
     (out / "config.json").write_text(config.to_json() + "\n")
     wrapped: nn.Module = step_module
     if distributed:
