@@ -634,7 +634,11 @@ def eval_command(
             limit=limit, diffusion=diffusion, steps=step_counts,
         )  # fmt: skip
         with CountProgress("evaluating", quiet=quiet) as progress:
-            report = run_eval(options, progress=progress)
+            try:
+                report = run_eval(options, progress=progress)
+            except KeyboardInterrupt:
+                print_error("interrupted: no report was written")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         for image in report.failed:
             print_error(f"{image.file}: {image.error}")
         if not quiet:
@@ -740,7 +744,7 @@ def calibrate(
     analytic estimate (docs/model.md). The rest of the model is unchanged. Calibrate on RAW files
     the model was not trained on: on its own training files it is right too often to learn doubt."""
     with user_errors():
-        from rawback.console import CountProgress
+        from rawback.console import CountProgress, print_error
         from rawback.model.weights import BUNDLED
         from rawback.train.gate import CalibrateOptions
         from rawback.train.gate import calibrate as run_calibration
@@ -753,7 +757,11 @@ def calibrate(
             samples=samples, steps=steps, seed=seed, cache_dir=cache_dir, device=device,
         )  # fmt: skip
         with CountProgress("calibrating", quiet=quiet) as progress:
-            path, report = run_calibration(options, progress=progress)
+            try:
+                path, report = run_calibration(options, progress=progress)
+            except KeyboardInterrupt:
+                print_error(f"interrupted: {out} was not written")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         held = report["held_out"]
         if not quiet:
             typer.echo(

@@ -463,3 +463,24 @@ def test_a_resumed_batch_removes_what_kill_9_left_and_nothing_else(tmp_path: Pat
     assert "removed 1 temporary file(s)" in result.stderr
     assert not stale.exists() and fresh.exists() and foreign.exists()  # b.dng is not this batch's
     assert (out / "a.dng").is_file()
+
+
+def test_sigterm_stops_eval_with_a_line_and_143(tmp_path: Path) -> None:
+    """Every command says it was interrupted; eval writes no half report."""
+    import signal
+
+    from tests.test_diffusion import write_synthetic_dng
+
+    data = tmp_path / "raws"
+    data.mkdir()
+    for i in range(30):
+        write_synthetic_dng(data / f"r{i:02}.dng", seed=i, height=288, width=352)
+    reports = tmp_path / "reports"
+    process = rawback_process("eval", "--data", data, "--method", "analytic", "--report-dir", reports)
+    first = process.stdout.readline()  # "[1/30] evaluating r00.dng": the run has started
+    assert b"evaluating" in first, first
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err.decode()
+    assert "interrupted: no report was written" in err.decode()
+    assert not reports.exists()
