@@ -172,18 +172,26 @@ def builtin_profiles() -> dict[str, CameraProfile]:
     """The user's profiles, then the built-in ones: a user profile replaces a built-in of the same
     name, and comes first when a photo's EXIF camera is matched (so a profile saved by `rawback
     profile curve` under any name is the one that camera's photos get)."""
+    profiles = profiles_in(user_folder())
+    for name, profile in profiles_in(builtin_folder()).items():
+        profiles.setdefault(name, profile)
+    return profiles
+
+
+def profiles_in(folder: Path) -> dict[str, CameraProfile]:
+    """The profiles saved in one folder, by name (the first file of a name wins); one line when
+    the folder cannot be listed."""
+    try:
+        paths = sorted(folder.glob(f"*{PROFILE_SUFFIX}"))
+    except OSError as exc:  # e.g. `docker run --user` with another user's HOME
+        raise ProfileError(
+            f"{folder}: cannot read the profile folder ({exc.strerror}); fix its permissions "
+            "or point RAWBACK_PROFILE_DIR to another folder"
+        ) from exc
     profiles: dict[str, CameraProfile] = {}
-    for folder in (user_folder(), builtin_folder()):
-        try:
-            paths = sorted(folder.glob(f"*{PROFILE_SUFFIX}"))
-        except OSError as exc:  # e.g. `docker run --user` with another user's HOME
-            raise ProfileError(
-                f"{folder}: cannot read the profile folder ({exc.strerror}); fix its permissions "
-                "or point RAWBACK_PROFILE_DIR to another folder"
-            ) from exc
-        for path in paths:
-            profile = load_profile_file(path)
-            profiles.setdefault(profile.name, profile)
+    for path in paths:
+        profile = load_profile_file(path)
+        profiles.setdefault(profile.name, profile)
     return profiles
 
 
@@ -201,7 +209,7 @@ def shadowed_finish(profile: CameraProfile, make: str | None, model: str | None)
 @functools.cache
 def shipped_profiles() -> dict[str, CameraProfile]:
     """The built-in profiles alone, as the package ships them (user profiles can replace them)."""
-    return {p.name: p for p in map(load_profile_file, sorted(builtin_folder().glob(f"*{PROFILE_SUFFIX}")))}
+    return profiles_in(builtin_folder())
 
 
 def load_profile_file(path: Path) -> CameraProfile:

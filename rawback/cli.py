@@ -788,12 +788,12 @@ def profile_list() -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from rawback.camera import PROFILE_SUFFIX, builtin_profiles, user_folder
+        from rawback.camera import builtin_profiles, profiles_in, user_folder
 
         measured = "* tone curve measured by rawback profile curve"
         user = f"+ user profile ({user_folder()}), matched before the built-in ones"
         caption = f"{user}\n{measured}"
-        user_names = {path.stem for path in user_folder().glob(f"*{PROFILE_SUFFIX}")}
+        user_names = set(profiles_in(user_folder()))
         # Light rules, and the derived white balance left to `profile show`: on an 80-column
         # terminal the boxed table with it cut camera names to "Power…".
         table = Table(title="camera profiles", caption=caption, box=box.SIMPLE_HEAD)

@@ -81,6 +81,8 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
     """
     from rawback.provenance import describe, rendering_program
 
+    program = rendering_program(exif)
+    family = None if program is None else program[0]
     if profile.tone_curve is None:
         if requested == "measured":
             raise ProfileError(
@@ -88,7 +90,7 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
                 "(`rawback profile curve` measures one)"
             )
         shipped = shadowed_finish(profile, exif.make, exif.model) if requested == "auto" else None
-        if shipped is not None and shipped.finish_applies_to(_program(exif)):
+        if shipped is not None and shipped.finish_applies_to(family):
             how = (
                 f"rename or delete the user profile {profile.name}, which replaces it"
                 if shipped.name == profile.name
@@ -101,9 +103,8 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
         return requested, None
     if requested != "auto":
         return requested, None
-    if profile.finish_applies_to(_program(exif)):
+    if profile.finish_applies_to(family):
         return requested, None
-    program = rendering_program(exif)
     made_by = "names no program" if program is None else f"names {program[1]!r}"
     note = (
         f"the finish in profile {profile.name} was not undone: it was measured on JPEGs of "
@@ -111,14 +112,6 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
         "(--tone-curve measured undoes it anyway)"
     )
     return "none", note
-
-
-def _program(exif: ExifData) -> str | None:
-    """The family of the program that rendered the photo, None for the camera's own engine."""
-    from rawback.provenance import rendering_program
-
-    program = rendering_program(exif)
-    return None if program is None else program[0]
 
 
 def invert_image(

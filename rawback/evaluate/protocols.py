@@ -61,8 +61,8 @@ def render_raw(path: Path, **params: object) -> Render:
 def camera_wb_neutral(path: Path) -> np.ndarray:
     """The white balance LibRaw applies to a RAW for `use_camera_wb` (see `render_raw`), which is
     what a camera's JPEG engine used. A half-size render is enough: LibRaw picks the multipliers,
-    fallbacks included, before it demosaics (identical on all 34 files of ../shared/data, about
-    3x faster than the full render)."""
+    fallbacks included, before it demosaics (identical on all 34 files of ../shared/data,
+    2.5-3x faster than the full render)."""
     return render_raw(path, half_size=True, **CAMERA_WB_RENDER).neutral
 
 

@@ -128,9 +128,8 @@ class EvalReport:
     protocol_summary: str
     rows: list[str]
     images: list[ImageResult]
-    run: dict[str, object] = field(
-        default_factory=dict
-    )  # versions, machine, device, weights (environment.py)
+    # What the run ran with: versions, machine, device, weights (rawback.evaluate.environment).
+    run: dict[str, object] = field(default_factory=dict)
 
     def means(self) -> dict[str, dict[str, float | None]]:
         out: dict[str, dict[str, float | None]] = {}

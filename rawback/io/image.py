@@ -72,6 +72,7 @@ class _Decoded:
     icc: bytes | None
     exif: bytes | None  # "Exif\0\0" + TIFF, or a bare TIFF structure
     xmp: bytes | None = None  # the XMP packet as stored
+    icc_name: str | None = None  # how notes name `icc` when rawback chose it (not the profile's own)
 
     @property
     def bit_depth(self) -> int:
@@ -91,21 +92,15 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
     else:
         decoded = _decode_jpeg_or_png(path, data, max_pixels, min_side)
     exif = dataclasses.replace(read_exif(decoded.exif), xmp=descriptive_xmp(decoded.xmp))
+    is_jpeg = data[:2] == b"\xff\xd8"
     # A camera set to Adobe RGB embeds no profile in its JPEGs; their EXIF says so (DCF). Only
     # camera JPEGs: a PNG or TIFF is a program's output, which may keep the camera's EXIF over
     # pixels it converted to sRGB.
-    adobe_by_exif = (
-        data[:2] == b"\xff\xd8"
-        and decoded.icc is None
-        and decoded.space == "RGB"
-        and exif.colour_space == "Adobe RGB"
-    )
-    if adobe_by_exif:
-        decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc())
+    if is_jpeg and decoded.icc is None and decoded.space == "RGB" and exif.colour_space == "Adobe RGB":
+        name = "Adobe RGB (1998), as its EXIF colour space says (no ICC profile),"
+        decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc(), icc_name=name)
     pixels, bit_depth, note = _to_srgb(path, decoded)
-    if adobe_by_exif and note is not None and note.startswith("converted from"):
-        note = "converted from Adobe RGB (1998) to sRGB (no ICC profile; its EXIF colour space says so)"
-    jpeg = data if data[:2] == b"\xff\xd8" and _jpeg_frame_marker(data) == 0xC0 else None
+    jpeg = data if is_jpeg and _jpeg_frame_marker(data) == 0xC0 else None
     return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg)
 
 
@@ -373,7 +368,7 @@ def _to_srgb(path: Path, image: _Decoded) -> tuple[np.ndarray, int, str | None]:
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(image.icc))
         profile_space = profile.profile.xcolor_space.strip()
-        name = ImageCms.getProfileDescription(profile).strip() or "its ICC profile"
+        name = image.icc_name or ImageCms.getProfileDescription(profile).strip() or "its ICC profile"
     except (OSError, ImageCms.PyCMSError) as exc:
         return _unusable_profile(path, image, f"its ICC profile is unreadable ({_one_line(exc)})")
     if profile_space != space:

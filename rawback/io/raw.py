@@ -116,8 +116,7 @@ def read_make_model(path: Path) -> tuple[str, str]:
         finally:
             if handle:
                 lib.libraw_close(handle)
-    make, model = _ifd0_texts(path, (271, 272))
-    return make, model
+    return read_tiff_make_model(path)
 
 
 def read_tiff_make_model(path: Path) -> tuple[str, str]:
