@@ -144,6 +144,24 @@ UndoToneCurve = Annotated[
         "by default; needs weights with a tone curve).",
     ),
 ]
+
+
+class ResidualMode(StrEnum):
+    auto = "auto"
+    gate = "gate"
+    full = "full"
+    clipped = "clipped"
+
+
+Residual = Annotated[
+    ResidualMode,
+    typer.Option(
+        "--residual",
+        help="Where the network's correction applies: auto (the calibrated gate on cameras the model "
+        "was trained on, only where the photo is clipped on others), gate (the gate on every camera), "
+        "full (everywhere) or clipped (only where the photo is clipped). See docs/model.md.",
+    ),
+]
 Camera = Annotated[
     str | None,
     typer.Option(
@@ -263,6 +281,7 @@ def _diffusion_settings(
     precision: str,
     undo_exposure: bool,
     undo_tone_curve: bool,
+    residual: ResidualMode,
 ):
     from rawback.methods import DiffusionSettings
 
@@ -271,6 +290,7 @@ def _diffusion_settings(
             weights=str(weights) if weights else None, sampler=sampler, steps=steps, seed=seed,
             ensemble=ensemble, tile=tile, overlap=overlap, tile_batch=tile_batch, device=device,
             precision=precision, undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
+            residual=residual.value,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -394,6 +414,7 @@ def convert(
     precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
+    residual: Residual = ResidualMode.auto,
     transfer: TransferOpt = Transfer.srgb,
     tone_curve: ToneCurveOpt = ToneCurve.auto,
     white_balance: WhiteBalance = "auto",
@@ -412,7 +433,7 @@ def convert(
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
-            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve, residual=residual,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -460,6 +481,7 @@ def batch_command(
     precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
+    residual: Residual = ResidualMode.auto,
     transfer: TransferOpt = Transfer.srgb,
     tone_curve: ToneCurveOpt = ToneCurve.auto,
     white_balance: WhiteBalance = "auto",
@@ -491,7 +513,7 @@ def batch_command(
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
-            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve, residual=residual,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -561,6 +583,7 @@ def eval_command(
     precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
+    residual: Residual = ResidualMode.auto,
     pairs: Annotated[
         Path | None,
         typer.Option(
@@ -626,7 +649,7 @@ def eval_command(
         diffusion = _diffusion_settings(
             weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
-            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
+            undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve, residual=residual,
         )  # fmt: skip
         options = EvalOptions(
             data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,

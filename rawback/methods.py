@@ -20,6 +20,14 @@ from rawback.isp.unprocess import UnprocessSettings, measured_finish, neutral_fo
 # The samplers of rawback.sampling, by name (kept here so option checks need no torch import).
 SAMPLER_NAMES = ("euler", "heun", "dpmpp-2m", "one-step")
 PRECISIONS = ("auto", "fp32", "bf16")
+# Where the denoiser's residual applies (--residual; rawback.inference.residual_trust):
+#   auto     the residual gate's trust on cameras the model was trained on; only where the photo
+#            is clipped on any other camera (leave-one-camera-out: elsewhere the residual did not
+#            carry over to an unseen camera, models/README.md)
+#   gate     the residual gate's trust on every camera
+#   full     everywhere, in full (the network as trained, no gate)
+#   clipped  only where the photo is clipped
+RESIDUAL_MODES = ("auto", "gate", "full", "clipped")
 DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # --device of every command
 # Default (tile side in photo pixels, tiles per network call) by device. On the CPU, measured with
 # bench/bench_diffusion.py on a 2-core EPYC (12 MP convert): small tiles one at a time keep each
@@ -53,12 +61,15 @@ class DiffusionSettings:
     # by default: measured on LibRaw renders, which have no curve, a wrong guess costs more than
     # it gains there, while on camera-like finishes it gains several dB (models/README.md).
     undo_tone_curve: bool = False
+    residual: str = "auto"  # where the denoiser's residual applies (RESIDUAL_MODES)
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(SAMPLER_NAMES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.residual not in RESIDUAL_MODES:
+            raise ValueError(f"--residual must be {', '.join(RESIDUAL_MODES)}, not {self.residual!r}")
         if not DEVICE_NAMES.fullmatch(self.device):
             raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.weights is not None and not Path(self.weights).is_file():

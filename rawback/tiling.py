@@ -119,16 +119,28 @@ class TiledDenoiser:
         self.device = None if device is None else torch.device(device)
         self.progress = progress
 
-    def __call__(self, x: Tensor, sigma: Tensor, cond: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, sigma: Tensor, cond: Tensor, only_where: Tensor | None = None) -> Tensor:
+        """x0 estimate of the whole image. With `only_where` ((N, 1, H, W), true where the caller
+        will read the result) the tiles that hold none of those pixels are not evaluated and the
+        pixels no evaluated tile covers come back as 0. A pixel the caller reads is covered by all
+        of its tiles, so its value is exactly the full computation's (one call; a sampler's later
+        steps see the skipped pixels' zeros as context)."""
         if x.ndim != 4 or cond.ndim != 4 or x.shape[0] != cond.shape[0] or x.shape[2:] != cond.shape[2:]:
             raise ValueError(
                 f"need x (N, C, H, W) and cond (N, Cc, H, W) of one size, got {tuple(x.shape)} "
                 f"and {tuple(cond.shape)}"
             )
         n, c, height, width = x.shape
+        if only_where is not None and tuple(only_where.shape) != (n, 1, height, width):
+            raise ValueError(f"only_where must be (N, 1, H, W) of x's size, got {tuple(only_where.shape)}")
         grid = tile_grid(height, width, self.tile, self.overlap)
         # Tiles of every image, in order; they all have one size, so any run of them can share a batch.
-        items = [(b, rows, cols) for b in range(n) for rows, cols in grid]
+        items = [
+            (b, rows, cols)
+            for b in range(n)
+            for rows, cols in grid
+            if only_where is None or bool(only_where[b, :, rows, cols].any())
+        ]
         acc_dtype = torch.promote_types(x.dtype, torch.float64)
         num = torch.zeros((n, c, height, width), dtype=acc_dtype, device=x.device)
         den = torch.zeros((n, 1, height, width), dtype=acc_dtype, device=x.device)
@@ -162,8 +174,11 @@ class TiledDenoiser:
             done += len(chunk)
             if self.progress is not None:
                 self.progress(done, len(items))
-        # den > 0 everywhere: the grid covers every pixel and the weights are strictly positive.
-        return (num / den).to(x.dtype)
+        # den > 0 wherever a tile was evaluated: the weights are strictly positive. Without
+        # `only_where` the grid covers every pixel.
+        if only_where is None:
+            return (num / den).to(x.dtype)
+        return torch.where(den > 0, num / den.clamp(min=torch.finfo(acc_dtype).tiny), 0.0).to(x.dtype)
 
     def _run(self, chunk: list[tuple[int, slice, slice]], x: Tensor, sigma: Tensor, cond: Tensor) -> Tensor:
         # Cut on x's device, then move only this batch to the network's device.

@@ -223,8 +223,10 @@ def test_option_choices_match_the_library() -> None:
     from rawback.convert import COMPRESSIONS
     from rawback.isp.color import TRANSFER_CURVES
     from rawback.isp.unprocess import TONE_CURVES
+    from rawback.methods import RESIDUAL_MODES
 
     assert {t.value for t in cli.Transfer} <= set(TRANSFER_CURVES)
+    assert tuple(r.value for r in cli.ResidualMode) == RESIDUAL_MODES
     assert {t.value for t in cli.ToneCurve} == set(TONE_CURVES)
     assert {c.value for c in cli.Compression} == set(COMPRESSIONS)
 

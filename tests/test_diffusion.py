@@ -3,6 +3,7 @@ our own writer stand in for a RAW folder; a tiny model trains for a few steps.""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -439,13 +440,15 @@ def test_weights_round_trip_and_damaged_file(tiny_weights, tmp_path) -> None:
 
 def test_same_seed_same_dng_whatever_the_batch(tmp_path) -> None:
     a, b = small_jpeg(tmp_path / "a.jpg", seed=1), small_jpeg(tmp_path / "b.jpg", seed=2)
-    settings = DiffusionSettings(sampler="euler", steps=2, seed=3, tile=64, overlap=16)
+    # residual "full": the network's output everywhere (the photos' generic profile is a camera the
+    # model does not know, whose residual applies only where clipped by default)
+    settings = DiffusionSettings(sampler="euler", steps=2, seed=3, tile=64, overlap=16, residual="full")
     options = ConvertOptions(diffusion=settings)
     convert_file(a, tmp_path / "a1.dng", options)
     convert_file(b, tmp_path / "b1.dng", options)
     convert_file(a, tmp_path / "a2.dng", options)
     assert (tmp_path / "a1.dng").read_bytes() == (tmp_path / "a2.dng").read_bytes()
-    other = ConvertOptions(diffusion=DiffusionSettings(sampler="euler", steps=2, seed=4, tile=64, overlap=16))
+    other = ConvertOptions(diffusion=dataclasses.replace(settings, seed=4))
     convert_file(a, tmp_path / "a3.dng", other)
     with rawpy.imread(str(tmp_path / "a1.dng")) as r1, rawpy.imread(str(tmp_path / "a3.dng")) as r3:
         assert not np.array_equal(r1.raw_image_visible, r3.raw_image_visible)
@@ -499,7 +502,7 @@ def test_bf16_changes_the_dng_only_slightly(tmp_path) -> None:
     mosaics = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.dng"
-        settings = DiffusionSettings(device="cpu", precision=precision)
+        settings = DiffusionSettings(device="cpu", precision=precision, residual="full")
         convert_file(jpeg, out, ConvertOptions(diffusion=settings))
         with rawpy.imread(str(out)) as raw:
             mosaics[precision] = raw.raw_image_visible.astype(np.float64) / raw.white_level
@@ -552,9 +555,12 @@ def test_bad_settings_are_one_line_usage_errors(tmp_path) -> None:
         (["--device", "gpu0"], "--device must be"),
         (["--tile", "101"], "--tile must be even"),
         (["--precision", "fp16"], "--precision must be"),
+        (["--residual", "half"], "'half' is not one of"),
     ):
         result = CliRunner().invoke(app, ["convert", str(jpeg), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+    with pytest.raises(ValueError, match="--residual must be"):
+        DiffusionSettings(residual="half")
     with pytest.raises(UsageError, match="precision"):
         TrainConfig(precision="fp8")
     with pytest.raises(UsageError, match="model must be"):
@@ -581,7 +587,7 @@ def test_gpu_conversion_matches_the_cpu(tmp_path) -> None:
     """bf16 on the GPU against fp32 on the CPU: the same photo within a few raw counts."""
     jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(256, 192))
     for device in ("cpu", "cuda"):
-        options = ConvertOptions(diffusion=DiffusionSettings(device=device))
+        options = ConvertOptions(diffusion=DiffusionSettings(device=device, residual="full"))
         convert_file(jpeg, tmp_path / f"{device}.dng", options)
     with rawpy.imread(str(tmp_path / "cpu.dng")) as a, rawpy.imread(str(tmp_path / "cuda.dng")) as b:
         diff = np.abs(a.raw_image_visible.astype(int) - b.raw_image_visible.astype(int))
@@ -678,3 +684,16 @@ def test_an_interrupt_during_an_optimiser_step_arrives_after_the_step_count() ->
         done.append("step")
     assert done == ["weights", "step"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+
+
+def test_row_labels_name_every_setting_that_differs_from_the_defaults() -> None:
+    assert diffusion_label(DiffusionSettings()) == "diffusion (euler, 1 step)"
+    settings = DiffusionSettings(
+        sampler="heun", steps=4, ensemble=2, undo_tone_curve=True, undo_exposure=True, residual="full"
+    )
+    assert diffusion_label(settings) == (
+        "diffusion (heun, 4 steps, ensemble 2, tone curve undone, exposure undone, residual full)"
+    )
+    assert diffusion_label(DiffusionSettings(sampler="one-step", residual="clipped")) == (
+        "diffusion (one-step, residual clipped)"
+    )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rawpy
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from rawback.camera import builtin_profiles
@@ -153,3 +154,65 @@ def test_the_clip_mask_is_the_over_exposed_mask_of_eval() -> None:
     photo8[30:34, 4:8] = 252  # a clipped patch near the edge
     mask = clipped_blocks(torch.from_numpy(photo8 / 255.0).permute(2, 0, 1)[None])[0, 0].numpy() > 0
     np.testing.assert_array_equal(mask, overexposed_mask(photo8))
+
+
+# --- where the residual applies (--residual) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "known", "trust"),
+    [
+        ("auto", True, 0.4),  # the gate, on a camera the model was trained on
+        ("auto", False, 0.0),  # only where clipped on any other camera
+        ("gate", False, 0.4),
+        ("full", False, 1.0),
+        ("clipped", True, 0.0),
+    ],
+)
+def test_residual_mode_decides_the_trust(mode: str, known: bool, trust: float) -> None:
+    from rawback.inference import GlobalEstimate, residual_trust
+
+    estimate = GlobalEstimate(np.ones(3), 1.0, torch.zeros(1, 8), learned_white_balance=known, trust=0.4)
+    assert residual_trust(estimate, mode)[0] == trust
+
+
+def test_with_no_trust_and_nothing_clipped_the_network_never_runs() -> None:
+    from rawback.inference import GlobalEstimate
+
+    model = RawbackModel(preset("tiny")).eval()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the denoiser ran")
+
+    model.denoiser.forward = no_network
+    profile = dataclasses.replace(builtin_profiles()["generic"], cfa_pattern="RGGB")
+    rgb = np.full((40, 48, 3), 0.4, dtype=np.float32)  # nothing clipped
+    estimate = GlobalEstimate(np.ones(3), 1.0, torch.zeros(1, 8), learned_white_balance=False, trust=0.0)
+    done = []
+    packed, prior = reconstruct_packed(
+        model, rgb, profile, estimate=estimate, settings=UnprocessSettings(), bit_depth=8,
+        diffusion=DiffusionSettings(tile=64, overlap=16), seed=0, progress=done.append,
+    )  # fmt: skip
+    assert np.array_equal(packed, prior) and done == [1.0]
+
+
+def test_an_unknown_camera_gets_the_residual_only_where_clipped_unless_asked(tmp_path: Path) -> None:
+    from rawback.convert import ConvertOptions, convert_file
+
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(200, 150))  # no EXIF: the generic profile
+    mosaics, notes = {}, {}
+    for mode in ("auto", "full"):
+        out = tmp_path / f"{mode}.dng"
+        settings = DiffusionSettings(tile=64, overlap=16, residual=mode)
+        result = convert_file(jpeg, out, ConvertOptions(diffusion=settings))
+        notes[mode] = result.notes
+        with rawpy.imread(str(out)) as raw:
+            mosaics[mode] = raw.raw_image_visible.astype(np.int64)
+    assert any("not trained on this camera" in note for note in notes["auto"])
+    assert not any("clipped" in note for note in notes["full"])
+    photo = np.asarray(Image.open(jpeg), dtype=np.float32) / 255.0
+    clipped = clipped_blocks(torch.from_numpy(photo).permute(2, 0, 1)[None])[0, 0].numpy() > 0
+    assert clipped.any() and not clipped.all()
+    same = mosaics["auto"] == mosaics["full"]
+    blocks = same.reshape(75, 2, 100, 2).all(axis=(1, 3))  # 2x2 blocks: packed pixels
+    assert blocks[clipped].all() and not blocks[~clipped].all()

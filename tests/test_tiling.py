@@ -180,3 +180,30 @@ def test_euler_through_tiles_equals_untiled():
     out_tiled = sample_euler(lambda x, s: tiled(x, s, cond), x, sigmas)
     out_plain = sample_euler(lambda x, s: model(x, s, cond), x, sigmas)
     torch.testing.assert_close(out_tiled, out_plain, rtol=0, atol=1e-6)
+
+
+def test_only_where_runs_just_the_tiles_holding_those_pixels_and_matches_there():
+    model = PixelModel()
+    x, cond = inputs(37, 53)
+    wanted = torch.zeros(1, 1, 37, 53, dtype=torch.bool)
+    wanted[0, 0, 2:5, 3:6] = True  # top-left corner: in the first tile only
+    wanted[0, 0, 20, 30] = True  # one pixel in the middle, inside several overlapping tiles
+    grid = tile_grid(37, 53, 16, 4)
+    holding = [t for t in grid if bool(wanted[0, 0][t].any())]
+    assert 1 < len(holding) < len(grid)
+    out = TiledDenoiser(model, tile=16, overlap=4, tile_batch=1)(x, SIGMA, cond, only_where=wanted)
+    assert sum(model.calls) == len(holding)
+    full = TiledDenoiser(PixelModel(), tile=16, overlap=4, tile_batch=1)(x, SIGMA, cond)
+    assert torch.equal(out[wanted.expand_as(out)], full[wanted.expand_as(full)])
+    covered = torch.zeros(37, 53, dtype=torch.bool)
+    for rows, cols in holding:
+        covered[rows, cols] = True
+    assert out[0][:, ~covered].eq(0).all() and out[0][:, covered].ne(0).all()
+
+
+def test_only_where_must_have_the_image_size():
+    x, cond = inputs(20, 20)
+    with pytest.raises(ValueError, match="only_where"):
+        TiledDenoiser(PixelModel(), tile=16, overlap=4, tile_batch=4)(
+            x, SIGMA, cond, only_where=torch.ones(1, 1, 20, 19, dtype=torch.bool)
+        )

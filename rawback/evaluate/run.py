@@ -82,15 +82,21 @@ class Row:
 
 
 def diffusion_label(settings: DiffusionSettings) -> str:
-    if settings.sampler == "one-step":
-        text = "diffusion (one-step"
-    else:
-        text = f"diffusion ({settings.sampler}, {settings.steps} step{'s' if settings.steps > 1 else ''}"
+    steps = settings.steps
+    parts = (
+        ["one-step"]
+        if settings.sampler == "one-step"
+        else [settings.sampler, f"{steps} step{'s' * (steps > 1)}"]
+    )
     if settings.ensemble > 1:
-        text += f", ensemble {settings.ensemble}"
+        parts.append(f"ensemble {settings.ensemble}")
     if settings.undo_tone_curve:
-        text += ", tone curve undone"
-    return text + (", exposure undone)" if settings.undo_exposure else ")")
+        parts.append("tone curve undone")
+    if settings.undo_exposure:
+        parts.append("exposure undone")
+    if settings.residual != "auto":
+        parts.append(f"residual {settings.residual}")
+    return f"diffusion ({', '.join(parts)})"
 
 
 def plan_rows(options: EvalOptions) -> list[Row]:
