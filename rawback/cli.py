@@ -390,7 +390,7 @@ def _check_verbosity(quiet: bool, verbose: bool) -> None:
 
 @app.command()
 def convert(
-    inputs: Annotated[list[Path], typer.Argument(help="Photos (JPEG, PNG, TIFF).", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Photos (JPEG, PNG, TIFF, HEIC).", show_default=False)],
     output: Annotated[
         Path | None,
         typer.Option(

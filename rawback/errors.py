@@ -9,6 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def first_line(exc: BaseException) -> str:
+    """A library exception's message cut to its first line (its type when it has none), for the
+    parenthesis of a one-line error."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class RawbackError(Exception):
     """Base class: a problem with the user's input, output or settings."""
 

@@ -495,9 +495,15 @@ def test_text_file_named_jpg(tmp_path: Path) -> None:
     assert_one_line_error(tmp_path / "notes.jpg", "not an image")
 
 
-def test_heic_named_jpg_is_named(tmp_path: Path) -> None:
+def test_a_video_named_jpg_is_named(tmp_path: Path) -> None:
+    (tmp_path / "clip.jpg").write_bytes(b"\0\0\0\x18ftypmp42" + b"\0" * 100)
+    assert_one_line_error(tmp_path / "clip.jpg", r"is a mp42 \(AVIF/MP4\) file")
+
+
+def test_a_damaged_heic_named_jpg_is_read_as_heif(tmp_path: Path) -> None:
+    pytest.importorskip("pi_heif")
     (tmp_path / "iphone.jpg").write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 100)
-    assert_one_line_error(tmp_path / "iphone.jpg", "is a heic")
+    assert_one_line_error(tmp_path / "iphone.jpg", "unreadable HEIF")
 
 
 @pytest.mark.parametrize("progressive", [False, True])

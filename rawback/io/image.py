@@ -1,7 +1,10 @@
-"""Read input photos: JPEG, 8/16-bit PNG and TIFF, with EXIF, ICC profiles and size limits.
+"""Read input photos: JPEG, 8/16-bit PNG and TIFF, and HEIF/HEIC (rawback.io.heif, an optional
+decoder), with EXIF, ICC profiles and size limits.
 
 Everything comes back as float32 sRGB in [0, 1] in stored pixel order: EXIF Orientation is carried
 (`exif.orientation`), never applied, because the DNG's mosaic must stay in the JPEG's stored order.
+HEIF is the exception: its decoder applies the file's own rotation, so its pixels come upright and
+the orientation carried is 1.
 
 Decoders: Pillow for JPEG and 8-bit PNG/TIFF; imagecodecs for 16-bit PNG and tifffile for TIFF with
 more than 8 bits, because Pillow truncates 16-bit RGB to 8 bits.
@@ -29,8 +32,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from rawback.errors import InputError
+from rawback.errors import InputError, first_line
 from rawback.io.exif import ExifData, read_exif
+from rawback.io.heif import HEIF_SUFFIXES, decode_heif, is_heif
 from rawback.io.raw import RAW_SUFFIXES
 from rawback.io.xmp import descriptive_xmp
 
@@ -38,7 +42,9 @@ from rawback.io.xmp import descriptive_xmp
 # small enough that the float32 RGB copy (2.4 GB at the limit) cannot exhaust a workstation.
 MAX_PIXELS = 200_000_000
 MIN_SIDE = 2
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff"})
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", *HEIF_SUFFIXES}
+)
 
 # Pillow refuses anything over 2 x MAX_IMAGE_PIXELS (179 MP by default) while it reads the header,
 # before rawback can look at the size. rawback checks `max_pixels` itself before decoding, so lift
@@ -73,6 +79,9 @@ class _Decoded:
     exif: bytes | None  # "Exif\0\0" + TIFF, or a bare TIFF structure
     xmp: bytes | None = None  # the XMP packet as stored
     icc_name: str | None = None  # how notes name `icc` when rawback chose it (not the profile's own)
+    # The pixels are already as the photo is shown (HEIF: libheif applies the file's rotation), so
+    # the EXIF Orientation, which describes the same turn, must not be applied again.
+    upright: bool = False
 
     @property
     def bit_depth(self) -> int:
@@ -80,7 +89,7 @@ class _Decoded:
 
 
 def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> InputImage:
-    """Decode a JPEG, PNG or TIFF photo to sRGB float32 with its EXIF.
+    """Decode a JPEG, PNG, TIFF or HEIF photo to sRGB float32 with its EXIF.
 
     Raises InputError (one line naming the file and the problem) for a missing, empty, truncated,
     non-image, too large or too small file, and for colour data that cannot be converted faithfully.
@@ -89,9 +98,22 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
     data = _read_bytes(path)
     if data[:4] in _TIFF_MAGIC:
         decoded = _decode_tiff(path, data, max_pixels, min_side)
+    elif is_heif(data):
+        picture = decode_heif(path, data, lambda w, h: _check_size(path, w, h, max_pixels, min_side))
+        decoded = _Decoded(
+            picture.pixels,
+            picture.space,
+            picture.icc,
+            picture.exif,
+            picture.xmp,
+            picture.icc_name,
+            upright=True,
+        )
     else:
         decoded = _decode_jpeg_or_png(path, data, max_pixels, min_side)
     exif = dataclasses.replace(read_exif(decoded.exif), xmp=descriptive_xmp(decoded.xmp))
+    if decoded.upright:
+        exif = dataclasses.replace(exif, orientation=1)
     is_jpeg = data[:2] == b"\xff\xd8"
     # A camera set to Adobe RGB embeds no profile in its JPEGs; their EXIF says so (DCF). Only
     # camera JPEGs: a PNG or TIFF is a program's output, which may keep the camera's EXIF over
@@ -106,7 +128,7 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
 
 def _read_bytes(path: Path) -> bytes:
     if path.suffix.lower() in RAW_SUFFIXES:
-        raise InputError(path, "is a camera RAW file; rawback reads JPEG, PNG or TIFF photos")
+        raise InputError(path, "is a camera RAW file; rawback reads JPEG, PNG, TIFF or HEIC photos")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -150,11 +172,6 @@ def _quiet_pillow() -> Iterator[None]:
         yield
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 # JPEG and PNG: Pillow (16-bit PNG: imagecodecs) -------------------------------------------------
 
 
@@ -168,7 +185,7 @@ def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int, min_side: int)
         limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
         raise InputError(path, f"image is larger than the {limit / 1e6:.0f} MP limit") from None
     except _DECODE_ERRORS as exc:
-        raise InputError(path, f"unreadable image header ({_one_line(exc)})") from exc
+        raise InputError(path, f"unreadable image header ({first_line(exc)})") from exc
     with im:
         _check_size(path, im.width, im.height, max_pixels, min_side)
         icc = im.info.get("icc_profile") or None
@@ -192,7 +209,7 @@ def _pillow_pixels(path: Path, im: Image.Image) -> tuple[np.ndarray, str]:
             im, mode = im.convert("RGB"), "RGB"
         array = np.asarray(im)
     except _DECODE_ERRORS as exc:
-        raise InputError(path, f"image data is truncated or corrupt ({_one_line(exc)})") from exc
+        raise InputError(path, f"image data is truncated or corrupt ({first_line(exc)})") from exc
     if mode in ("L", "LA", "La") or mode.startswith("I;16"):
         return (array if array.ndim == 2 else array[..., 0]), "GRAY"
     if mode in ("RGB", "RGBA", "RGBX", "RGBa"):
@@ -210,7 +227,7 @@ def _decode_png16(
     try:
         array = imagecodecs.png_decode(data)
     except (imagecodecs.PngError, ValueError) as exc:
-        raise InputError(path, f"image data is truncated or corrupt ({_one_line(exc)})") from exc
+        raise InputError(path, f"image data is truncated or corrupt ({first_line(exc)})") from exc
     # Grey, grey + alpha, RGB or RGBA; alpha is dropped (composited on nothing).
     if array.ndim == 3 and array.shape[2] <= 2:
         array = array[..., 0]
@@ -253,13 +270,14 @@ def _jpeg_frame_marker(data: bytes) -> int | None:
 
 
 def _not_an_image(data: bytes) -> str:
-    """Name common look-alikes (an iPhone HEIC saved as .jpg is the usual one)."""
+    """Name common look-alikes (HEIC is decoded, wherever its name says .jpg)."""
     if data[4:8] == b"ftyp":
-        return f"is a {data[8:12].decode('latin-1').strip()} (HEIF/AVIF/MP4) file, not a JPEG, PNG or TIFF"
+        brand = data[8:12].decode("latin-1").strip()
+        return f"is a {brand} (AVIF/MP4) file, not a JPEG, PNG, TIFF or HEIC photo"
     for magic, name in ((b"RIFF", "RIFF/WebP"), (b"GIF8", "GIF"), (b"BM", "BMP")):
         if data.startswith(magic):
-            return f"is a {name} file, not a JPEG, PNG or TIFF"
-    return "not an image (not a JPEG, PNG or TIFF file)"
+            return f"is a {name} file, not a JPEG, PNG, TIFF or HEIC photo"
+    return "not an image (not a JPEG, PNG, TIFF or HEIC file)"
 
 
 # TIFF: Pillow up to 8 bits, tifffile above ------------------------------------------------------
@@ -279,9 +297,9 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             orientation_tag = page.tags.get(274)
             is_dng = 50706 in page.tags  # DNGVersion
     except Exception as exc:  # tifffile raises many types for a damaged header
-        raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
+        raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
     if is_dng:
-        raise InputError(path, "is a DNG (camera RAW) file; rawback reads JPEG, PNG or TIFF photos")
+        raise InputError(path, "is a DNG (camera RAW) file; rawback reads JPEG, PNG, TIFF or HEIC photos")
     _check_size(path, width, height, max_pixels, min_side)
     if sample_format not in (1, 2) or bits > 16:  # 1 = unsigned, 2 = signed; 3 is float
         raise InputError(path, f"{bits}-bit TIFF samples are not supported; save it as 8 or 16-bit")
@@ -295,7 +313,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             with _quiet_pillow():
                 im = Image.open(io.BytesIO(data), formats=("TIFF",))
         except (UnidentifiedImageError, Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
-            raise InputError(path, f"unreadable TIFF ({_one_line(exc)})") from exc
+            raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
         with im:
             pixels, space = _pillow_pixels(path, im)
             orientation = int(orientation_tag.value) if orientation_tag is not None else 1
@@ -330,7 +348,7 @@ def _tifffile_pixels(path: Path, data: bytes, bits: int, photometric: int) -> tu
             array = page.asarray()
             axes = page.axes
     except Exception as exc:  # truncated strips, bad compressed data...
-        raise InputError(path, f"image data is truncated or corrupt ({_one_line(exc)})") from exc
+        raise InputError(path, f"image data is truncated or corrupt ({first_line(exc)})") from exc
     if axes.startswith("S"):  # planar configuration: samples first
         array = np.moveaxis(array, 0, -1)
     if array.dtype.kind not in "ui":
@@ -370,7 +388,7 @@ def _to_srgb(path: Path, image: _Decoded) -> tuple[np.ndarray, int, str | None]:
         profile_space = profile.profile.xcolor_space.strip()
         name = image.icc_name or ImageCms.getProfileDescription(profile).strip() or "its ICC profile"
     except (OSError, ImageCms.PyCMSError) as exc:
-        return _unusable_profile(path, image, f"its ICC profile is unreadable ({_one_line(exc)})")
+        return _unusable_profile(path, image, f"its ICC profile is unreadable ({first_line(exc)})")
     if profile_space != space:
         return _unusable_profile(path, image, f"its ICC profile is for {profile_space}, not {space}")
     try:
@@ -386,7 +404,7 @@ def _to_srgb(path: Path, image: _Decoded) -> tuple[np.ndarray, int, str | None]:
         note = f"converted from {name} to sRGB at 8-bit precision (no 16-bit transform)"
         return _convert8(pixels8, image.icc, space), 8, note
     except ImageCms.PyCMSError as exc:
-        return _unusable_profile(path, image, f"its ICC profile cannot be applied ({_one_line(exc)})")
+        return _unusable_profile(path, image, f"its ICC profile cannot be applied ({first_line(exc)})")
 
 
 def _unusable_profile(path: Path, image: _Decoded, problem: str) -> tuple[np.ndarray, int, str]:
