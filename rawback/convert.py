@@ -138,6 +138,7 @@ def invert_image(
     notes = (reason, *((tone_note,) if tone_note else ()), *result.notes, *(image.exif.warnings or ()))
     if image.color_note:
         notes = (*notes, image.color_note)
+    notes = (*notes, *image.notes)
     return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes)
 
 

@@ -689,3 +689,19 @@ def test_a_broken_link_is_named_as_such(tmp_path: Path) -> None:
     link.symlink_to(tmp_path / "gone.jpg")
     with pytest.raises(InputError, match=r"is a link to .*gone\.jpg, which does not exist"):
         read_image(link)
+
+
+def test_a_multi_page_tiff_converts_its_first_page_and_says_so(tmp_path: Path) -> None:
+    first = np.full((40, 50, 3), 60, np.uint8)
+    with tifffile.TiffWriter(tmp_path / "scan.tif") as tiff:
+        tiff.write(first, photometric="rgb")
+        tiff.write(first + 100, photometric="rgb")  # a second picture
+        tiff.write(first[:10, :10], photometric="rgb", subfiletype=1)  # a thumbnail: not a page
+    image = read_image(tmp_path / "scan.tif")
+    assert np.all(np.rint(image.rgb * 255) == 60)
+    (note,) = image.notes
+    assert note == "TIFF with 2 pages: converted the first (split the others into files of their own)"
+    with tifffile.TiffWriter(tmp_path / "photo.tif") as tiff:
+        tiff.write(first, photometric="rgb")
+        tiff.write(first[:10, :10], photometric="rgb", subfiletype=1)
+    assert read_image(tmp_path / "photo.tif").notes == ()

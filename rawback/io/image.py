@@ -69,6 +69,7 @@ class InputImage:
     exif: ExifData  # exif.orientation is carried to the DNG
     color_note: str | None  # e.g. "converted from Display P3 to sRGB", None for sRGB input
     jpeg_bytes: bytes | None  # the original file bytes when the input is a baseline JPEG
+    notes: tuple[str, ...] = ()  # what else the reader chose, e.g. the first page of a multi-page TIFF
 
 
 @dataclass
@@ -82,6 +83,7 @@ class _Decoded:
     # The pixels are already as the photo is shown (HEIF: libheif applies the file's rotation), so
     # the EXIF Orientation, which describes the same turn, must not be applied again.
     upright: bool = False
+    notes: tuple[str, ...] = ()  # for --verbose
 
     @property
     def bit_depth(self) -> int:
@@ -123,7 +125,7 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
         decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc(), icc_name=name)
     pixels, bit_depth, note = _to_srgb(path, decoded)
     jpeg = data if is_jpeg and _jpeg_frame_marker(data) == 0xC0 else None
-    return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg)
+    return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg, decoded.notes)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -296,6 +298,9 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             xmp_tag = page.tags.get(700)  # XMP
             orientation_tag = page.tags.get(274)
             is_dng = 50706 in page.tags  # DNGVersion
+            # Pages that are not reduced-resolution copies of another (thumbnails, pyramids):
+            # a scanner's or a fax's other pictures, which one DNG cannot hold.
+            full_pages = sum(1 for other in tif.pages if not other.is_reduced)
     except Exception as exc:  # tifffile raises many types for a damaged header
         raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
     if is_dng:
@@ -321,9 +326,15 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
                 # Pillow >= 13 turns a TIFF upright as it loads it (and drops the tag), but the
                 # DNG carries the Orientation tag: put the pixels back in their stored order.
                 pixels = np.ascontiguousarray(_UNDO_UPRIGHT[orientation](pixels))
-        return _Decoded(pixels, space, icc, exif, xmp)
+        return _Decoded(pixels, space, icc, exif, xmp, notes=_page_notes(full_pages))
     pixels, space = _tifffile_pixels(path, data, bits, photometric)
-    return _Decoded(pixels, space, icc, exif, xmp)
+    return _Decoded(pixels, space, icc, exif, xmp, notes=_page_notes(full_pages))
+
+
+def _page_notes(full_pages: int) -> tuple[str, ...]:
+    if full_pages <= 1:
+        return ()
+    return (f"TIFF with {full_pages} pages: converted the first (split the others into files of their own)",)
 
 
 # Orientation -> the inverse of the turn that sets such a photo upright (ImageOps.exif_transpose).
