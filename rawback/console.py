@@ -271,11 +271,11 @@ class TrainProgress(_LiveProgress):
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
-        if kind == "cache":
+        if kind == "cache":  # the file is decoded, or its cached copy checked
             if self.progress is not None:
-                self.progress.update(self.task, description=escape(f"decoding {event['file']}"))
+                self.progress.update(self.task, description=escape(f"reading {event['file']}"))
             else:
-                self.line(f"[{event['index'] + 1}/{event['total']}] decoding {event['file']}")
+                self.line(f"[{event['index'] + 1}/{event['total']}] reading {event['file']}")
         elif kind == "start":
             self.line(
                 f"training on {event['files']} files ({event['validation']} for validation), "
