@@ -38,7 +38,7 @@ from rawback.methods import (
 )
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
-from rawback.model.gate import clipped_blocks, gated_residual
+from rawback.model.gate import CLIP_THRESHOLD, clipped_blocks, gated_residual
 from rawback.model.illuminant import GLOBAL_OUTPUTS
 from rawback.model.weights import BUNDLED, load_weights
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
@@ -308,24 +308,29 @@ def reconstruct_packed(
     cond = condition(photo_t, prior_t)
     device = next(model.parameters()).device
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
-    if estimate.trust > 0.0:
+    clipped = clipped_blocks(photo_t) if estimate.trust < 1.0 else None
+    if clipped is None or estimate.trust > 0.0:
         residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed, progress)
-    else:
+    elif clipped.any():
         # With no trust the residual is read only where the photo is clipped: only the tiles that
-        # hold a clipped block run, and none at all when nothing is clipped.
-        clipped = clipped_blocks(photo_t) > 0
-        if clipped.any():
-            residual = sample_residual(
-                model, cond, camera, estimate.finish.to(device), diffusion, seed, progress, only_where=clipped
-            )
-        else:
-            residual = torch.zeros_like(prior_t, dtype=torch.float64)
-            if progress is not None:
-                progress(1.0)
-    if estimate.trust < 1.0:
-        residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped_blocks(photo_t).double())
+        # hold a clipped block run (none at all when nothing is clipped, below).
+        residual = sample_residual(
+            model, cond, camera, estimate.finish.to(device), diffusion, seed, progress, only_where=clipped > 0
+        )
+    else:
+        residual = torch.zeros_like(prior_t, dtype=torch.float64)
+        if progress is not None:
+            progress(1.0)
+    if clipped is not None:
+        residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped.double())
     packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
     return packed, prior
+
+
+def any_clipped(rgb: np.ndarray, profile: CameraProfile) -> bool:
+    """Whether `reconstruct_packed` finds a clipped block in this photo (its RGGB-phase crop)."""
+    rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
+    return bool((rgb[rows, cols] >= CLIP_THRESHOLD).any())
 
 
 def _as_rggb(profile: CameraProfile) -> CameraProfile:
@@ -366,6 +371,8 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     estimate = dataclasses.replace(estimate, trust=trust)
     if trust_note is not None:
         notes.append(trust_note)
+    if trust == 0.0 and not any_clipped(request.rgb, request.profile):
+        notes.append("nothing in the photo is clipped, so the network did not run")
     if measured is not None:
         # A curve measured from the camera's own RAW+JPEG pairs beats the head's guess from one
         # photo (the guess cannot tell a filmic lift from a bright scene): it replaces the

@@ -123,8 +123,9 @@ class TiledDenoiser:
         """x0 estimate of the whole image. With `only_where` ((N, 1, H, W), true where the caller
         will read the result) the tiles that hold none of those pixels are not evaluated and the
         pixels no evaluated tile covers come back as 0. A pixel the caller reads is covered by all
-        of its tiles, so its value is exactly the full computation's (one call; a sampler's later
-        steps see the skipped pixels' zeros as context)."""
+        of its tiles, so its value is exactly the full computation's in this call. Over several
+        calls (a sampler's steps) it is not quite: a pixel an evaluated tile shares with a skipped
+        one is blended from fewer tiles, and the next call sees that as context."""
         if x.ndim != 4 or cond.ndim != 4 or x.shape[0] != cond.shape[0] or x.shape[2:] != cond.shape[2:]:
             raise ValueError(
                 f"need x (N, C, H, W) and cond (N, Cc, H, W) of one size, got {tuple(x.shape)} "

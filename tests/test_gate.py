@@ -216,3 +216,20 @@ def test_an_unknown_camera_gets_the_residual_only_where_clipped_unless_asked(tmp
     same = mosaics["auto"] == mosaics["full"]
     blocks = same.reshape(75, 2, 100, 2).all(axis=(1, 3))  # 2x2 blocks: packed pixels
     assert blocks[clipped].all() and not blocks[~clipped].all()
+
+
+def test_an_unknown_camera_photo_with_nothing_clipped_says_the_network_did_not_run(tmp_path: Path) -> None:
+    from rawback.convert import ConvertOptions, convert_file
+
+    jpeg = tmp_path / "dim.jpg"
+    dim = np.clip(
+        np.asarray(Image.open(small_jpeg(tmp_path / "src.jpg", seed=1)), dtype=np.float32) * 0.6, 0, 255
+    )
+    Image.fromarray(dim.astype(np.uint8)).save(jpeg, quality=95)
+    result = convert_file(
+        jpeg, tmp_path / "dim.dng", ConvertOptions(diffusion=DiffusionSettings(tile=64, overlap=16))
+    )
+    assert "nothing in the photo is clipped, so the network did not run" in result.notes
+    full = DiffusionSettings(tile=64, overlap=16, residual="full")
+    result = convert_file(jpeg, tmp_path / "full.dng", ConvertOptions(diffusion=full))
+    assert not any("did not run" in note for note in result.notes)

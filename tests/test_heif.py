@@ -60,13 +60,27 @@ def test_an_iphone_heic_reads_upright_with_its_exif(tmp_path: Path) -> None:
 
 
 def test_a_10_bit_heic_keeps_16_bit_precision(tmp_path: Path) -> None:
-    # 10-bit codes as libheif gives them back, scaled to 16 bits; a smooth ramp of 1,024 steps
+    # A smooth ramp over the 1,024 codes of 10 bits (the encoder takes them in the top bits).
     codes = np.linspace(0, 1023, 64 * 48).reshape(48, 64).round().astype(np.uint16)
-    ramp = np.repeat(codes[..., None] * 64, 3, axis=2)
-    image = read_image(write_heic(tmp_path / "ten.heic", ramp, chroma=444))
+    ramp = np.repeat(codes[..., None], 3, axis=2)
+    ramp[20:24, :4] = 1023  # full scale must stay full scale, or clipped highlights stop being clipped
+    image = read_image(write_heic(tmp_path / "ten.heic", ramp << 6, chroma=444))
     assert image.bit_depth == 16
     assert len(np.unique(image.rgb)) > 256  # more than 8 bits survived
-    assert np.abs(image.rgb * 65535 - ramp).mean() < 64  # within one 10-bit step
+    assert np.abs(image.rgb * 1023 - ramp).mean() < 1  # within one 10-bit step
+    assert image.rgb[20:24, :4].min() == 1.0 and image.rgb.min() == 0.0
+
+
+def test_monochrome_and_premultiplied_alpha_heics_are_read(tmp_path: Path) -> None:
+    grey = (np.linspace(0, 1023, 32 * 32).reshape(32, 32).astype(np.uint16)) << 6
+    heif = pillow_heif.from_bytes("L;16", (32, 32), grey.tobytes())  # decoded as "I;16"
+    heif.save(tmp_path / "grey.heic", quality=-1)
+    image = read_image(tmp_path / "grey.heic")
+    assert image.bit_depth == 16 and image.rgb.max() == 1.0
+    assert np.array_equal(image.rgb[..., 0], image.rgb[..., 2])  # grey, expanded to RGB
+    rgba = np.dstack([scene(32, 32), np.full((32, 32), 255, np.uint8)])
+    pillow_heif.from_bytes("RGBa", (32, 32), rgba.tobytes()).save(tmp_path / "alpha.heic", quality=-1)
+    assert read_image(tmp_path / "alpha.heic").rgb.shape == (32, 32, 3)
 
 
 def test_display_p3_from_the_nclx_box_is_converted_to_srgb(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ What differs from a JPEG:
   code points (ITU-T H.273). rawback converts to sRGB either way; for `nclx` it builds the ICC
   profile from the box's primaries and white point. HDR transfers (PQ, HLG: Canon's and Sony's
   HDR .HIF) are refused: rawback inverts SDR camera pipelines.
-- 10-bit images come out as 16-bit samples (libheif scales them).
+- 10 and 12-bit images come out as 16-bit samples: the decoder shifts the codes to the top bits
+  (1023 becomes 65472), and rawback rescales them so that full scale stays full scale (65535), or
+  clipped highlights would not reach the DNG's white level.
 """
 
 from __future__ import annotations
@@ -92,14 +94,25 @@ def decode_heif(path: Path, data: bytes, check_size) -> HeifPicture:
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         raise InputError(path, f"image data is truncated or corrupt ({first_line(exc)})") from exc
     mode = heif.mode.split(";")[0]  # "RGB;16" -> "RGB"; alpha is dropped, as for PNG
-    if mode in ("L", "LA"):
+    if mode in ("L", "LA", "I"):  # "I;16": monochrome above 8 bits
         pixels, space = (array if array.ndim == 2 else array[..., 0]), "GRAY"
-    elif mode in ("RGB", "RGBA", "BGR", "BGRA"):
-        pixels = array[..., :3] if mode.startswith("RGB") else array[..., 2::-1]
-        space = "RGB"
+    elif mode in ("RGB", "RGBA", "RGBa", "RGBX"):
+        pixels, space = array[..., :3], "RGB"
+    elif mode in ("BGR", "BGRA", "BGRa"):
+        pixels, space = array[..., 2::-1], "RGB"
     else:
         raise InputError(path, f"unsupported HEIF pixel format {heif.mode!r}")
+    if pixels.dtype == np.uint16:
+        pixels = _full_scale(pixels, int(info.get("bit_depth") or 16))
     return HeifPicture(np.ascontiguousarray(pixels), space, icc, icc_name, info.get("exif"), info.get("xmp"))
+
+
+def _full_scale(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """16-bit samples holding `bit_depth`-bit codes in their top bits -> the full 0..65535 range."""
+    if not 8 < bit_depth < 16:
+        return pixels
+    codes = pixels >> (16 - bit_depth)
+    return np.rint(codes * (65535 / (2**bit_depth - 1))).astype(np.uint16)
 
 
 def _library(path: Path) -> ModuleType:
