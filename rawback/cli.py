@@ -909,8 +909,9 @@ def profile_curve(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="RAW+JPEG pairs of one camera (same name, e.g. IMG_0042.CR2 + IMG_0042.JPG), or folders "
-            "holding them. A RAW without a JPEG is paired with the preview its camera embedded in it.",
+            help="RAW+JPEG pairs of one camera (same name, e.g. IMG_0042.CR2 + IMG_0042.JPG; or a .HIF/.HEIC "
+            "beside the RAW), or folders holding them. A RAW without a JPEG is paired with the preview "
+            "its camera embedded in it.",
             show_default=False,
         ),
     ],

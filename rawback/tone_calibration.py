@@ -24,10 +24,13 @@ from PIL import Image
 
 from rawback.camera import CameraProfile
 from rawback.errors import InputError, RawbackError
+from rawback.io.heif import HEIF_SUFFIXES
 from rawback.io.raw import RAW_SUFFIXES
 from rawback.isp import tone_fit
 
-JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+# The camera's picture beside its RAW: a JPEG, or the HEIF some cameras save instead (read as
+# rawback reads any HEIF photo, rawback.io.heif).
+PICTURE_SUFFIXES = frozenset({".jpg", ".jpeg", *HEIF_SUFFIXES})
 # Both sides are averaged down to at most this many pixels on the long side: a camera JPEG is often
 # cropped a few pixels or lens-corrected relative to its RAW, which this makes sub-pixel, while a
 # 1024-px grid still gives far more pixels than 16 knots need.
@@ -87,7 +90,7 @@ def find_pairs(paths: Iterable[Path]) -> list[CurvePair]:
         suffix = file.suffix.lower()
         if suffix in RAW_SUFFIXES:
             raws[key] = file
-        elif suffix in JPEG_SUFFIXES:
+        elif suffix in PICTURE_SUFFIXES:
             jpegs[key] = file
     return [CurvePair(raws[key], jpegs.get(key)) for key in sorted(raws)]
 
@@ -238,15 +241,20 @@ def pair_renderer(pair: CurvePair) -> str | None:
     An embedded preview is the renderer's of the RAW file itself: the camera's, or, for a DNG a
     converter wrote (its Software names it), the converter's."""
     from rawback.io.exif import read_exif
+    from rawback.io.heif import heif_exif, is_heif
     from rawback.io.raw import read_software
     from rawback.provenance import renderer
 
     if pair.jpeg is None:
         return renderer(tuple(filter(None, [read_software(pair.raw)])))
     try:
-        with Image.open(pair.jpeg) as image:
-            exif = image.info.get("exif")
-    except OSError:
+        data = pair.jpeg.read_bytes()
+        if is_heif(data):
+            exif = heif_exif(pair.jpeg, data)
+        else:
+            with Image.open(io.BytesIO(data)) as image:
+                exif = image.info.get("exif")
+    except (OSError, InputError):
         return None  # pair_samples reports the unreadable file with its reason
     return renderer(read_exif(exif).software)
 

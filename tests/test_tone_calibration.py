@@ -513,3 +513,20 @@ def test_a_real_canon_raw_alone_is_measured_from_its_cameras_preview(shared_raw:
     (result,) = measure_finish([CurvePair(raw)], camera.profile_from_raw(raw)).pairs
     assert np.allclose(result.margins, (20, 8, 20, 9), atol=2.0), result.margins
     assert result.rms_residual < 0.16  # 0.40 without finding the frame
+
+
+def test_a_raw_and_heif_pair_measures_the_curve_like_a_jpeg_pair(pair: Path) -> None:
+    """Cameras that save HEIF beside their RAWs (Sony, Fujifilm): the picture may be a .HIF/.HEIC."""
+    pillow_heif = pytest.importorskip("pillow_heif")  # makes the test's HEIF
+    pytest.importorskip("pi_heif")  # rawback's decoder
+    jpeg = pair / "IMG_0001.JPG"
+    pixels = np.asarray(Image.open(jpeg).convert("RGB"))
+    heif = pillow_heif.from_bytes("RGB", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
+    heif.save(pair / "IMG_0001.HIF", quality=-1, chroma=444)
+    jpeg.unlink()
+    (found,) = find_pairs([pair])
+    assert found.jpeg == pair / "IMG_0001.HIF"
+    measured = measure_finish([found], S40)
+    assert measured.renderer is None  # the camera's own engine: no Software names a program
+    assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
+    assert measured.saturation == pytest.approx(SATURATION, abs=0.05)

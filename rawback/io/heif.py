@@ -115,6 +115,15 @@ def _full_scale(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.rint(codes * (65535 / (2**bit_depth - 1))).astype(np.uint16)
 
 
+def heif_exif(path: Path, data: bytes) -> bytes | None:
+    """The EXIF block ("Exif\0\0" + TIFF) of a HEIF file's primary image, without decoding it."""
+    library = _library(path)
+    try:
+        return library.open_heif(io.BytesIO(data)).info.get("exif")
+    except (ValueError, RuntimeError, OSError, EOFError) as exc:
+        raise InputError(path, f"unreadable HEIF ({first_line(exc)})") from exc
+
+
 def _library(path: Path) -> ModuleType:
     try:
         import pi_heif as library
