@@ -21,6 +21,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from rawback.methods import (
 )
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
-from rawback.model.gate import CLIP_THRESHOLD, clipped_blocks, gated_residual
+from rawback.model.gate import clipped_blocks, gated_residual
 from rawback.model.illuminant import GLOBAL_OUTPUTS
 from rawback.model.weights import BUNDLED, load_weights
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
@@ -287,6 +288,13 @@ def sample_residual(
     return torch.stack(total).mean(dim=0)
 
 
+class Reconstruction(NamedTuple):
+    packed: np.ndarray  # (h, w, 4) float32 prediction, RGGB-phase crop of the photo
+    prior: np.ndarray  # (h, w, 4) float32 analytic estimate it refined
+    # False when the residual had no trust and nothing was clipped, so no tile was worth a network call
+    network_ran: bool
+
+
 def reconstruct_packed(
     model: RawbackModel,
     rgb: np.ndarray,
@@ -298,8 +306,8 @@ def reconstruct_packed(
     diffusion: DiffusionSettings,
     seed: int,
     progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """RGGB-phase crop of a photo -> (packed prediction, packed prior), both (h, w, 4) float32."""
+) -> Reconstruction:
+    """RGGB-phase crop of a photo -> its packed prediction and prior."""
     rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
     crop = np.ascontiguousarray(rgb[rows, cols], dtype=np.float32)
     prior = analytic_prior(crop, profile, estimate, settings, bit_depth)
@@ -309,6 +317,7 @@ def reconstruct_packed(
     device = next(model.parameters()).device
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
     clipped = clipped_blocks(photo_t) if estimate.trust < 1.0 else None
+    network_ran = True
     if clipped is None or estimate.trust > 0.0:
         residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed, progress)
     elif clipped.any():
@@ -319,18 +328,13 @@ def reconstruct_packed(
         )
     else:
         residual = torch.zeros_like(prior_t, dtype=torch.float64)
+        network_ran = False
         if progress is not None:
             progress(1.0)
     if clipped is not None:
         residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped.double())
     packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
-    return packed, prior
-
-
-def any_clipped(rgb: np.ndarray, profile: CameraProfile) -> bool:
-    """Whether `reconstruct_packed` finds a clipped block in this photo (its RGGB-phase crop)."""
-    rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
-    return bool((rgb[rows, cols] >= CLIP_THRESHOLD).any())
+    return Reconstruction(packed, prior, network_ran)
 
 
 def _as_rggb(profile: CameraProfile) -> CameraProfile:
@@ -371,8 +375,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     estimate = dataclasses.replace(estimate, trust=trust)
     if trust_note is not None:
         notes.append(trust_note)
-    if trust == 0.0 and not any_clipped(request.rgb, request.profile):
-        notes.append("nothing in the photo is clipped, so the network did not run")
+    network_note_at = len(notes)  # said after the trust note, once the reconstruction knows
     if measured is not None:
         # A curve measured from the camera's own RAW+JPEG pairs beats the head's guess from one
         # photo (the guess cannot tell a filmic lift from a bright scene): it replaces the
@@ -401,7 +404,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
             notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
         undone_exposure = estimate.exposure if settings.undo_exposure else 1.0
         estimate = estimate.as_applied(settings)
-    packed, _ = reconstruct_packed(
+    packed, _, network_ran = reconstruct_packed(
         model,
         request.rgb,
         request.profile,
@@ -412,6 +415,8 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         seed=photo_seed(settings.seed, request.rgb),
         progress=request.progress,
     )
+    if not network_ran:
+        notes.insert(network_note_at, "nothing in the photo is clipped, so the network did not run")
     h, w = request.rgb.shape[:2]
     mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
     return InverseResult(

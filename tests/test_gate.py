@@ -93,7 +93,7 @@ def test_a_distrusting_gate_keeps_the_prior_except_where_clipped() -> None:
     outputs = []
     for model in (ungated, gated):
         estimate = estimate_global(model, rgb, profile, "srgb", None)
-        packed, prior = reconstruct_packed(
+        packed, prior, _ = reconstruct_packed(
             model, rgb, profile, estimate=estimate, settings=UnprocessSettings(), bit_depth=8,
             diffusion=DiffusionSettings(tile=64, overlap=16), seed=0,
         )  # fmt: skip
@@ -189,7 +189,7 @@ def test_with_no_trust_and_nothing_clipped_the_network_never_runs() -> None:
     rgb = np.full((40, 48, 3), 0.4, dtype=np.float32)  # nothing clipped
     estimate = GlobalEstimate(np.ones(3), 1.0, torch.zeros(1, 8), learned_white_balance=False, trust=0.0)
     done = []
-    packed, prior = reconstruct_packed(
+    packed, prior, _ = reconstruct_packed(
         model, rgb, profile, estimate=estimate, settings=UnprocessSettings(), bit_depth=8,
         diffusion=DiffusionSettings(tile=64, overlap=16), seed=0, progress=done.append,
     )  # fmt: skip

@@ -187,7 +187,7 @@ def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, fl
         estimate = estimate_global(model, image.rgb, image.profile, "bt709", image.exposure_value)
         estimate = estimate.as_applied(DiffusionSettings())
         crop = image.rgb[image.crop]
-        packed, _ = reconstruct_packed(
+        packed, _, _ = reconstruct_packed(
             model, crop, image.profile, estimate=estimate, settings=settings, bit_depth=8,
             diffusion=DiffusionSettings(device=str(next(model.parameters()).device)), seed=0,
         )  # fmt: skip
