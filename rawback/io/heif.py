@@ -172,9 +172,10 @@ def _rgb_profile(primaries: tuple[float, ...]) -> bytes:
     curve SDR HEIF encoders use whichever nclx transfer code they write (through LittleCMS)."""
     import imagecodecs
 
+    from rawback.isp.color import srgb_to_linear
+
     rx, ry, gx, gy, bx, by, wx, wy = primaries
-    encoded = np.linspace(0.0, 1.0, 4096)
-    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    linear = srgb_to_linear(np.linspace(0.0, 1.0, 4096)).astype(np.float64)
     return imagecodecs.cms_profile(
         "rgb",
         whitepoint=[wx, wy, 1.0],
