@@ -241,18 +241,19 @@ def pair_renderer(pair: CurvePair) -> str | None:
     An embedded preview is the renderer's of the RAW file itself: the camera's, or, for a DNG a
     converter wrote (its Software names it), the converter's."""
     from rawback.io.exif import read_exif
-    from rawback.io.heif import heif_exif, is_heif
+    from rawback.io.heif import BRANDS_READ, heif_exif, is_heif
     from rawback.io.raw import read_software
     from rawback.provenance import renderer
 
     if pair.jpeg is None:
         return renderer(tuple(filter(None, [read_software(pair.raw)])))
     try:
-        data = pair.jpeg.read_bytes()
-        if is_heif(data):
-            exif = heif_exif(pair.jpeg, data)
+        with pair.jpeg.open("rb") as file:
+            start = file.read(BRANDS_READ)
+        if is_heif(start):
+            exif = heif_exif(pair.jpeg)
         else:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(pair.jpeg) as image:
                 exif = image.info.get("exif")
     except (OSError, InputError):
         return None  # pair_samples reports the unreadable file with its reason

@@ -47,12 +47,15 @@ _SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 _PRIMARY_NAMES = {1: "BT.709/sRGB", 9: "BT.2020", 11: "DCI-P3", 12: "Display P3"}
 
 
+BRANDS_READ = 4096  # bytes of a file's start that `brands` and `is_heif` look at
+
+
 def brands(data: bytes) -> frozenset[bytes]:
     """The major and compatible brands of an ISO-BMFF file's leading `ftyp` box (empty if none)."""
     if data[4:8] != b"ftyp" or len(data) < 16:
         return frozenset()
     size = int.from_bytes(data[0:4], "big")
-    end = min(max(size, 16), len(data), 4096)
+    end = min(max(size, 16), len(data), BRANDS_READ)
     return frozenset({data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)})
 
 
@@ -115,11 +118,11 @@ def _full_scale(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.rint(codes * (65535 / (2**bit_depth - 1))).astype(np.uint16)
 
 
-def heif_exif(path: Path, data: bytes) -> bytes | None:
+def heif_exif(path: Path) -> bytes | None:
     """The EXIF block ("Exif\0\0" + TIFF) of a HEIF file's primary image, without decoding it."""
     library = _library(path)
     try:
-        return library.open_heif(io.BytesIO(data)).info.get("exif")
+        return library.open_heif(path).info.get("exif")
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         raise InputError(path, f"unreadable HEIF ({first_line(exc)})") from exc
 
