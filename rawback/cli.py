@@ -38,7 +38,8 @@ app.add_typer(profile_app, name="profile")
 
 EXIT_FAILED = 1  # a file failed, or a RawbackError
 EXIT_USAGE = 2  # options contradict each other (the status Typer uses for its own usage errors)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); `run` turns it into 143 after SIGTERM
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); `run` turns it into EXIT_TERMINATED after SIGTERM
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 # The default sampler and step count, chosen from the `eval --steps` sweep (docs/model.md).
 DEFAULT_SAMPLER = "euler"
 DEFAULT_STEPS = 1
@@ -257,8 +258,8 @@ def run() -> None:
     try:
         app(prog_name="rawback")
     except SystemExit as exc:
-        if exc.code == 130 and Terminated.received:  # every command maps an interrupt to 130
-            raise SystemExit(143) from None
+        if exc.code == EXIT_INTERRUPTED and Terminated.received:  # every command exits so on an interrupt
+            raise SystemExit(EXIT_TERMINATED) from None
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
