@@ -387,7 +387,11 @@ def test_16_bit_falls_back_to_8_bit_when_imagecodecs_cannot(tmp_path: Path, monk
     assert "8-bit precision" in image.color_note
 
 
-@pytest.mark.parametrize("icc", [SRGB_ICC, matrix_icc(SRGB_PRIMARIES, None, "sRGB look-alike")])
+# Named ids: Pillow's sRGB profile holds the time it was made, so an id made of its bytes differs
+# between the processes of `pytest -n` (pytest-xdist), which then refuses to run the suite.
+@pytest.mark.parametrize(
+    "icc", [SRGB_ICC, matrix_icc(SRGB_PRIMARIES, None, "sRGB look-alike")], ids=["srgb", "srgb-look-alike"]
+)
 def test_srgb_profile_means_no_conversion(tmp_path: Path, icc: bytes) -> None:
     pixels = gradient()
     image = read_image(save(tmp_path / "s.png", pixels, icc_profile=icc))

@@ -216,10 +216,13 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tu
     order = torch.randperm(options.samples, generator=torch.Generator().manual_seed(options.seed))
     held = max(1, int(options.samples * HELD_OUT))
     fit_part, held_part = samples.subset(order[held:]), samples.subset(order[:held])
+    # The gate is fitted and scored on the CPU, where the samples are; Module.to moves a module in
+    # place, so it goes back to the model's device only after the report.
     gate = model.gate.to("cpu").requires_grad_(True)
     fit_gate(gate, fit_part, options.steps, options.seed, progress)
-    model.gate = gate.requires_grad_(False).to(device)
+    gate.requires_grad_(False)
     report = {"held_out": gate_report(gate, held_part), "fitted_on": gate_report(gate, fit_part)}
+    model.gate = gate.to(device)
     meta = dict(weights_meta(options.weights))
     meta["calibration"] = {
         "files": len(folders),
