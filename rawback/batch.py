@@ -57,6 +57,7 @@ class Summary:
     skipped: int = 0
     planned: int = 0
     failed: int = 0
+    with_warnings: int = 0  # converted photos that came with a warning (damaged JPEG data)
     megapixels: float = 0.0  # of the converted photos
     seconds: float = 0.0  # spent converting them (skips and failures excluded)
     wall_seconds: float = 0.0  # the whole run
@@ -67,6 +68,7 @@ class Summary:
         if outcome.result is not None:
             self.megapixels += outcome.result.megapixels
             self.seconds += outcome.result.seconds
+            self.with_warnings += bool(outcome.result.warnings)
 
     @property
     def seconds_per_megapixel(self) -> float | None:

@@ -35,10 +35,19 @@ def summary_line(summary: Summary, *, dry_run: bool) -> str:
         )
     rate = summary.seconds_per_megapixel
     speed = f"{rate:.3f} s per megapixel" if rate is not None else "no photo converted"
+    warned = f" ({summary.with_warnings} with warnings)" if summary.with_warnings else ""
     return (
-        f"{summary.converted} converted, {summary.skipped} skipped, {summary.failed} failed "
+        f"{summary.converted} converted{warned}, {summary.skipped} skipped, {summary.failed} failed "
         f"in {summary.wall_seconds:.1f} s ({speed})"
     )
+
+
+def print_outcome_warnings(outcome: Outcome) -> None:
+    """A converted photo's warnings, one `warning: <photo>: ...` line each, with or without
+    --verbose: the DNG exists, but the user should look at it."""
+    if outcome.result is not None:
+        for warning in outcome.result.warnings:
+            print_warning(f"{outcome.job.source}: {warning}")
 
 
 class PlainReporter:
@@ -76,6 +85,7 @@ class PlainReporter:
             return
         for line in self.lines(outcome):
             self.show(line)
+        print_outcome_warnings(outcome)
 
     def lines(self, outcome: Outcome) -> list[str]:
         job = outcome.job
@@ -177,9 +187,11 @@ class RichReporter(PlainReporter):
             )
         if outcome.status is Status.FAILED:
             print_error(outcome.error or str(outcome.job.source))
-        elif self.list_files:
+            return
+        if self.list_files:
             for line in self.lines(outcome):
                 self.show(line)
+        print_outcome_warnings(outcome)
 
     def finish(self, summary: Summary, *, dry_run: bool) -> None:
         self.progress.update(self.task, description="done")

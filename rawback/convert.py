@@ -61,6 +61,7 @@ class ConvertResult:
     megapixels: float
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)  # shown without --verbose: damaged input
 
 
 @dataclass(frozen=True)
@@ -174,4 +175,5 @@ def convert_file(
         megapixels=h * w / 1e6,
         seconds=time.perf_counter() - start,
         notes=inversion.notes,
+        warnings=image.warnings,
     )

@@ -218,7 +218,10 @@ def embedded_preview(raw_path: Path) -> EmbeddedPreview:
 def _read_jpeg_side(pair: CurvePair, read_image: Callable) -> np.ndarray:
     """The pair's JPEG as sRGB float32 (h, w, 3): the file beside the RAW, or the preview in it."""
     if pair.jpeg is not None:
-        return np.asarray(read_image(pair.jpeg).rgb, dtype=np.float32)
+        image = read_image(pair.jpeg)
+        if image.warnings:  # grey or garbled blocks would bend the measured curve
+            raise InputError(pair.jpeg, f"{image.warnings[0]}; no finish is measured from it")
+        return np.asarray(image.rgb, dtype=np.float32)
     try:
         preview = embedded_preview(pair.raw)
     except InputError as exc:

@@ -140,6 +140,22 @@ def test_pairs_replace_the_render(fake_data: Path, tmp_path: Path) -> None:
     assert "no paired JPEG" in report.images[1].error
 
 
+def test_a_damaged_paired_jpeg_is_not_scored(fake_data: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    render = render_raw(fake_data / "a" / "one.dng", **CAMERA_WB_RENDER)
+    Image.fromarray(render.rgb).save(pairs / "one.jpg", quality=95)
+    whole = (pairs / "one.jpg").read_bytes()
+    (pairs / "one.jpg").write_bytes(whole[: len(whole) * 2 // 3] + b"\xff\xd9")  # cut short
+    report = run_eval(EvalOptions(data=fake_data, pairs=pairs, limit=1))
+    error = report.images[0].error or ""
+    assert "one.jpg" in error and "the JPEG data is damaged" in error and error.endswith("not scored")
+
+
 def test_tone_curve_from_matched_undoes_each_files_own_cameras_finish(
     fake_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -530,3 +530,18 @@ def test_a_raw_and_heif_pair_measures_the_curve_like_a_jpeg_pair(pair: Path) -> 
     assert measured.renderer is None  # the camera's own engine: no Software names a program
     assert knot_rmse(measured.curve.knots, measured.curve.measured) < 0.05
     assert measured.saturation == pytest.approx(SATURATION, abs=0.05)
+
+
+def test_profile_curve_command_skips_a_damaged_jpeg(pair: Path, tmp_path: Path) -> None:
+    """Grey blocks where a JPEG was cut short would bend the curve: the pair is left out, named."""
+    write_raw(pair / "IMG_0002.dng", seed=2)
+    camera_jpeg(pair / "IMG_0002.dng", pair / "IMG_0002.jpg")
+    whole = (pair / "IMG_0002.jpg").read_bytes()
+    (pair / "IMG_0002.jpg").write_bytes(whole[: len(whole) * 2 // 3] + b"\xff\xd9")
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
+    result = CliRunner().invoke(app, ["profile", "curve", str(pair)], env=env)
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "IMG_0002.jpg" in line and "the JPEG data is damaged" in line
+    assert line.endswith("no finish is measured from it")
+    assert (tmp_path / "profiles" / "canon-powershot-s40.json").is_file()  # the good pair still counts

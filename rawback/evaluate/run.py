@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
-from rawback.errors import RawbackError
+from rawback.errors import InputError, RawbackError
 from rawback.evaluate import metrics
 from rawback.evaluate.environment import run_record
 from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
@@ -267,6 +267,8 @@ def evaluate_file(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(prepared.path, target)
     image = read_image(prepared.path)
+    if image.warnings:  # a damaged JPEG of `--pairs` (the protocols' own inputs are whole)
+        raise InputError(prepared.path, f"{image.warnings[0]}; not scored")
     rgb = image.rgb
     if prepared.upsample > 1:
         # A half-size input covers the RGGB-phase crop of the mosaic at one pixel per 2x2 block.

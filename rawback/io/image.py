@@ -35,6 +35,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from rawback.errors import InputError, first_line
 from rawback.io.exif import ExifData, read_exif
 from rawback.io.heif import HEIF_SUFFIXES, decode_heif, is_heif
+from rawback.io.jpeg_check import damage_warning, jpeg_damage
 from rawback.io.raw import RAW_SUFFIXES
 from rawback.io.xmp import descriptive_xmp
 
@@ -70,6 +71,7 @@ class InputImage:
     color_note: str | None  # e.g. "converted from Display P3 to sRGB", None for sRGB input
     jpeg_bytes: bytes | None  # the original file bytes when the input is a baseline JPEG
     notes: tuple[str, ...] = ()  # what else the reader chose, e.g. the first page of a multi-page TIFF
+    warnings: tuple[str, ...] = ()  # what the user should check in the result, e.g. damaged JPEG data
 
 
 @dataclass
@@ -125,7 +127,9 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
         decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc(), icc_name=name)
     pixels, bit_depth, note = _to_srgb(path, decoded)
     jpeg = data if is_jpeg and _jpeg_frame_marker(data) == 0xC0 else None
-    return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg, decoded.notes)
+    damage = jpeg_damage(data) if is_jpeg else None
+    to_check = (damage_warning(damage),) if damage else ()
+    return InputImage(path, _float_rgb(pixels), bit_depth, exif, note, jpeg, decoded.notes, to_check)
 
 
 def _read_bytes(path: Path) -> bytes:
