@@ -4,7 +4,7 @@ libjpeg meets damage (a file cut short, a flipped bit that breaks a Huffman code
 between markers) with a warning and decodes on, filling what it could not read with grey. Pillow
 and imagecodecs drop those warnings, so a damaged photo would become a DNG without a word. The
 same libjpeg-turbo, through simplejpeg's strict mode, raises them instead; decoding a 12 MP JPEG
-a second time for this costs about 0.04 s.
+a second time for this costs about 0.06 s.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def jpeg_damage(data: bytes) -> str | None:
     import simplejpeg
 
     try:
-        simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        # At 1/8 scale: every code is still read (damage is found in the compressed data), but
+        # the pixels take 1/64 of the memory, 9 MB instead of 600 for a 200 MP photo.
+        simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=1, min_width=1, min_factor=8, strict=True)
     except (ValueError, RuntimeError) as exc:
         message = str(exc).strip()
         if message.startswith(DAMAGE_WARNINGS):
