@@ -38,10 +38,11 @@ from bench_convert import at_least, make_photo
 
 import rawback
 from rawback.convert import ConvertOptions, convert_file
+from rawback.device import resolve_device, uses_bf16
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import RawbackError
-from rawback.inference import model_for, resolve_device, tiled_denoiser, uses_bf16
+from rawback.inference import model_for, tiled_denoiser
 from rawback.machine import cpu_model, usable_cores
-from rawback.methods import DiffusionSettings
 from rawback.tiling import tile_grid
 
 

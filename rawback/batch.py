@@ -210,7 +210,7 @@ def check_options(options: ConvertOptions) -> None:
     if options.camera:
         resolve_profile(options.camera)
     if options.method == "diffusion":
-        from rawback.inference import resolve_device  # imports torch: only for the learned method
+        from rawback.device import resolve_device  # imports torch: only for the learned method
 
         resolve_device(options.diffusion.device)
 

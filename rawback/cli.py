@@ -11,13 +11,13 @@ import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rawback import __version__
+from rawback.choices import DEFAULT_SAMPLER, DEFAULT_STEPS, Compression, Residual, ToneCurve, Transfer
 from rawback.errors import RawbackError, UsageError
 
 if TYPE_CHECKING:  # only for annotations: importing these at run time would slow down --help
@@ -40,30 +40,9 @@ EXIT_FAILED = 1  # a file failed, or a RawbackError
 EXIT_USAGE = 2  # options contradict each other (the status Typer uses for its own usage errors)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); `run` turns it into EXIT_TERMINATED after SIGTERM
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-# The default sampler and step count, chosen from the `eval --steps` sweep (docs/model.md).
-DEFAULT_SAMPLER = "euler"
-DEFAULT_STEPS = 1
 
 
-# --- option types: the names must match rawback.isp (a test checks) ------------------------------
-
-
-class Transfer(StrEnum):
-    srgb = "srgb"
-    bt709 = "bt709"
-    gamma22 = "gamma2.2"
-
-
-class ToneCurve(StrEnum):
-    auto = "auto"
-    measured = "measured"
-    none = "none"
-    smoothstep = "smoothstep"
-
-
-class Compression(StrEnum):
-    ljpeg = "ljpeg"
-    none = "none"
+# --- option types: the choices themselves are rawback.choices -------------------------------------
 
 
 Method = Annotated[
@@ -147,15 +126,8 @@ UndoToneCurve = Annotated[
 ]
 
 
-class ResidualMode(StrEnum):
-    auto = "auto"
-    gate = "gate"
-    full = "full"
-    clipped = "clipped"
-
-
-Residual = Annotated[
-    ResidualMode,
+ResidualOpt = Annotated[
+    Residual,
     typer.Option(
         "--residual",
         help="Where the network's correction applies: auto (the calibrated gate on cameras the model "
@@ -282,9 +254,9 @@ def _diffusion_settings(
     precision: str,
     undo_exposure: bool,
     undo_tone_curve: bool,
-    residual: ResidualMode,
+    residual: Residual,
 ):
-    from rawback.methods import DiffusionSettings
+    from rawback.diffusion_settings import DiffusionSettings
 
     try:
         return DiffusionSettings(
@@ -415,11 +387,11 @@ def convert(
     precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
-    residual: Residual = ResidualMode.auto,
-    transfer: TransferOpt = Transfer.srgb,
-    tone_curve: ToneCurveOpt = ToneCurve.auto,
+    residual: ResidualOpt = Residual.AUTO,
+    transfer: TransferOpt = Transfer.SRGB,
+    tone_curve: ToneCurveOpt = ToneCurve.AUTO,
     white_balance: WhiteBalance = "auto",
-    compression: CompressionOpt = Compression.ljpeg,
+    compression: CompressionOpt = Compression.LJPEG,
     no_preview: NoPreview = False,
     overwrite: Overwrite = False,
     dry_run: DryRun = False,
@@ -482,11 +454,11 @@ def batch_command(
     precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
-    residual: Residual = ResidualMode.auto,
-    transfer: TransferOpt = Transfer.srgb,
-    tone_curve: ToneCurveOpt = ToneCurve.auto,
+    residual: ResidualOpt = Residual.AUTO,
+    transfer: TransferOpt = Transfer.SRGB,
+    tone_curve: ToneCurveOpt = ToneCurve.AUTO,
     white_balance: WhiteBalance = "auto",
-    compression: CompressionOpt = Compression.ljpeg,
+    compression: CompressionOpt = Compression.LJPEG,
     no_preview: NoPreview = False,
     overwrite: Overwrite = False,
     shard: Annotated[
@@ -584,7 +556,7 @@ def eval_command(
     precision: Precision = "auto",
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = False,
-    residual: Residual = ResidualMode.auto,
+    residual: ResidualOpt = Residual.AUTO,
     pairs: Annotated[
         Path | None,
         typer.Option(

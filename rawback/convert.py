@@ -9,33 +9,34 @@ from pathlib import Path
 
 import numpy as np
 
-from rawback.camera import CameraProfile, choose_profile, shadowed_finish
-from rawback.errors import ProfileError, UsageError
+from rawback.camera import CameraProfile, choose_profile
+from rawback.choices import Compression, Method, ToneCurve, Transfer
+from rawback.diffusion_settings import DiffusionSettings
+from rawback.errors import UsageError
+from rawback.finish import tone_curve_for
+from rawback.inverse import InverseRequest
 from rawback.io.atomic import check_writable
-from rawback.io.exif import ExifData
 from rawback.isp.unprocess import UnprocessSettings, to_counts
-from rawback.methods import DiffusionSettings, InverseRequest, get_method
-
-COMPRESSIONS = ("ljpeg", "none")
+from rawback.methods import get_method
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    method: str = "diffusion"  # inversion method, see rawback.methods.METHODS
+    method: str = Method.DIFFUSION.value  # inversion method, see rawback.methods.METHODS
     camera: str | None = None  # --camera NAME|PATH; None = match EXIF Make/Model, else generic
-    transfer: str = "srgb"  # transfer curve of the input photos
+    transfer: str = Transfer.SRGB.value  # transfer curve of the input photos
     # Tone curve to undo; "auto": the profile's measured finish, if any, for photos from the renderer
-    # it was measured on; "measured": that finish whatever rendered the photo (tone_curve_for).
-    tone_curve: str = "auto"
+    # it was measured on; "measured": that finish whatever rendered the photo (rawback.finish).
+    tone_curve: str = ToneCurve.AUTO.value
     white_balance: str = "auto"  # "auto" (EXIF LightSource, else daylight) or "R,G,B" neutral
-    compression: str = "ljpeg"  # "ljpeg" (lossless JPEG tiles) or "none"
+    compression: str = Compression.LJPEG.value  # "ljpeg" (lossless JPEG tiles) or "none"
     preview: bool = True  # embed a JPEG preview (RawTherapee matches its tone curve to it)
     overwrite: bool = False
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)  # sampler, steps, seed, tiles
 
     def __post_init__(self) -> None:
-        if self.compression not in COMPRESSIONS:
-            raise UsageError(f"--compression must be one of {', '.join(COMPRESSIONS)}")
+        if self.compression not in tuple(Compression):
+            raise UsageError(f"--compression must be one of {', '.join(Compression)}")
         UnprocessSettings(self.transfer, self.tone_curve)  # validates names
         parse_white_balance(self.white_balance)
 
@@ -70,49 +71,6 @@ class Inversion:
     neutral: np.ndarray
     profile: CameraProfile
     notes: tuple[str, ...]
-
-
-def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tuple[str, str | None]:
-    """The tone curve setting to invert a photo with, and a note when it differs from the request.
-
-    A profile's measured finish belongs to the renderer of the JPEGs it was measured on (the
-    camera's engine, or a raw converter such as Lightroom): "auto" leaves it out for a photo whose
-    EXIF says another program rendered it, or none did (rawback.provenance says why); "measured"
-    insists, and is an error for a profile without one.
-    """
-    from rawback.provenance import describe, rendering_program
-
-    program = rendering_program(exif)
-    family = None if program is None else program[0]
-    if profile.tone_curve is None:
-        if requested == "measured":
-            raise ProfileError(
-                f"--tone-curve measured: profile {profile.name} has no measured tone curve "
-                "(`rawback profile curve` measures one)"
-            )
-        shipped = shadowed_finish(profile, exif.make, exif.model) if requested == "auto" else None
-        if shipped is not None and shipped.finish_applies_to(family):
-            how = (
-                f"rename or delete the user profile {profile.name}, which replaces it"
-                if shipped.name == profile.name
-                else f"--camera {shipped.name} uses it"
-            )
-            return requested, (
-                f"no finish was undone: profile {profile.name} has none, while the built-in "
-                f"{shipped.name} for this camera carries one ({how})"
-            )
-        return requested, None
-    if requested != "auto":
-        return requested, None
-    if profile.finish_applies_to(family):
-        return requested, None
-    made_by = "names no program" if program is None else f"names {program[1]!r}"
-    note = (
-        f"the finish in profile {profile.name} was not undone: it was measured on JPEGs of "
-        f"{describe(profile.finish_renderer)}, and this photo's EXIF {made_by} "
-        "(--tone-curve measured undoes it anyway)"
-    )
-    return "none", note
 
 
 def invert_image(

@@ -27,16 +27,13 @@ import numpy as np
 import torch
 
 from rawback.camera import CameraProfile
-from rawback.isp import tone
+from rawback.choices import Residual
+from rawback.device import autocast, resolve_device, uses_bf16
+from rawback.diffusion_settings import DiffusionSettings
+from rawback.finish import UndoneFinish, model_finish
+from rawback.inverse import InverseRequest, InverseResult, NeutralSource, estimate_neutral
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
-from rawback.isp.unprocess import UnprocessSettings, measured_finish, unprocess
-from rawback.methods import (
-    DEVICE_NAMES,
-    DiffusionSettings,
-    InverseRequest,
-    InverseResult,
-    measured_finish_note,
-)
+from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.config import profile_camera
 from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
 from rawback.model.gate import clipped_blocks, gated_residual
@@ -46,45 +43,6 @@ from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_
 from rawback.tiling import TiledDenoiser
 
 Progress = Callable[[float], None]  # fraction of a photo's network work done, 0..1
-MID_GREY = 0.18  # the JPEG's linear value at which a measured curve's exposure gain is reported
-
-
-def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
-    """`--device` of every command: auto (this process's CUDA GPU, `local_rank` under torchrun,
-    else the CPU), cpu, cuda, cuda:N or mps; one line when it is malformed or not present."""
-    from rawback.errors import RawbackError, UsageError
-
-    if not DEVICE_NAMES.fullmatch(name):
-        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {name!r}")
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RawbackError(f"--device {name}: no CUDA GPU is available to this process")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RawbackError(f"--device {name}: this process sees {torch.cuda.device_count()} CUDA GPU(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RawbackError(f"--device {name}: no Apple GPU (MPS) is available to this process")
-    return device
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether the network runs under bfloat16 autocast for `--precision` on `device`."""
-    from rawback.errors import RawbackError
-
-    if precision == "fp32":
-        return False
-    if device.type not in ("cpu", "cuda"):
-        if precision == "bf16":
-            raise RawbackError(f"--precision bf16: not supported on {device.type}; use fp32")
-        return False
-    if precision == "bf16" or device.type == "cuda":
-        return True
-    # "auto" on the CPU: bf16 only where the vector units compute it natively (AVX512-BF16, AMX).
-    # There a 12 MP convert ran 1.2x faster with the same scores (models/README.md); elsewhere
-    # bf16 is emulated and slower than fp32.
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def as_run(settings: DiffusionSettings) -> DiffusionSettings:
@@ -133,16 +91,11 @@ class GlobalEstimate:
     def with_neutral(self, neutral: np.ndarray) -> GlobalEstimate:
         return dataclasses.replace(self, neutral=np.asarray(neutral, dtype=np.float64))
 
-    def as_applied(self, settings: DiffusionSettings) -> GlobalEstimate:
-        """What the prior uses under `settings`: the tone curve only when asked to undo it, and the
-        exposure only when asked to undo it. A curve carries the exposure in it, so with a curve
-        the gain is 1 and, when the exposure is left alone, the curve keeps its shape but gives
-        back the exposure the head estimated."""
-        if settings.undo_tone_curve and self.curve is not None:
-            curve = self.curve if settings.undo_exposure else self.curve + np.float32(np.log(self.exposure))
-            return dataclasses.replace(self, curve=curve, exposure=1.0)
-        exposure = self.exposure if settings.undo_exposure else 1.0
-        return dataclasses.replace(self, curve=None, exposure=exposure)
+    def with_finish(self, finish: UndoneFinish) -> GlobalEstimate:
+        """The estimate with the finish the prior undoes (rawback.finish decides it)."""
+        return dataclasses.replace(
+            self, curve=finish.curve, exposure=finish.exposure, saturation=finish.saturation
+        )
 
 
 @torch.no_grad()
@@ -179,16 +132,16 @@ def estimate_from_thumbnail(
 
 def residual_trust(estimate: GlobalEstimate, mode: str) -> tuple[float, str | None]:
     """(trust, -v note) of the denoiser's residual outside the photo's clipped blocks under
-    `--residual` (rawback.methods.RESIDUAL_MODES). Where the photo is clipped it always applies
+    `--residual` (rawback.choices.Residual). Where the photo is clipped it always applies
     in full, because there the analytic inverse knows nothing."""
-    if mode == "full":
+    if mode == Residual.FULL:
         return 1.0, None
-    if mode == "clipped":
+    if mode == Residual.CLIPPED:
         return 0.0, "residual only where the photo is clipped (--residual clipped)"
-    if mode == "auto" and not estimate.learned_white_balance:
-        # Leave-one-camera-out (models/README.md): on a camera absent from training the residual
-        # outside clipped areas cost round-trip PSNR (-5.9 dB), SSIM and WB-oracle PSNR and gained
-        # nothing, while the gate, calibrated on the training cameras, trusted it fully.
+    if mode == Residual.AUTO and not estimate.learned_white_balance:
+        # On a camera absent from training the residual outside clipped areas cost round-trip PSNR,
+        # SSIM and WB-oracle PSNR and gained nothing, while the gate, calibrated on the training
+        # cameras, trusted it fully (docs/experiments.md#leave-one-camera-out).
         return 0.0, "residual only where the photo is clipped (the model was not trained on this camera)"
     if estimate.trust < 1.0:
         return (
@@ -206,8 +159,8 @@ def analytic_prior(
     bit_depth: int,
 ) -> np.ndarray:
     """The analytic estimate the denoiser refines, (h, w, 4) packed: the inverse ISP with the
-    estimate's white balance, tone curve and exposure gain, as `GlobalEstimate.as_applied` chose
-    them. `crop` is in RGGB phase."""
+    estimate's white balance, tone curve and exposure gain, as rawback.finish chose them. `crop`
+    is in RGGB phase."""
     rggb = _as_rggb(profile)
     mosaic = unprocess(
         crop, rggb, estimate.neutral, settings, bit_depth=bit_depth, curve=estimate.curve,
@@ -231,7 +184,7 @@ def tiled_denoiser(
     tile, tile_batch = settings.tiling(device.type)
 
     def denoise_batch(x: torch.Tensor, sigma: torch.Tensor, cond_tiles: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with autocast(device, use_bf16):
             n = x.shape[0]
             out = model.denoiser(
                 x.to(device).contiguous(memory_format=torch.channels_last),
@@ -341,15 +294,6 @@ def _as_rggb(profile: CameraProfile) -> CameraProfile:
     return dataclasses.replace(profile, cfa_pattern="RGGB")
 
 
-def exif_light_source_neutral(request: InverseRequest) -> tuple[np.ndarray, str] | None:
-    """The camera's own record of the light (EXIF LightSource, other than daylight) beats any
-    estimate from the pixels: used as the analytic method uses it."""
-    from rawback.methods import estimate_neutral
-
-    neutral, note = estimate_neutral(request)
-    return (neutral, note) if note.startswith("white balance from EXIF") else None
-
-
 def invert_with_model(request: InverseRequest) -> InverseResult:
     """The "diffusion" method of rawback.methods."""
     settings = request.diffusion
@@ -358,52 +302,29 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     estimate = estimate_global(
         model, request.rgb, request.profile, request.settings.transfer, request.exposure_value
     )
-    if request.neutral is not None:
-        estimate = estimate.with_neutral(request.neutral)
-        notes.append("white balance given")
-    elif (from_exif := exif_light_source_neutral(request)) is not None:
-        estimate = estimate.with_neutral(from_exif[0])
-        notes.append(from_exif[1])
+    stated = estimate_neutral(request)
+    if stated.source is not NeutralSource.DAYLIGHT:
+        # Given, or the camera's own record of the light (EXIF LightSource): either beats any
+        # estimate from the pixels.
+        estimate = estimate.with_neutral(stated.neutral)
+        notes.append(stated.note)
     elif estimate.learned_white_balance:
         r, _, b = estimate.neutral
         notes.append(f"white balance estimated by the model (neutral {r:.3f}, 1, {b:.3f})")
     else:
         notes.append("white balance: daylight estimate (the model was not trained on this camera)")
-    measured = measured_finish(request.profile, request.settings)
-    decoding = request.settings if measured is None else measured.decoding(request.settings)
     trust, trust_note = residual_trust(estimate, settings.residual)
     estimate = dataclasses.replace(estimate, trust=trust)
     if trust_note is not None:
         notes.append(trust_note)
     network_note_at = len(notes)  # said after the trust note, once the reconstruction knows
-    if measured is not None:
-        # A curve measured from the camera's own RAW+JPEG pairs beats the head's guess from one
-        # photo (the guess cannot tell a filmic lift from a bright scene): it replaces the
-        # estimated curve and exposure, which it carries in it.
-        notes.append(measured_finish_note(request.profile))
-        if settings.undo_tone_curve or settings.undo_exposure:
-            notes.append("--undo-tone-curve/--undo-exposure: the profile's measured curve is used instead")
-        undone_exposure = float(np.exp(-tone.log_gain(np.array([MID_GREY]), measured.curve)[0]))
-        # The residual stays gated as usual. It was trained on priors that never undo a saturation,
-        # so after a measured saturation it corrects some colour twice (finished protocol: -0.3 dB
-        # WB-oracle against the analytic inverse with the same finish); switching it off instead
-        # loses what it restores on renders it knows (-1.3 dB on LibRaw renders, the DC120's
-        # +5.5 dB). models/README.md has both measurements.
-        estimate = dataclasses.replace(
-            estimate, curve=measured.curve, exposure=1.0, saturation=measured.saturation
-        )
-    else:
-        if settings.undo_tone_curve:
-            notes.append(
-                "tone curve of the finish estimated by the model and undone"
-                if estimate.curve is not None
-                else "--undo-tone-curve: these weights estimate no tone curve"
-            )
-        stops = float(np.log2(estimate.exposure))
-        if settings.undo_exposure and abs(stops) > 0.05:
-            notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
-        undone_exposure = estimate.exposure if settings.undo_exposure else 1.0
-        estimate = estimate.as_applied(settings)
+    # After a measured saturation the residual stays gated as usual, although it was trained on
+    # priors that never undo one (docs/experiments.md has what either choice costs).
+    finish, decoding = model_finish(
+        request.profile, request.settings, estimate.curve, estimate.exposure, settings
+    )
+    notes.extend(finish.notes)
+    estimate = estimate.with_finish(finish)
     packed, _, network_ran = reconstruct_packed(
         model,
         request.rgb,
@@ -420,5 +341,5 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     h, w = request.rgb.shape[:2]
     mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
     return InverseResult(
-        mosaic=mosaic, neutral=estimate.neutral, notes=tuple(notes), exposure=undone_exposure
+        mosaic=mosaic, neutral=estimate.neutral, notes=tuple(notes), exposure=finish.undone_exposure
     )

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from rawback.choices import Sampler as SamplerName
+
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[dict[str, Any]], None]
 
@@ -179,10 +181,10 @@ def sample_one_step(
 
 
 SAMPLERS: dict[str, Sampler] = {
-    "euler": sample_euler,
-    "heun": sample_heun,
-    "dpmpp-2m": sample_dpmpp_2m,
-    "one-step": sample_one_step,
+    SamplerName.EULER: sample_euler,
+    SamplerName.HEUN: sample_heun,
+    SamplerName.DPMPP_2M: sample_dpmpp_2m,
+    SamplerName.ONE_STEP: sample_one_step,
 }
 
 
@@ -202,8 +204,8 @@ def network_evaluations(name: str, steps: int) -> int:
     get_sampler(name)  # the same error for a bad name
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if name == "heun":
+    if name == SamplerName.HEUN:
         return 2 * steps - 1  # no correction on the last step, to sigma = 0
-    if name == "one-step":
+    if name == SamplerName.ONE_STEP:
         return 1
     return steps

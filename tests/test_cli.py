@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rawback import __version__, cli
+from rawback import __version__
 from rawback.camera import CameraProfile
 from rawback.cli import app
 from tests.conftest import REPO, SHARED_DATA
@@ -217,18 +217,6 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], messag
 def test_unknown_transfer_is_rejected_by_the_parser(tmp_path: Path) -> None:
     result = run_cli("convert", write_photo(tmp_path / "photo.jpg"), "--transfer", "log")
     assert result.exit_code == 2
-
-
-def test_option_choices_match_the_library() -> None:
-    from rawback.convert import COMPRESSIONS
-    from rawback.isp.color import TRANSFER_CURVES
-    from rawback.isp.unprocess import TONE_CURVES
-    from rawback.methods import RESIDUAL_MODES
-
-    assert {t.value for t in cli.Transfer} <= set(TRANSFER_CURVES)
-    assert tuple(r.value for r in cli.ResidualMode) == RESIDUAL_MODES
-    assert {t.value for t in cli.ToneCurve} == set(TONE_CURVES)
-    assert {c.value for c in cli.Compression} == set(COMPRESSIONS)
 
 
 # --- version and help ----------------------------------------------------------------------------

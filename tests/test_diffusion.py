@@ -16,15 +16,16 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rawback.camera import builtin_profiles
+from rawback.choices import TILING
 from rawback.cli import DEFAULT_SAMPLER, DEFAULT_STEPS, app
 from rawback.convert import ConvertOptions, convert_file
+from rawback.device import uses_bf16
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import RawbackError, UsageError
 from rawback.evaluate.report import to_json
 from rawback.evaluate.run import EvalOptions, diffusion_label, run_eval
-from rawback.inference import uses_bf16
 from rawback.io.dng import write_dng
 from rawback.isp.bayer import mosaic_rgb
-from rawback.methods import TILING, DiffusionSettings
 from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel, area_resize
 from rawback.model.weights import BUNDLED, load_weights, save_weights
@@ -573,13 +574,6 @@ def test_one_step_sweep_is_one_row(raw_folder) -> None:
     rows = plan_rows(EvalOptions(data=raw_folder, method="diffusion", steps=(1, 2, 4),
                                  diffusion=DiffusionSettings(sampler="one-step")))  # fmt: skip
     assert [r.label for r in rows] == ["diffusion (one-step)", "analytic", "analytic, oracle white balance"]
-
-
-def test_sampler_names_agree_with_the_sampling_module() -> None:
-    from rawback.methods import SAMPLER_NAMES
-    from rawback.sampling import SAMPLERS
-
-    assert set(SAMPLER_NAMES) == set(SAMPLERS)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

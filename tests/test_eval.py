@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rawback import camera, methods
+from rawback import camera, inverse, methods
 from rawback.evaluate import report as eval_report
 from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, run_eval
 from rawback.isp import bayer
@@ -86,7 +86,7 @@ def test_method_under_test_never_sees_the_true_white_balance(
 ) -> None:
     seen: list[np.ndarray | None] = []
 
-    def spy(request: methods.InverseRequest) -> methods.InverseResult:
+    def spy(request: inverse.InverseRequest) -> inverse.InverseResult:
         seen.append(request.neutral)
         return methods.analytic(request)
 

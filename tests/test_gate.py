@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from rawback.camera import builtin_profiles
 from rawback.cli import app
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.inference import estimate_global, reconstruct_packed
 from rawback.isp.unprocess import UnprocessSettings
-from rawback.methods import DiffusionSettings
 from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel
 from rawback.model.gate import ResidualGate, clipped_blocks, gated_residual

@@ -13,11 +13,12 @@ import torch
 from typer.testing import CliRunner
 
 from rawback.cli import app
+from rawback.diffusion_settings import DiffusionSettings
+from rawback.finish import learned_finish
 from rawback.inference import GlobalEstimate, analytic_prior
 from rawback.isp import bayer, color, tone
 from rawback.isp.simulate import TONE_CURVES, TRANSFERS, simulate, tone_response
 from rawback.isp.unprocess import UnprocessSettings, unprocess
-from rawback.methods import DiffusionSettings
 from rawback.model.config import ModelConfig, preset
 from rawback.model.denoiser import RawbackModel
 from rawback.model.illuminant import GLOBAL_OUTPUTS, IlluminantHead
@@ -123,17 +124,24 @@ def test_weights_from_before_the_curve_load_without_one() -> None:
     assert ModelConfig.from_dict(data).illuminant.tone_knots == 0
 
 
+def applied(estimate: GlobalEstimate, **settings: bool) -> GlobalEstimate:
+    """The estimate with the finish `convert` would undo under these --undo-* settings."""
+    return estimate.with_finish(
+        learned_finish(estimate.curve, estimate.exposure, DiffusionSettings(**settings))
+    )
+
+
 def test_the_curve_is_used_only_when_asked_and_keeps_the_exposure_by_default() -> None:
     curve = np.array([0.4, 0.1, -0.2, -0.3], dtype=np.float32)
     estimate = GlobalEstimate(np.ones(3), 2.0, torch.zeros(1, 4), True, curve=curve)
-    default = estimate.as_applied(DiffusionSettings())
+    default = applied(estimate)
     assert default.curve is None and default.exposure == 1.0
-    shape = estimate.as_applied(DiffusionSettings(undo_tone_curve=True))
+    shape = applied(estimate, undo_tone_curve=True)
     assert shape.exposure == 1.0
     assert np.allclose(shape.curve, curve + np.log(2.0))  # the shape, the brightness left alone
-    full = estimate.as_applied(DiffusionSettings(undo_tone_curve=True, undo_exposure=True))
+    full = applied(estimate, undo_tone_curve=True, undo_exposure=True)
     assert np.array_equal(full.curve, curve)
-    exposure_only = estimate.as_applied(DiffusionSettings(undo_exposure=True))
+    exposure_only = applied(estimate, undo_exposure=True)
     assert exposure_only.curve is None and exposure_only.exposure == 2.0
 
 
@@ -143,8 +151,8 @@ def test_the_prior_applies_the_curve_instead_of_the_exposure() -> None:
     profile = dataclasses.replace(S40, cfa_pattern="RGGB")
     neutral = np.array([0.5, 1.0, 0.7])
     estimate = GlobalEstimate(neutral, 1.5, torch.zeros(1, 4), True, curve=tone.exposure_only(8, 1.5))
-    gain = estimate.as_applied(DiffusionSettings(undo_exposure=True))  # no curve: divided by 1.5
-    curve = estimate.as_applied(DiffusionSettings(undo_exposure=True, undo_tone_curve=True))
+    gain = applied(estimate, undo_exposure=True)  # no curve: divided by 1.5
+    curve = applied(estimate, undo_exposure=True, undo_tone_curve=True)
     assert gain.curve is None and curve.exposure == 1.0
     a = analytic_prior(rgb, profile, gain, UnprocessSettings(), 8)
     b = analytic_prior(rgb, profile, curve, UnprocessSettings(), 8)

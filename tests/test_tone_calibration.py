@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from rawback import camera, methods
+from rawback import camera, inverse, methods
 from rawback.cli import app
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import InputError, RawbackError
 from rawback.evaluate import metrics
 from rawback.isp import bayer, color, tone, tone_fit
@@ -345,7 +346,7 @@ def test_undoing_the_measured_curve_brings_the_jpeg_back_to_the_raw(pair: Path) 
     def invert(
         profile: camera.CameraProfile, curve: str = "auto", transfer: str = "srgb"
     ) -> tuple[float, tuple[str, ...]]:
-        request = methods.InverseRequest(
+        request = inverse.InverseRequest(
             rgb=image.rgb, bit_depth=8, profile=profile,
             settings=UnprocessSettings(transfer=transfer, tone_curve=curve), neutral=NEUTRAL,
         )  # fmt: skip
@@ -372,11 +373,11 @@ def test_the_learned_method_uses_the_measured_curve_instead_of_its_guess(pair: P
 
     measured = with_finish(S40, measure_finish(find_pairs([pair]), S40))
     image = read_image(pair / "IMG_0001.JPG")
-    settings = methods.DiffusionSettings(undo_tone_curve=True, device="cpu")
+    settings = DiffusionSettings(undo_tone_curve=True, device="cpu")
 
-    def invert(profile: camera.CameraProfile) -> methods.InverseResult:
+    def invert(profile: camera.CameraProfile) -> inverse.InverseResult:
         return methods.diffusion(
-            methods.InverseRequest(rgb=image.rgb, bit_depth=8, profile=profile, diffusion=settings)
+            inverse.InverseRequest(rgb=image.rgb, bit_depth=8, profile=profile, diffusion=settings)
         )
 
     result = invert(measured)

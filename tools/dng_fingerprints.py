@@ -98,8 +98,8 @@ def main() -> int:
         for label, options in OPTION_SETS.items():
             out = Path(tmp) / label
             out.mkdir()
-            done = subprocess.run([args.rawback, "convert", *map(str, photos), "-o", str(out), "-q", *options],
-                                  capture_output=True, text=True)  # fmt: skip
+            command = [args.rawback, "convert", *map(str, photos), "-o", str(out), "-q", *options]
+            done = subprocess.run(command, capture_output=True, text=True)
             print(f"convert {label}: exit {done.returncode} {done.stderr.strip()[:200]}")
             for dng in sorted(out.glob("*.dng")):
                 print(f"  {label} {dng.name}: {sha256(dng.read_bytes())}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from PIL import Image
 
+from rawback.choices import Protocol as ProtocolName
 from rawback.errors import InputError
 from rawback.evaluate import metrics
 from rawback.io.raw import RawImage
@@ -150,7 +151,7 @@ def _raw_exif(raw: RawImage) -> bytes:
 
 
 class RawbackProtocol(Protocol):
-    name = "rawback"
+    name = ProtocolName.RAWBACK.value
     summary = (
         "full images; input = LibRaw render (camera WB, no auto-brightening, sRGB, 8-bit) saved as JPEG "
         "q90 4:2:0 with EXIF; the model never sees the as-shot white balance"
@@ -211,7 +212,7 @@ class RawDiffusionProtocol(Protocol):
     SSIM over (R, mean G, B) on a 3x3 grid of patches, averaged.
     """
 
-    name = "raw-diffusion"
+    name = ProtocolName.RAW_DIFFUSION.value
     summary = "rawpy default render (daylight WB, auto-bright), half size, PNG; 3x3 patches, (R, G, B)"
     render: ClassVar[dict[str, object]] = dict(output_bps=8, user_flip=0)
 
@@ -252,7 +253,7 @@ class InvertibleIspProtocol(Protocol):
     image on a 3x3 grid of patches, averaged.
     """
 
-    name = "invertible-isp"
+    name = ProtocolName.INVERTIBLE_ISP.value
     summary = "camera-WB render as JPEG q90 4:2:2; bilinear, WB, gamma 1/2.2 truth; 3x3 patches"
     render: ClassVar[dict[str, object]] = dict(
         use_camera_wb=True, no_auto_bright=True, output_bps=8, user_flip=0
@@ -301,7 +302,7 @@ class FinishedProtocol(Protocol):
     reproduce this finish).
     """
 
-    name = "finished"
+    name = ProtocolName.FINISHED.value
     summary = (
         "camera-like finish of LibRaw's linear demosaic: camera WB, +0.5 EV, Hable filmic curve, "
         "saturation 1.25, sharpening, sRGB; JPEG q85 4:2:0 with EXIF"
@@ -400,7 +401,7 @@ class CameraPreviewProtocol(Protocol):
     rendering). A DNG made by a converter carries the converter's rendering, not the camera's.
     """
 
-    name = "camera-preview"
+    name = ProtocolName.CAMERA_PREVIEW.value
     summary = (
         "the camera's own JPEG engine: the preview embedded in the RAW file, as the camera wrote it; "
         "truth = the RAW area-averaged to the preview's frame and size"
@@ -432,17 +433,17 @@ def _hable(v: np.ndarray | float) -> np.ndarray:
 
 
 PROTOCOLS: dict[str, type[Protocol]] = {
-    "rawback": RawbackProtocol,
-    "raw-diffusion": RawDiffusionProtocol,
-    "invertible-isp": InvertibleIspProtocol,
-    "finished": FinishedProtocol,
-    "camera-preview": CameraPreviewProtocol,
+    ProtocolName.RAWBACK: RawbackProtocol,
+    ProtocolName.RAW_DIFFUSION: RawDiffusionProtocol,
+    ProtocolName.INVERTIBLE_ISP: InvertibleIspProtocol,
+    ProtocolName.FINISHED: FinishedProtocol,
+    ProtocolName.CAMERA_PREVIEW: CameraPreviewProtocol,
 }
 
 
 def get_protocol(name: str, pairs: Path | None = None) -> Protocol:
     if pairs is not None:
-        if name != "rawback":
+        if name != ProtocolName.RAWBACK:
             raise ValueError("--pairs replaces the rendered input of the 'rawback' protocol only")
         return PairsProtocol(pairs)
     try:

@@ -22,15 +22,17 @@ from typing import Literal
 import numpy as np
 
 from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import InputError, RawbackError
 from rawback.evaluate import metrics
 from rawback.evaluate.environment import run_record
 from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
+from rawback.inverse import InverseRequest
 from rawback.io.exif import exposure_value
 from rawback.io.raw import RAW_SUFFIXES, RawImage, read_raw
 from rawback.isp.bayer import pack_rggb, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, to_counts
-from rawback.methods import DiffusionSettings, InverseRequest, get_method
+from rawback.methods import get_method
 
 BASELINE = "analytic"
 ORACLE = "analytic, oracle white balance"

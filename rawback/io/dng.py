@@ -38,13 +38,13 @@ from PIL import Image
 
 import rawback
 from rawback.camera import CameraProfile, camera_display_name
+from rawback.choices import Compression
 from rawback.io.atomic import atomic_output
 from rawback.isp.bayer import pattern_codes
 
 if TYPE_CHECKING:  # only its fields are used; exif.py needs nothing from here
     from rawback.io.exif import ExifData
 
-COMPRESSIONS = ("ljpeg", "none")
 
 THUMBNAIL_WIDTH = 256  # IFD0 thumbnail, as cameras write it
 PREVIEW_LONG_SIDE = 1024  # JPEG preview SubIFD
@@ -193,8 +193,10 @@ def _check_inputs(
     ):
         desc = f"{preview.dtype} {preview.shape}" if isinstance(preview, np.ndarray) else preview
         raise ValueError(f"preview must be an (H, W, 3) uint8 array, got {desc}")
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+    if compression not in tuple(Compression):
+        raise ValueError(
+            f"compression must be one of {tuple(c.value for c in Compression)}, got {compression!r}"
+        )
     return neutral
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rawback.choices import Transfer
+
 # Linear sRGB (D65) -> XYZ, IEC 61966-2-1. The same numbers as dcraw's `xyz_rgb`, so that our
 # camera -> sRGB matrix equals the one LibRaw derives from a DNG's ColorMatrix.
 XYZ_FROM_SRGB = np.array(
@@ -108,9 +110,10 @@ def linear_to_gamma22(v: np.ndarray) -> np.ndarray:
 
 
 TRANSFER_CURVES = {
-    "srgb": (srgb_to_linear, linear_to_srgb),
-    "bt709": (bt709_to_linear, linear_to_bt709),
-    "gamma2.2": (gamma22_to_linear, linear_to_gamma22),
+    Transfer.SRGB: (srgb_to_linear, linear_to_srgb),
+    Transfer.BT709: (bt709_to_linear, linear_to_bt709),
+    Transfer.GAMMA22: (gamma22_to_linear, linear_to_gamma22),
+    # Not an input option: the simulator's and tests' identity.
     "linear": (lambda v: np.asarray(v, dtype=np.float32), lambda v: np.asarray(v, np.float32)),
 }
 

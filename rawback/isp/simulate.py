@@ -30,13 +30,14 @@ from PIL import Image
 from scipy import ndimage
 
 from rawback.camera import CameraProfile
+from rawback.choices import Transfer
 from rawback.isp import color
 from rawback.isp.unprocess import neutral_for_illuminant, white_balance_scale
 
 MEMBERS = ("libraw", "parametric")
 WB_MODES = ("as-shot", "jitter", "cct")
 TONE_CURVES = ("none", "smoothstep", "sigmoid", "power", "rolloff")
-TRANSFERS = ("srgb", "bt709", "gamma2.2")
+TRANSFERS = tuple(t.value for t in Transfer)
 SUBSAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}  # Pillow's `subsampling` codes
 
 Weights = tuple[tuple[str, float], ...]

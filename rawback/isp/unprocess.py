@@ -17,61 +17,37 @@ Clipped highlights and JPEG loss cannot be undone analytically; that is the lear
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from rawback.camera import CameraProfile
+from rawback.choices import ToneCurve
 from rawback.isp import color, tone
 from rawback.isp.bayer import channel_index
 
-# "auto": the tone curve measured in the camera profile (`rawback profile curve`), if it has one
-# (convert leaves it out for photos from another renderer: rawback.convert.tone_curve_for);
-# "measured": that curve whatever rendered the photo.
-TONE_CURVES = ("auto", "measured", "none", "smoothstep")
 _LINEAR_STEPS = np.linspace(0.0, 1.0, 65536)
 
 
 @dataclass(frozen=True)
 class UnprocessSettings:
     transfer: str = "srgb"  # transfer curve of the input: "srgb", "bt709" (LibRaw), "gamma2.2"
-    tone_curve: str = "auto"  # tone curve to undo: see TONE_CURVES; "smoothstep" is Brooks et al.'s
+    # Tone curve to undo (choices.ToneCurve); "auto" and "measured" name the profile's measured
+    # curve, which rawback.finish decides on and passes to `unprocess` as `curve`.
+    tone_curve: str = ToneCurve.AUTO.value
 
     def __post_init__(self) -> None:
         if self.transfer not in color.TRANSFER_CURVES:
             raise ValueError(f"unknown transfer curve {self.transfer!r}")
-        if self.tone_curve not in TONE_CURVES:
-            raise ValueError(f"unknown tone curve {self.tone_curve!r}; known: {TONE_CURVES}")
+        if self.tone_curve not in tuple(ToneCurve):
+            known = tuple(t.value for t in ToneCurve)
+            raise ValueError(f"unknown tone curve {self.tone_curve!r}; known: {known}")
 
 
 def inverse_smoothstep(y: np.ndarray) -> np.ndarray:
     """Inverse of Brooks et al.'s global tone curve 3x^2 - 2x^3 (their eq. in section 3.4)."""
     y = np.clip(y, 0.0, 1.0)
     return 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
-
-
-@dataclass(frozen=True)
-class MeasuredFinish:
-    """A camera JPEG engine's global finish as `rawback profile curve` measured it."""
-
-    curve: np.ndarray  # knots of the inverse tone curve (rawback.isp.tone)
-    saturation: float = 1.0  # added about luminance after the curve (1 = none)
-
-    @staticmethod
-    def decoding(settings: UnprocessSettings) -> UnprocessSettings:
-        """The curve was measured against sRGB decoding of the camera's JPEG, so it holds the
-        camera's whole response: the photo is decoded with the sRGB curve whatever `--transfer`
-        says, and the measured curve does the rest."""
-        return dataclasses.replace(settings, transfer="srgb")
-
-
-def measured_finish(profile: CameraProfile, settings: UnprocessSettings) -> MeasuredFinish | None:
-    """The profile's measured finish when `settings` leave the tone curve to the profile ("auto",
-    "measured") and it has one, else None."""
-    if settings.tone_curve not in ("auto", "measured") or profile.tone_curve is None:
-        return None
-    return MeasuredFinish(np.asarray(profile.tone_curve, dtype=np.float32), profile.saturation or 1.0)
 
 
 def linearisation_table(settings: UnprocessSettings, levels: int) -> np.ndarray:

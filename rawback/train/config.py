@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rawback.choices import Precision
 from rawback.errors import UsageError
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class TrainConfig:
 
         if self.model not in PRESETS:
             raise UsageError(f"model must be one of {', '.join(PRESETS)}, not {self.model!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.precision not in tuple(Precision):
             raise UsageError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         if self.patch % 2 or self.patch < 16:
             raise UsageError(f"patch must be an even number of pixels >= 16, not {self.patch}")

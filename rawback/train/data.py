@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from rawback.camera import CameraProfile, profile_from_raw_image
+from rawback.choices import Transfer
 from rawback.errors import InputError, OutputError, RawbackError
 from rawback.io.atomic import current_umask
 from rawback.io.exif import scene_exposure_value
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 CACHE_VERSION = 3  # 3: the key samples the file's content
 THUMB_SOURCE = 128  # thumbnails are simulated at this size, then reduced to the head's input size
 OVERVIEW = 512  # side of the cached whole-photo overviews that thumbnails are cut from
-KNOWN_TRANSFERS = ("srgb", "bt709", "gamma2.2")
 
 
 def default_cache_dir() -> Path:
@@ -329,7 +329,7 @@ class TrainingPairs(torch.utils.data.Dataset):
             truth=truth,
             rgb=sim.rgb8.astype(np.float32) / 255.0,
             sim=sim,
-            transfer=sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb",
+            transfer=sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value,
             thumb=thumb,
             global_target=target,
             rng=rng,
@@ -387,7 +387,7 @@ class TrainingPairs(torch.utils.data.Dataset):
         sim = simulate(
             view[0], item.profile, item.neutral, rng, libraw_rgb8=view[1], settings=self.settings.simulator
         )
-        transfer = sim.transfer if sim.transfer in KNOWN_TRANSFERS else "srgb"
+        transfer = sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value
         rgb = sim.rgb8.astype(np.float32) / 255.0
         thumb = thumbnail_input(rgb, item.profile, transfer, self.settings.thumb)
         daylight = item.profile.daylight_neutral()

@@ -84,10 +84,11 @@ def collect_samples(
     model: RawbackModel, pairs: TrainingPairs, count: int, batch: int, progress: Progress | None = None
 ) -> GateSamples:
     """Run the frozen model on `count` items as `convert` would, keeping what the fit needs."""
+    from rawback.diffusion_settings import DiffusionSettings
+    from rawback.finish import learned_finish
     from rawback.inference import analytic_prior, estimate_from_thumbnail
     from rawback.isp.bayer import pack_rggb
     from rawback.isp.unprocess import UnprocessSettings
-    from rawback.methods import DiffusionSettings
     from rawback.model.denoiser import camera_features, exif_features
     from rawback.sampling import initial_noise
 
@@ -107,7 +108,10 @@ def collect_samples(
             estimate = estimate_from_thumbnail(
                 model, d.thumb[None].to(device), camera.to(device), exif.to(device), d.item.profile
             )
-            estimate = estimate.as_applied(DiffusionSettings())  # as `convert` does by default
+            # as `convert` does by default
+            estimate = estimate.with_finish(
+                learned_finish(estimate.curve, estimate.exposure, DiffusionSettings())
+            )
             prior = analytic_prior(d.rgb, d.item.profile, estimate, UnprocessSettings(transfer=d.transfer), 8)
             rows["rgb"].append(torch.from_numpy(d.rgb).permute(2, 0, 1))
             rows["prior"].append(torch.from_numpy(prior).permute(2, 0, 1))
@@ -183,8 +187,8 @@ def gate_report(gate: ResidualGate, samples: GateSamples) -> dict[str, float]:
 def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tuple[Path, dict]:
     """Fit the gate of `options.weights` and write the calibrated weights to `options.out`;
     returns the path and the held-out report."""
+    from rawback.device import resolve_device
     from rawback.evaluate.run import find_raw_files, no_raw_files
-    from rawback.inference import resolve_device
     from rawback.model.weights import load_weights, save_weights, weights_meta
 
     if options.samples < 20:

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.errors import OutputError, RawbackError
-from rawback.inference import resolve_device
 from rawback.model.config import preset, profile_camera
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.illuminant import GLOBAL_OUTPUTS
@@ -174,10 +174,11 @@ def prepare_validation(folders: list[Path], crop: int) -> list[ValidationImage]:
 @torch.no_grad()
 def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, float]:
     """Packed PSNR of the model (one step) and the analytic baseline on the centre crops."""
+    from rawback.diffusion_settings import DiffusionSettings
     from rawback.evaluate import metrics
+    from rawback.finish import learned_finish
     from rawback.inference import estimate_global, reconstruct_packed
     from rawback.isp.unprocess import UnprocessSettings
-    from rawback.methods import DiffusionSettings
 
     settings = UnprocessSettings(transfer="bt709")  # LibRaw's curve, as the default protocol says
     scores: dict[str, list[float]] = {"psnr_model": [], "psnr_analytic": [], "psnr_model_wb_oracle": [],
@@ -185,7 +186,9 @@ def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, fl
     for image in images:
         # as `convert` does by default: the head's white balance, exposure left alone
         estimate = estimate_global(model, image.rgb, image.profile, "bt709", image.exposure_value)
-        estimate = estimate.as_applied(DiffusionSettings())
+        estimate = estimate.with_finish(
+            learned_finish(estimate.curve, estimate.exposure, DiffusionSettings())
+        )
         crop = image.rgb[image.crop]
         packed, _, _ = reconstruct_packed(
             model, crop, image.profile, estimate=estimate, settings=settings, bit_depth=8,
@@ -403,7 +406,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         prefetch_factor=4 if config.workers > 0 else None,
     )
     val_images = prepare_validation(val_folders, config.val_crop) if rank == 0 and val_folders else []
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    use_bf16 = uses_bf16(config.precision, device, training=True)
 
     def save_checkpoint(step: int) -> None:
         if rank != 0:
@@ -448,7 +451,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with autocast(device, use_bf16):
                 loss, loss_denoise, loss_head = wrapped(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
