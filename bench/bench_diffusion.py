@@ -89,7 +89,7 @@ def flops_per_packed_pixel(model, size: int) -> float:
     model = model.to("cpu")
     with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
         model.denoiser(
-            x, torch.tensor(0.5), cond, camera, torch.zeros(1, model.config.illuminant.finish_channels)
+            x, torch.tensor(0.5), cond, camera, torch.zeros(1, model.config.global_head.finish_channels)
         )
     return counter.get_total_flops() / (size * size)
 
@@ -98,7 +98,7 @@ def network_throughput(settings: DiffusionSettings, device: torch.device, packed
     """Packed megapixels per second per network evaluation through the tiled denoiser."""
     model = model_for(DiffusionSettings(device=str(device)))
     camera = torch.zeros(1, 12, device=device)
-    finish = torch.zeros(1, model.config.illuminant.finish_channels, device=device)
+    finish = torch.zeros(1, model.config.global_head.finish_channels, device=device)
     tiled = tiled_denoiser(model, camera, finish, settings)  # exactly what `convert` runs
     x = torch.randn(1, 4, packed, packed, dtype=torch.float64)
     cond = torch.randn(1, 16, packed, packed)
@@ -119,7 +119,7 @@ def network_throughput(settings: DiffusionSettings, device: torch.device, packed
 def clipped_share(photo: Path) -> float:
     """Fraction of the photo's pixels with a channel at or above the clip threshold of the gate."""
     from rawback.io.image import read_image
-    from rawback.model.gate import CLIP_THRESHOLD
+    from rawback.model.heads import CLIP_THRESHOLD
 
     return float((read_image(photo).rgb >= CLIP_THRESHOLD).any(axis=2).mean())
 

@@ -20,7 +20,8 @@ from enum import Enum
 from pathlib import Path
 
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
-from rawback.errors import InputError, OutputError, OutputExistsError, RawbackError, UsageError
+from rawback.errors import OutputError, OutputExistsError, RawbackError, UsageError
+from rawback.io.files import find_images
 from rawback.io.image import IMAGE_SUFFIXES
 from rawback.methods import get_method
 
@@ -82,36 +83,6 @@ def dng_name(source: Path) -> str:
     return source.stem + DNG_SUFFIX
 
 
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def find_images(root: Path, *, exclude: Path | None = None) -> tuple[list[Path], list[Job]]:
-    """Photos under `root`, recursively, in a deterministic order; and folders that cannot be read.
-
-    Hidden files and folders (names starting with ".") are skipped, and so is `exclude` (an output
-    folder inside the input folder), so a re-run never picks up its own outputs or temporaries.
-    Symbolic links to folders are not followed (no loops).
-    """
-    if not root.is_dir():
-        raise InputError(root, "no such folder" if not root.exists() else "is not a folder")
-    skip = exclude.resolve() if exclude is not None else None
-    unreadable: list[Job] = []
-
-    def on_error(exc: OSError) -> None:
-        folder = Path(exc.filename)
-        unreadable.append(Job(folder, folder, f"{folder}: cannot read folder ({exc.strerror})"))
-
-    found = []
-    for folder, dirs, files in os.walk(root, onerror=on_error):
-        here = Path(folder)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip]
-        found += [here / f for f in files if not f.startswith(".") and is_image(Path(f))]
-    # Sort by path components, not strings, so "a/b.jpg" and "a-b.jpg" order the same everywhere.
-    found.sort(key=lambda p: p.relative_to(root).parts)
-    return found, unreadable
-
-
 def plan_folder(root: Path, output: Path | None = None) -> list[Job]:
     """`rawback batch`: every photo under `root` to a DNG at the same place in the `output` tree
     (default: beside each photo)."""
@@ -120,7 +91,7 @@ def plan_folder(root: Path, output: Path | None = None) -> list[Job]:
         raise OutputError(out_root, "is a file, not a folder")
     sources, unreadable = find_images(root, exclude=output)
     jobs = [Job(s, out_root / s.relative_to(root).parent / dng_name(s)) for s in sources]
-    return mark_collisions(jobs) + unreadable
+    return mark_collisions(jobs) + [Job(folder, folder, problem) for folder, problem in unreadable]
 
 
 def plan_files(sources: Sequence[Path], output: Path | None = None) -> list[Job]:

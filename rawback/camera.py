@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rawback.errors import ProfileError
+from rawback.io.exif import camera_display_name
 from rawback.isp import color
 from rawback.isp.bayer import check_pattern
 
 if TYPE_CHECKING:
+    from rawback.io.dng import DngSensor
     from rawback.io.raw import RawImage
 GENERIC_NAME = "generic"
 PROFILE_SUFFIX = ".json"
@@ -61,6 +63,23 @@ class CameraProfile:
     # it (e.g. "Lightroom"); None: the camera's own JPEG engine. convert undoes the finish only for
     # photos from the same renderer.
     finish_renderer: str | None = None
+
+    def dng_sensor(self) -> DngSensor:
+        """The DNG's sensor and colour fields for a mosaic in this camera's layout."""
+        from rawback.io.dng import DngSensor  # the DNG writer loads only when a DNG is written
+
+        return DngSensor(
+            cfa_pattern=self.cfa_pattern,
+            black_level=self.black_level,
+            white_level=self.white_level,
+            bits=self.bits,
+            color_matrix_1=self.color_matrix_1,
+            illuminant_1=self.illuminant_1,
+            color_matrix_2=self.color_matrix_2,
+            illuminant_2=self.illuminant_2,
+            unique_camera_model=f"rawback {self.name}",
+            camera=camera_display_name(self.make, self.model),
+        )
 
     def __post_init__(self) -> None:
         check_pattern(self.cfa_pattern)
@@ -266,17 +285,6 @@ def match_profile(
         if wanted & names:
             return profile
     return None
-
-
-def camera_display_name(make: str | None, model: str | None) -> str:
-    """A camera named once from EXIF Make and Model: the model alone when it names the brand
-    already ("Canon" + "Canon PowerShot S40", "NIKON CORPORATION" + "NIKON D700", "Eastman Kodak
-    Company" + "Kodak DC120 ZOOM Digital Camera"), else both ("GoPro HERO7 Black")."""
-    make, model = (make or "").strip(), (model or "").strip()
-    first_word = model.split()[0].lower() if model else ""
-    if model.lower().startswith(make.lower()) or first_word in make.lower().split():
-        return model
-    return f"{make} {model}".strip()
 
 
 def choose_profile(camera: str | None, make: str | None, model: str | None) -> tuple[CameraProfile, str]:

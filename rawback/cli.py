@@ -741,9 +741,9 @@ def calibrate(
     the model was not trained on: on its own training files it is right too often to learn doubt."""
     with user_errors():
         from rawback.console import CountProgress, print_error
-        from rawback.model.weights import BUNDLED
-        from rawback.train.gate import CalibrateOptions
-        from rawback.train.gate import calibrate as run_calibration
+        from rawback.train.calibrate import CalibrateOptions
+        from rawback.train.calibrate import calibrate as run_calibration
+        from rawback.weights import BUNDLED
 
         if out.exists() and not overwrite:
             raise UsageError(f"{out} exists: pass --overwrite to replace it")

@@ -117,7 +117,7 @@ def convert_file(
     write_dng(
         output,
         inversion.counts,
-        profile=inversion.profile,
+        sensor=inversion.profile.dng_sensor(),
         as_shot_neutral=inversion.neutral,
         orientation=image.exif.orientation,
         exif=image.exif,

@@ -9,7 +9,7 @@ Data flow for one photo (stored orientation, CFA of the camera profile):
   3. the analytic inverse with that white balance and tone curve gives the prior (packed RGGB);
   4. a sampler (rawback.sampling) integrates the residual from sigma_max to 0 through the tiled
      denoiser (rawback.tiling), noise drawn once per photo from (seed, photo pixels);
-  5. a calibrated model's residual gate (rawback.model.gate) weights the residual by its per-photo
+  5. a calibrated model's residual gate (rawback.model.heads) weights the residual by its per-photo
      trust, in full where the photo is clipped;
   6. prior + residual, clipped, is unpacked into the profile's CFA.
 """
@@ -30,17 +30,16 @@ from rawback.camera import CameraProfile
 from rawback.choices import Residual
 from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.diffusion_settings import DiffusionSettings
+from rawback.features import camera_features, exif_features, profile_camera, thumbnail_input
 from rawback.finish import UndoneFinish, model_finish
 from rawback.inverse import InverseRequest, InverseResult, NeutralSource, estimate_neutral
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, unprocess
-from rawback.model.config import profile_camera
-from rawback.model.denoiser import RawbackModel, camera_features, condition, exif_features, thumbnail_input
-from rawback.model.gate import clipped_blocks, gated_residual
-from rawback.model.illuminant import GLOBAL_OUTPUTS
-from rawback.model.weights import BUNDLED, load_weights
+from rawback.model.denoiser import RawbackModel, condition
+from rawback.model.heads import GLOBAL_OUTPUTS, clipped_blocks, gated_residual
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
 from rawback.tiling import TiledDenoiser
+from rawback.weights import BUNDLED, load_weights
 
 Progress = Callable[[float], None]  # fraction of a photo's network work done, 0..1
 
@@ -104,7 +103,7 @@ def estimate_global(
 ) -> GlobalEstimate:
     """The global head (and the residual gate, when calibrated) on a thumbnail of the whole photo."""
     device = next(model.parameters()).device
-    thumb = thumbnail_input(rgb, profile, transfer, model.config.illuminant.thumb_size)[None].to(device)
+    thumb = thumbnail_input(rgb, profile, transfer, model.config.global_head.thumb_size)[None].to(device)
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
     exif = torch.from_numpy(exif_features(exposure_value))[None].to(device)
     return estimate_from_thumbnail(model, thumb, camera, exif, profile)
@@ -115,7 +114,7 @@ def estimate_from_thumbnail(
     model: RawbackModel, thumb: torch.Tensor, camera: torch.Tensor, exif: torch.Tensor, profile: CameraProfile
 ) -> GlobalEstimate:
     """(1, ...) model inputs of one photo -> its GlobalEstimate (shared with `rawback calibrate`)."""
-    corrections, finish = model.illuminant(thumb, camera, exif)
+    corrections, finish = model.global_head(thumb, camera, exif)
     out = corrections[0].double().cpu().numpy()
     daylight = profile.daylight_neutral()
     learned = model.config.knows(profile_camera(profile))

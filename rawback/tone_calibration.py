@@ -162,8 +162,7 @@ def developed_raw(path: Path, profile: CameraProfile) -> np.ndarray:
     """A RAW file as linear sRGB (H, W, 3) at mosaic geometry, as the inverse undoes a camera
     JPEG: LibRaw's linear demosaic, the white balance the camera recorded as LibRaw applies it
     (the one the camera's JPEG was made with), the profile's colour matrix."""
-    from rawback.evaluate.protocols import camera_wb_neutral
-    from rawback.io.demosaic import read_linear_rgb
+    from rawback.io.raw import camera_wb_neutral, read_linear_rgb
     from rawback.isp.simulate import camera_to_linear_srgb
 
     neutral = camera_wb_neutral(path)

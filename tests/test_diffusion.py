@@ -24,11 +24,11 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import RawbackError, UsageError
 from rawback.evaluate.report import to_json
 from rawback.evaluate.run import EvalOptions, diffusion_label, run_eval
+from rawback.features import area_resize
 from rawback.io.dng import write_dng
 from rawback.isp.bayer import mosaic_rgb
 from rawback.model.config import preset
-from rawback.model.denoiser import RawbackModel, area_resize
-from rawback.model.weights import BUNDLED, load_weights, save_weights
+from rawback.model.denoiser import RawbackModel
 from rawback.train.config import TrainConfig
 from rawback.train.data import (
     SYMMETRIES,
@@ -39,6 +39,7 @@ from rawback.train.data import (
     build_cache,
 )
 from rawback.train.loop import TrainingStep, TrainOptions, train
+from rawback.weights import BUNDLED, load_weights, save_weights
 
 TINY_TRAIN = dict(
     model="tiny", steps=6, batch_size=2, patch=32, warmup=2, workers=0, log_every=1, checkpoint_every=3,
@@ -68,7 +69,7 @@ def write_synthetic_dng(
     write_dng(
         path,
         np.rint(counts).astype(np.uint16),
-        profile=profile,
+        sensor=profile.dng_sensor(),
         as_shot_neutral=neutral / neutral[1],
         compression=compression,
         overwrite=True,
@@ -164,7 +165,7 @@ def test_scene_crops_show_the_head_new_scenes_under_the_patch_finish(raw_folder,
 
 def test_tiny_model_lowers_its_loss_on_a_fixed_batch(raw_folder, cache_dir) -> None:
     folders, _ = build_cache(sorted(raw_folder.rglob("*.dng")), cache_dir)
-    knots = preset("tiny").illuminant.tone_knots
+    knots = preset("tiny").global_head.tone_knots
     pairs = TrainingPairs(folders, PairSettings(patch=32, thumb=16, tone_knots=knots), seed=0)
     batch = torch.utils.data.default_collate([pairs[i] for i in range(4)])
     assert batch["global_target"].shape == (4, 3 + knots)

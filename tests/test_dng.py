@@ -88,7 +88,7 @@ def test_mosaic_round_trips_bit_exactly(tmp_path: Path, pattern: str, white: int
     profile = make_profile(pattern, white, black=(60, 61, 62, 63))
     mosaic = random_mosaic((301, 517), white)  # odd, several tiles, partial edge tiles
     path = tmp_path / "a.dng"
-    write_dng(path, mosaic, profile=profile, as_shot_neutral=NEUTRAL, compression=compression)
+    write_dng(path, mosaic, sensor=profile.dng_sensor(), as_shot_neutral=NEUTRAL, compression=compression)
 
     with rawpy.imread(str(path)) as raw:
         np.testing.assert_array_equal(raw.raw_image_visible, mosaic)
@@ -105,7 +105,13 @@ def test_mosaic_round_trips_bit_exactly(tmp_path: Path, pattern: str, white: int
 def test_odd_and_tile_edge_sizes(tmp_path: Path, shape: tuple[int, int], compression: str) -> None:
     mosaic = random_mosaic(shape, 16383, seed=1)
     path = tmp_path / "a.dng"
-    write_dng(path, mosaic, profile=make_profile("GBRG"), as_shot_neutral=NEUTRAL, compression=compression)
+    write_dng(
+        path,
+        mosaic,
+        sensor=make_profile("GBRG").dng_sensor(),
+        as_shot_neutral=NEUTRAL,
+        compression=compression,
+    )
     with rawpy.imread(str(path)) as raw:
         np.testing.assert_array_equal(raw.raw_image_visible, mosaic)
 
@@ -121,7 +127,7 @@ def test_widths_some_reader_cannot_decode_as_tiles_are_stored_uncompressed(
     (fewer pixels than the tile's 2 components). Such images are stored as one plain strip."""
     path = tmp_path / "a.dng"
     mosaic = random_mosaic((300, width), 16383)
-    write_dng(path, mosaic, profile=make_profile(), as_shot_neutral=NEUTRAL, compression="ljpeg")
+    write_dng(path, mosaic, sensor=make_profile().dng_sensor(), as_shot_neutral=NEUTRAL, compression="ljpeg")
     with tifffile.TiffFile(path) as tif:
         assert tif.pages[0].pages[0].tags["Compression"].value == compression
     with rawpy.imread(str(path)) as raw:
@@ -132,7 +138,7 @@ def test_low_bit_depth_uses_eight_bit_precision(tmp_path: Path) -> None:
     profile = make_profile("GRBG", white=255, black=(0, 0, 0, 0))
     mosaic = random_mosaic((64, 300), 255)
     path = tmp_path / "a.dng"
-    write_dng(path, mosaic, profile=profile, as_shot_neutral=NEUTRAL)
+    write_dng(path, mosaic, sensor=profile.dng_sensor(), as_shot_neutral=NEUTRAL)
     with rawpy.imread(str(path)) as raw:
         np.testing.assert_array_equal(raw.raw_image_visible, mosaic)
     with tifffile.TiffFile(path) as tif:
@@ -144,7 +150,9 @@ def test_low_bit_depth_uses_eight_bit_precision(tmp_path: Path) -> None:
 
 def test_white_balance_is_the_reciprocal_of_the_neutral(tmp_path: Path) -> None:
     path = tmp_path / "a.dng"
-    write_dng(path, random_mosaic((64, 64), 16383), profile=make_profile(), as_shot_neutral=NEUTRAL)
+    write_dng(
+        path, random_mosaic((64, 64), 16383), sensor=make_profile().dng_sensor(), as_shot_neutral=NEUTRAL
+    )
     with rawpy.imread(str(path)) as raw:
         multipliers = np.array(raw.camera_whitebalance[:3])
     expected = 1 / np.asarray(NEUTRAL)
@@ -157,7 +165,7 @@ def test_orientation_reaches_libraw(tmp_path: Path, orientation: int) -> None:
     write_dng(
         path,
         random_mosaic((40, 64), 16383),
-        profile=make_profile(),
+        sensor=make_profile().dng_sensor(),
         as_shot_neutral=NEUTRAL,
         orientation=orientation,
     )
@@ -171,7 +179,7 @@ def test_orientation_reaches_libraw(tmp_path: Path, orientation: int) -> None:
 def test_libraw_uses_the_matrix_we_assume(tmp_path: Path, two_matrices: bool) -> None:
     profile = make_profile(two_matrices=two_matrices)
     path = tmp_path / "a.dng"
-    write_dng(path, random_mosaic((64, 64), 16383), profile=profile, as_shot_neutral=NEUTRAL)
+    write_dng(path, random_mosaic((64, 64), 16383), sensor=profile.dng_sensor(), as_shot_neutral=NEUTRAL)
     with rawpy.imread(str(path)) as raw:
         rgb_cam = np.asarray(raw.color_matrix)[:, :3]
     np.testing.assert_allclose(rgb_cam, profile.srgb_from_camera(), atol=1e-4)
@@ -188,7 +196,7 @@ def test_grey_patch_renders_grey_at_the_expected_brightness(
     write_dng(
         path,
         grey_mosaic(profile, (96, 128), level),
-        profile=profile,
+        sensor=profile.dng_sensor(),
         as_shot_neutral=NEUTRAL,
         compression=compression,
     )
@@ -212,7 +220,7 @@ def test_tag_types_and_placement(tmp_path: Path) -> None:
     write_dng(
         path,
         random_mosaic((1500, 2000), 16383),
-        profile=profile,
+        sensor=profile.dng_sensor(),
         as_shot_neutral=NEUTRAL,
         preview=preview,
         camera_model="Some Camera",
@@ -270,7 +278,7 @@ def test_uncompressed_is_one_sixteen_bit_strip(tmp_path: Path) -> None:
     write_dng(
         path,
         mosaic,
-        profile=make_profile(white=4095, black=(64,) * 4),
+        sensor=make_profile(white=4095, black=(64,) * 4).dng_sensor(),
         as_shot_neutral=NEUTRAL,
         compression="none",
     )
@@ -284,7 +292,9 @@ def test_uncompressed_is_one_sixteen_bit_strip(tmp_path: Path) -> None:
 
 def test_no_preview_gives_a_grey_thumbnail_and_one_subifd(tmp_path: Path) -> None:
     path = tmp_path / "a.dng"
-    write_dng(path, random_mosaic((300, 400), 16383), profile=make_profile(), as_shot_neutral=NEUTRAL)
+    write_dng(
+        path, random_mosaic((300, 400), 16383), sensor=make_profile().dng_sensor(), as_shot_neutral=NEUTRAL
+    )
     with tifffile.TiffFile(path) as tif:
         thumb = tif.pages[0].asarray()
         assert thumb.shape == (192, 256, 3)
@@ -300,7 +310,7 @@ def test_writing_is_deterministic(tmp_path: Path) -> None:
         write_dng(
             tmp_path / name,
             mosaic,
-            profile=make_profile(),
+            sensor=make_profile().dng_sensor(),
             as_shot_neutral=NEUTRAL,
             preview=preview,
             exif=ExifData(datetime="2024:05:01 12:34:56"),
@@ -342,7 +352,11 @@ def test_exif_and_gps_round_trip(tmp_path: Path) -> None:
     )
     path = tmp_path / "a.dng"
     write_dng(
-        path, random_mosaic((64, 64), 16383), profile=make_profile(), as_shot_neutral=NEUTRAL, exif=exif
+        path,
+        random_mosaic((64, 64), 16383),
+        sensor=make_profile().dng_sensor(),
+        as_shot_neutral=NEUTRAL,
+        exif=exif,
     )
 
     back = piexif.load(str(path))
@@ -378,7 +392,11 @@ def test_exif_read_from_a_photo_reaches_the_dng(tmp_path: Path) -> None:
     exif = read_exif(payload)
     path = tmp_path / "a.dng"
     write_dng(
-        path, random_mosaic((64, 64), 16383), profile=make_profile(), as_shot_neutral=NEUTRAL, exif=exif
+        path,
+        random_mosaic((64, 64), 16383),
+        sensor=make_profile().dng_sensor(),
+        as_shot_neutral=NEUTRAL,
+        exif=exif,
     )
     back = piexif.load(str(path))
     assert back["0th"][piexif.ImageIFD.Model] == b"GoPro HERO7 Black"
@@ -393,7 +411,11 @@ def test_malformed_exif_values_are_left_out(tmp_path: Path) -> None:
     exif = ExifData(exif={E.FNumber: "f/2.8", E.ISOSpeedRatings: 100, E.ExposureTime: (1,)})
     path = tmp_path / "a.dng"
     write_dng(
-        path, random_mosaic((64, 64), 16383), profile=make_profile(), as_shot_neutral=NEUTRAL, exif=exif
+        path,
+        random_mosaic((64, 64), 16383),
+        sensor=make_profile().dng_sensor(),
+        as_shot_neutral=NEUTRAL,
+        exif=exif,
     )
     got = piexif.load(str(path))["Exif"]
     assert got[E.ISOSpeedRatings] == 100
@@ -420,7 +442,7 @@ def test_malformed_exif_values_are_left_out(tmp_path: Path) -> None:
 def test_model_names_the_original_camera(
     exif: ExifData | None, camera_model: str | None, expected: str
 ) -> None:
-    assert camera_name(make_profile(), exif, camera_model) == expected
+    assert camera_name(make_profile().dng_sensor(), exif, camera_model) == expected
 
 
 # --- errors and files ----------------------------------------------------------------------------
@@ -445,21 +467,21 @@ def test_bad_arguments_are_named_and_nothing_is_written(tmp_path: Path, change: 
     args = dict(mosaic=np.zeros((64, 64), np.uint16), as_shot_neutral=NEUTRAL) | change
     mosaic = args.pop("mosaic")
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        write_dng(tmp_path / "a.dng", mosaic, profile=make_profile(), **args)
+        write_dng(tmp_path / "a.dng", mosaic, sensor=make_profile().dng_sensor(), **args)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_to_overwrite_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     path = tmp_path / "a.dng"
     first, second = random_mosaic((64, 64), 16383, 1), random_mosaic((64, 64), 16383, 2)
-    write_dng(path, first, profile=make_profile(), as_shot_neutral=NEUTRAL)
+    write_dng(path, first, sensor=make_profile().dng_sensor(), as_shot_neutral=NEUTRAL)
     before = path.read_bytes()
     with pytest.raises(OutputError, match="already exists"):
-        write_dng(path, second, profile=make_profile(), as_shot_neutral=NEUTRAL)
+        write_dng(path, second, sensor=make_profile().dng_sensor(), as_shot_neutral=NEUTRAL)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.dng"]
 
-    write_dng(path, second, profile=make_profile(), as_shot_neutral=NEUTRAL, overwrite=True)
+    write_dng(path, second, sensor=make_profile().dng_sensor(), as_shot_neutral=NEUTRAL, overwrite=True)
     with rawpy.imread(str(path)) as raw:
         np.testing.assert_array_equal(raw.raw_image_visible, second)
     assert [p.name for p in tmp_path.iterdir()] == ["a.dng"]
@@ -470,7 +492,7 @@ def test_missing_folder_gives_output_error(tmp_path: Path) -> None:
         write_dng(
             tmp_path / "nope" / "a.dng",
             random_mosaic((64, 64), 16383),
-            profile=make_profile(),
+            sensor=make_profile().dng_sensor(),
             as_shot_neutral=NEUTRAL,
         )
 
@@ -481,7 +503,7 @@ def test_parent_that_is_a_file_gives_output_error(tmp_path: Path) -> None:
         write_dng(
             tmp_path / "file" / "a.dng",
             random_mosaic((64, 64), 16383),
-            profile=make_profile(),
+            sensor=make_profile().dng_sensor(),
             as_shot_neutral=NEUTRAL,
         )
 
@@ -497,7 +519,7 @@ def test_permission_denied_gives_output_error(tmp_path: Path, monkeypatch: pytes
         write_dng(
             tmp_path / "a.dng",
             random_mosaic((64, 64), 16383),
-            profile=make_profile(),
+            sensor=make_profile().dng_sensor(),
             as_shot_neutral=NEUTRAL,
         )
     assert list(tmp_path.iterdir()) == []
@@ -513,7 +535,7 @@ def test_unwritable_folder_gives_output_error(tmp_path: Path) -> None:
             write_dng(
                 folder / "a.dng",
                 random_mosaic((64, 64), 16383),
-                profile=make_profile(),
+                sensor=make_profile().dng_sensor(),
                 as_shot_neutral=NEUTRAL,
             )
     finally:

@@ -34,7 +34,7 @@ def write_fake_raw(path: Path, neutral: np.ndarray, seed: int = 0, highlight: bo
         raw_rgb[20:60, 30:90] = 1.0
     counts = to_counts(bayer.mosaic_rgb(raw_rgb, S40.cfa_pattern).astype(np.float32), S40)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_dng(path, counts, profile=S40, as_shot_neutral=neutral)
+    write_dng(path, counts, sensor=S40.dng_sensor(), as_shot_neutral=neutral)
 
 
 @pytest.fixture()
@@ -129,7 +129,7 @@ def test_published_protocols_give_their_own_scores(fake_data: Path, protocol: st
 def test_pairs_replace_the_render(fake_data: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+    from rawback.io.raw import CAMERA_WB_RENDER, render_raw
 
     pairs = tmp_path / "pairs"
     pairs.mkdir()
@@ -143,7 +143,7 @@ def test_pairs_replace_the_render(fake_data: Path, tmp_path: Path) -> None:
 def test_a_damaged_paired_jpeg_is_not_scored(fake_data: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
+    from rawback.io.raw import CAMERA_WB_RENDER, render_raw
 
     pairs = tmp_path / "pairs"
     pairs.mkdir()

@@ -83,7 +83,7 @@ def dngs(tmp_path_factory: pytest.TempPathFactory, mosaic: np.ndarray) -> dict[s
         write_dng(
             path,
             mosaic,
-            profile=PROFILE,
+            sensor=PROFILE.dng_sensor(),
             as_shot_neutral=NEUTRAL,
             exif=exif,
             preview=preview,
@@ -97,7 +97,7 @@ def dngs(tmp_path_factory: pytest.TempPathFactory, mosaic: np.ndarray) -> dict[s
 def rotated_dng(tmp_path_factory: pytest.TempPathFactory, mosaic: np.ndarray) -> Path:
     """The scene stored landscape with Orientation 6: to be shown rotated 90 degrees clockwise."""
     path = tmp_path_factory.mktemp("dng") / "rotated.dng"
-    write_dng(path, mosaic, profile=PROFILE, as_shot_neutral=NEUTRAL, orientation=6)
+    write_dng(path, mosaic, sensor=PROFILE.dng_sensor(), as_shot_neutral=NEUTRAL, orientation=6)
     return path
 
 
@@ -184,7 +184,7 @@ def test_darktable_opens_a_dng_whose_last_tile_column_is_one_pixel_wide(tmp_path
     """rawspeed refuses a lossless-JPEG tile with fewer visible columns than its 2 components
     ("Got less pixels than the components per sample"): widths 257, 513, 769... failed to open."""
     path = tmp_path / "w513.dng"
-    write_dng(path, scene_mosaic((300, 513)), profile=PROFILE, as_shot_neutral=NEUTRAL)
+    write_dng(path, scene_mosaic((300, 513)), sensor=PROFILE.dng_sensor(), as_shot_neutral=NEUTRAL)
     out, config = tmp_path / "out.png", tmp_path / "config"
     config.mkdir()
     result = run(

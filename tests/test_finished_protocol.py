@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from rawback.evaluate.metrics import exposure_error_stops
 from rawback.evaluate.protocols import FinishedProtocol, RawbackProtocol, get_protocol
 from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, run_eval
-from rawback.io.demosaic import read_linear_rgb
-from rawback.io.raw import read_raw
+from rawback.io.raw import read_linear_rgb, read_raw
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
+from rawback.metrics import exposure_error_stops
 from tests.conftest import colour_profile
 
 S40 = colour_profile("canon-powershot-s40")
@@ -34,7 +33,7 @@ def write_dng_scene(path: Path) -> None:
     raw_rgb = np.clip(srgb @ np.linalg.inv(S40.srgb_from_camera()).T / white_balance_scale(NEUTRAL), 0, 1)
     counts = to_counts(bayer.mosaic_rgb(raw_rgb, S40.cfa_pattern).astype(np.float32), S40)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_dng(path, counts, profile=S40, as_shot_neutral=NEUTRAL)
+    write_dng(path, counts, sensor=S40.dng_sensor(), as_shot_neutral=NEUTRAL)
 
 
 def test_finished_is_registered() -> None:

@@ -19,9 +19,9 @@ from rawback.inference import estimate_global, reconstruct_packed
 from rawback.isp.unprocess import UnprocessSettings
 from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel
-from rawback.model.gate import ResidualGate, clipped_blocks, gated_residual
-from rawback.model.weights import load_weights, save_weights, weights_meta
-from rawback.train.gate import GateSamples, fit_gate, gate_report
+from rawback.model.heads import ResidualGate, clipped_blocks, gated_residual
+from rawback.train.calibrate import GateSamples, fit_gate, gate_report
+from rawback.weights import load_weights, save_weights, weights_meta
 from tests.test_diffusion import small_jpeg, write_synthetic_dng
 
 
@@ -49,7 +49,7 @@ def _synthetic_samples(n: int, seed: int) -> GateSamples:
     error (the best trust is 1); the other half a dark thumbnail and a residual of pure noise
     (the best is 0)."""
     g = torch.Generator().manual_seed(seed)
-    config = preset("tiny").illuminant
+    config = preset("tiny").global_head
     helpful = torch.arange(n) % 2 == 0
     thumb = torch.where(helpful[:, None, None, None], 0.8, -0.8) + 0.1 * torch.randn(
         n, 6, config.thumb_size, config.thumb_size, generator=g
@@ -66,7 +66,7 @@ def _synthetic_samples(n: int, seed: int) -> GateSamples:
 
 def test_the_fit_learns_when_to_trust_the_residual() -> None:
     torch.manual_seed(0)
-    gate = ResidualGate(preset("tiny").illuminant)
+    gate = ResidualGate(preset("tiny").global_head)
     samples = _synthetic_samples(64, seed=1)
     fit_gate(gate, samples, steps=300, seed=0)
     with torch.no_grad():
@@ -147,7 +147,7 @@ def test_cli_calibrate_adds_a_gate_and_leaves_the_rest_alone(calibration_data, t
 
 def test_the_clip_mask_is_the_over_exposed_mask_of_eval() -> None:
     """The gate's mask (torch) and eval's over-exposed mask (numpy) are one definition."""
-    from rawback.evaluate.metrics import overexposed_mask
+    from rawback.metrics import overexposed_mask
 
     rng = np.random.default_rng(0)
     photo8 = np.where(rng.random((40, 36, 3)) < 0.01, 255, rng.integers(0, 250, (40, 36, 3))).astype(np.uint8)

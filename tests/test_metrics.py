@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rawback.evaluate import metrics
+from rawback import metrics
 
 
 def test_psnr_known_value_and_cap() -> None:

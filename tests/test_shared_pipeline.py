@@ -12,9 +12,8 @@ from PIL import Image
 
 from rawback import camera
 from rawback.convert import ConvertOptions, convert_file
-from rawback.evaluate.protocols import CAMERA_WB_RENDER, camera_wb_neutral, render_raw
 from rawback.io.exif import exif_from_raw, to_jpeg_exif
-from rawback.io.raw import read_raw
+from rawback.io.raw import CAMERA_WB_RENDER, camera_wb_neutral, read_raw, render_raw
 from rawback.isp.bayer import pattern_from_codes
 from tests.conftest import shared_raw_files
 

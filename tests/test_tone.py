@@ -21,8 +21,8 @@ from rawback.isp.simulate import TONE_CURVES, TRANSFERS, simulate, tone_response
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.config import ModelConfig, preset
 from rawback.model.denoiser import RawbackModel
-from rawback.model.illuminant import GLOBAL_OUTPUTS, IlluminantHead
-from rawback.model.weights import save_weights
+from rawback.model.heads import GLOBAL_OUTPUTS, GlobalHead
+from rawback.weights import save_weights
 from tests.test_diffusion import small_jpeg
 from tests.test_simulate import NEUTRAL, PLAIN, S40, scene
 
@@ -111,8 +111,8 @@ def test_unprocess_with_a_curve_undoes_it() -> None:
 
 
 def test_the_head_predicts_the_knots_its_config_asks_for() -> None:
-    config = preset("tiny").illuminant
-    head = IlluminantHead(config)
+    config = preset("tiny").global_head
+    head = GlobalHead(config)
     corrections, finish = head(torch.zeros(2, 6, 16, 16), torch.zeros(2, 12), torch.zeros(2, 2))
     assert corrections.shape == (2, 3 + config.tone_knots)
     assert finish.shape == (2, config.finish_channels)
@@ -120,8 +120,8 @@ def test_the_head_predicts_the_knots_its_config_asks_for() -> None:
 
 def test_weights_from_before_the_curve_load_without_one() -> None:
     data = json.loads(preset("small").to_json())
-    del data["illuminant"]["tone_knots"]
-    assert ModelConfig.from_dict(data).illuminant.tone_knots == 0
+    del data["global_head"]["tone_knots"]
+    assert ModelConfig.from_dict(data).global_head.tone_knots == 0
 
 
 def applied(estimate: GlobalEstimate, **settings: bool) -> GlobalEstimate:
@@ -164,10 +164,10 @@ def test_undo_tone_curve_darkens_a_photo_whose_curve_brightened_it(tmp_path) -> 
     estimate (and `-v` say so); without the option the same weights ignore the curve."""
     torch.manual_seed(0)
     model = RawbackModel(preset("tiny"))
-    knots = model.config.illuminant.tone_knots
+    knots = model.config.global_head.tone_knots
     with torch.no_grad():  # the last layer starts at zero: set the curve's biases, -ln 2 each
-        model.illuminant.mlp[-1].bias[GLOBAL_OUTPUTS : GLOBAL_OUTPUTS + knots] = -np.log(2.0)
-        model.illuminant.mlp[-1].bias[2] = 0.0  # no separate exposure: the curve is all exposure
+        model.global_head.mlp[-1].bias[GLOBAL_OUTPUTS : GLOBAL_OUTPUTS + knots] = -np.log(2.0)
+        model.global_head.mlp[-1].bias[2] = 0.0  # no separate exposure: the curve is all exposure
     weights = tmp_path / "w.pt"
     save_weights(model, weights)
     jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(96, 64))

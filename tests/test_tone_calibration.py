@@ -15,11 +15,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from rawback import camera, inverse, methods
+from rawback import camera, inverse, methods, metrics
 from rawback.cli import app
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import InputError, RawbackError
-from rawback.evaluate import metrics
 from rawback.isp import bayer, color, tone, tone_fit
 from rawback.isp.unprocess import UnprocessSettings, to_counts, white_balance_scale
 from rawback.tone_calibration import (
@@ -77,7 +76,7 @@ def write_raw(
     write_dng(
         path,
         counts,
-        profile=S40,
+        sensor=S40.dng_sensor(),
         as_shot_neutral=NEUTRAL,
         compression="none",
         preview=preview,
@@ -98,8 +97,7 @@ def camera_jpeg(
 ) -> None:
     """What a camera with the test curve would have saved beside the RAW; `margins` (left, top,
     right, bottom) are RAW pixels its frame leaves out, `scale` its size relative to the frame."""
-    from rawback.evaluate.protocols import camera_wb_neutral
-    from rawback.io.demosaic import read_linear_rgb
+    from rawback.io.raw import camera_wb_neutral, read_linear_rgb
     from rawback.isp.simulate import camera_to_linear_srgb
 
     neutral = camera_wb_neutral(raw_path)

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rawback import camera
-from rawback.evaluate import metrics
+from rawback import camera, metrics
 from rawback.isp import bayer, color
 from rawback.isp.unprocess import (
     UnprocessSettings,
@@ -120,14 +119,14 @@ def test_bad_neutral_is_refused() -> None:
 
 def test_consistent_with_libraw_through_a_dng(tmp_path: Path) -> None:
     """Write a known mosaic as a DNG, let LibRaw render it, invert the render: near-exact."""
-    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw
     from rawback.io.dng import write_dng
+    from rawback.io.raw import CAMERA_WB_RENDER, render_raw
 
     neutral = np.array([0.45, 1.0, 0.8])
     raw_rgb = camera_scene(S40, neutral, h=256, w=384)
     truth = bayer.mosaic_rgb(raw_rgb, S40.cfa_pattern).astype(np.float32)
     dng = tmp_path / "known.dng"
-    write_dng(dng, to_counts(truth, S40), profile=S40, as_shot_neutral=neutral)
+    write_dng(dng, to_counts(truth, S40), sensor=S40.dng_sensor(), as_shot_neutral=neutral)
     render = render_raw(dng, **CAMERA_WB_RENDER)
     assert np.allclose(render.neutral, neutral, rtol=1e-3)
     guess = unprocess(render.rgb.astype(np.float32) / 255, S40, render.neutral, UnprocessSettings("bt709"))

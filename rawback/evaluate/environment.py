@@ -6,16 +6,16 @@ from __future__ import annotations
 import datetime
 import hashlib
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rawback.evaluate.run import EvalOptions
 
 
-def run_record(options: EvalOptions, device: str | None) -> dict[str, object]:
-    """Versions, the date, the machine, the selection and, for the learned method, the device it
-    ran on and the weights by content (None when the file cannot be read)."""
+def run_record(
+    *, data: Path, include: Sequence[str], limit: int | None, device: str | None, weights: str | None
+) -> dict[str, object]:
+    """Versions, the date, the machine, the selection (`data`, `include`, `limit`) and, for the
+    learned method, the `device` it ran on and the `weights` (None: the bundled model) by content
+    (None when the file cannot be read)."""
     import numpy as np
 
     import rawback
@@ -27,21 +27,21 @@ def run_record(options: EvalOptions, device: str | None) -> dict[str, object]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": f"{cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.machine()}",
-        "data": str(Path(options.data).resolve()),
-        "include": list(options.include),
-        "limit": options.limit,
+        "data": str(Path(data).resolve()),
+        "include": list(include),
+        "limit": limit,
     }
     if device is not None:
         import torch
 
-        from rawback.model.weights import BUNDLED
+        from rawback.weights import BUNDLED
 
-        weights = Path(options.diffusion.weights or BUNDLED).resolve()
+        path = Path(weights or BUNDLED).resolve()
         record |= {
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "device": device,
-            "weights": str(weights),
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None,
+            "weights": str(path),
+            "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None,
         }
     return record

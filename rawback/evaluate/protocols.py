@@ -15,75 +15,14 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from PIL import Image
 
+from rawback import metrics
 from rawback.choices import Protocol as ProtocolName
 from rawback.errors import InputError
-from rawback.evaluate import metrics
-from rawback.io.raw import RawImage
+from rawback.io.raw import CAMERA_WB_RENDER, RawImage, camera_wb_neutral, render_raw, to_mosaic_geometry
 from rawback.isp.bayer import pack_rggb, per_site, rggb_crop, unpack_rggb
 
 if TYPE_CHECKING:
-    import rawpy
-
     from rawback.camera import CameraProfile
-
-# The render of the "rawback" protocol and of round-trip checks. LibRaw by default raises the
-# white level to the brightest pixel when that exceeds 75% of it (adjust_maximum_thr=0.75): a
-# per-image exposure change that no inverse can know and that Adobe, darktable and RawTherapee do
-# not make. We turn it off so the file's white level means what it says.
-CAMERA_WB_RENDER: dict[str, object] = dict(
-    use_camera_wb=True, no_auto_bright=True, output_bps=8, user_flip=0, adjust_maximum_thr=0.0
-)
-
-
-@dataclass(frozen=True)
-class Render:
-    rgb: np.ndarray  # (H, W, 3) uint8 sRGB
-    neutral: np.ndarray  # the white balance LibRaw really applied, as a neutral (green = 1)
-
-
-def render_raw(path: Path, **params: object) -> Render:
-    """LibRaw's sRGB 8-bit render of a RAW or DNG file with the given rawpy parameters.
-
-    The white balance LibRaw applied is read back after processing: with `use_camera_wb` it falls
-    back to daylight or to a grey-world estimate when the camera's multipliers are missing or
-    flagged (Canon EOS D30, Kodak DC120), so the file's as-shot tag is not always what was used.
-    """
-    import rawpy
-
-    try:
-        with rawpy.imread(str(path)) as raw:
-            rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
-            neutral = applied_neutral(raw)
-    except rawpy.LibRawError as exc:
-        raise InputError(path, f"LibRaw cannot render this file ({type(exc).__name__})") from exc
-    return Render(rgb=rgb, neutral=neutral)
-
-
-def camera_wb_neutral(path: Path) -> np.ndarray:
-    """The white balance LibRaw applies to a RAW for `use_camera_wb` (see `render_raw`), which is
-    what a camera's JPEG engine used. A half-size render is enough: LibRaw picks the multipliers,
-    fallbacks included, before it demosaics (identical on all 34 files of ../shared/data,
-    2.5-3x faster than the full render)."""
-    return render_raw(path, half_size=True, **CAMERA_WB_RENDER).neutral
-
-
-def applied_neutral(raw: rawpy.RawPy) -> np.ndarray:
-    """The white balance of `raw`'s last `postprocess`, as a neutral (green = 1).
-
-    rawpy's `auto_whitebalance` is LibRaw's `pre_mul` after processing: the multipliers really
-    applied, whichever fallback LibRaw took.
-    """
-    multipliers = np.asarray(raw.auto_whitebalance[:3], dtype=np.float64)
-    neutral = 1.0 / multipliers
-    return neutral / neutral[1]
-
-
-def to_mosaic_geometry(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Undo LibRaw's stretch of non-square pixels: resample a render to the mosaic's size."""
-    if rgb.shape[:2] == (height, width):
-        return rgb
-    image = Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(image)
 
 
 @dataclass(frozen=True)
@@ -317,7 +256,7 @@ class FinishedProtocol(Protocol):
 
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         from rawback.camera import profile_from_raw_image
-        from rawback.io.demosaic import read_linear_rgb
+        from rawback.io.raw import read_linear_rgb
 
         neutral = camera_wb_neutral(raw.path)
         linear = read_linear_rgb(raw.path).rgb

@@ -10,7 +10,6 @@ product path: the prediction is written as a DNG and read back with LibRaw befor
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import shutil
 import tempfile
 import time
@@ -21,15 +20,16 @@ from typing import Literal
 
 import numpy as np
 
+from rawback import metrics
 from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import InputError, RawbackError
-from rawback.evaluate import metrics
 from rawback.evaluate.environment import run_record
-from rawback.evaluate.protocols import CAMERA_WB_RENDER, Protocol, get_protocol, render_raw
+from rawback.evaluate.protocols import Protocol, get_protocol
 from rawback.inverse import InverseRequest
 from rawback.io.exif import exposure_value
-from rawback.io.raw import RAW_SUFFIXES, RawImage, read_raw
+from rawback.io.files import find_raw_files, no_raw_files
+from rawback.io.raw import CAMERA_WB_RENDER, RawImage, read_raw, render_raw
 from rawback.isp.bayer import pack_rggb, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, to_counts
 from rawback.methods import get_method
@@ -157,35 +157,6 @@ class EvalReport:
         return [img for img in self.images if img.error is not None]
 
 
-def matches_glob(rel: Path, patterns: tuple[str, ...]) -> bool:
-    """Whether a path relative to the data folder matches any `fnmatch` glob (`*` also matches `/`)."""
-    return any(fnmatch.fnmatch(str(rel), pattern) for pattern in patterns)
-
-
-def find_raw_files(data: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> list[Path]:
-    """RAW files below `data` (sorted, hidden entries skipped) whose path relative to `data`
-    matches a glob of `include` (all when empty) and none of `exclude`."""
-    if not data.is_dir():
-        raise RawbackError(f"{data}: not a folder")
-    found = []
-    for path in sorted(data.rglob("*")):
-        rel = path.relative_to(data)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() not in RAW_SUFFIXES:
-            continue
-        if (include and not matches_glob(rel, include)) or matches_glob(rel, exclude):
-            continue
-        found.append(path)
-    return found
-
-
-def no_raw_files(data: Path, include: tuple[str, ...], what: str) -> RawbackError:
-    """The error for an empty selection, naming the --include that emptied it."""
-    matching = f" matching --include {' '.join(include)}" if include else ""
-    return RawbackError(f"{data}: no RAW files {what}{matching}")
-
-
 def eval_profile(raw: RawImage, camera: str | None) -> CameraProfile:
     """The profile used to invert a RAW's render: its own, or --camera's colour with the file's
     levels and CFA (the geometry is a property of the file being scored). Never a measured finish
@@ -307,7 +278,7 @@ def evaluate_file(
             write_dng(
                 dng,
                 counts,
-                profile=profile,
+                sensor=profile.dng_sensor(),
                 as_shot_neutral=inverse.neutral,
                 exif=image.exif,
                 compression="none",
@@ -378,5 +349,11 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
             report.images.append(item)
         if progress:
             progress(len(files), len(files), "")
-    report.run = run_record(options, device)
+    report.run = run_record(
+        data=options.data,
+        include=options.include,
+        limit=options.limit,
+        device=device,
+        weights=options.diffusion.weights,
+    )
     return report

@@ -37,12 +37,12 @@ import piexif
 from PIL import Image
 
 import rawback
-from rawback.camera import CameraProfile, camera_display_name
 from rawback.choices import Compression
 from rawback.io.atomic import atomic_output
+from rawback.io.exif import camera_display_name
 from rawback.isp.bayer import pattern_codes
 
-if TYPE_CHECKING:  # only its fields are used; exif.py needs nothing from here
+if TYPE_CHECKING:  # only its fields are used
     from rawback.io.exif import ExifData
 
 
@@ -96,11 +96,28 @@ EXIF_ALLOWED = frozenset({
 EXIF_VERSION = b"0231"  # written when the source has none: an Exif IFD must carry its version
 
 
+@dataclass(frozen=True)
+class DngSensor:
+    """What a DNG states about the sensor and its colour, as plain DNG fields (dng.md table 2 and
+    3). rawback.camera.CameraProfile.dng_sensor() fills it from a camera profile."""
+
+    cfa_pattern: str  # top-left 2x2 of the mosaic, row-major: "RGGB", "GRBG", ...
+    black_level: tuple[float, ...]  # BlackLevel per CFA site, row-major over the 2x2 block
+    white_level: int  # WhiteLevel
+    bits: int  # bits the white level needs; sets the lossless-JPEG precision
+    color_matrix_1: tuple[float, ...]  # ColorMatrix1: XYZ -> camera RGB, 9 values row-major
+    illuminant_1: int  # CalibrationIlluminant1 (an EXIF LightSource code)
+    color_matrix_2: tuple[float, ...] | None = None  # ColorMatrix2, written with illuminant_2
+    illuminant_2: int | None = None  # CalibrationIlluminant2
+    unique_camera_model: str = "rawback"  # UniqueCameraModel: names the colour profile used
+    camera: str = ""  # the camera's display name: the Model tag when the photo's EXIF names none
+
+
 def write_dng(
     path: Path,
     mosaic: np.ndarray,
     *,
-    profile: CameraProfile,
+    sensor: DngSensor,
     as_shot_neutral: Sequence[float],
     orientation: int = 1,
     exif: ExifData | None = None,
@@ -113,9 +130,9 @@ def write_dng(
 
     Parameters:
         path: the .dng to write.
-        mosaic: (H, W) uint16 raw counts, CFA = `profile.cfa_pattern`, at most the white level;
+        mosaic: (H, W) uint16 raw counts, CFA = `sensor.cfa_pattern`, at most the white level;
             H, W >= 22 (raw readers refuse smaller images).
-        profile: levels, CFA pattern, colour matrices and names of the camera.
+        sensor: CFA pattern, levels, colour matrices and names of the camera.
         as_shot_neutral: camera RGB of the scene white, green = 1 (AsShotNeutral; not multipliers).
         orientation: EXIF orientation (1..8) of the stored pixels.
         exif: the source photo's EXIF, carried into a real Exif IFD (and GPS IFD); may be None.
@@ -123,18 +140,18 @@ def write_dng(
             preview SubIFD; None gives a neutral grey thumbnail and no preview.
         compression: "ljpeg" (lossless-JPEG 256x256 tiles, about half the size) or "none".
             Mosaics narrower than 256 px are always written uncompressed (see `_raw_ifd`).
-        camera_model: the Model tag; default the EXIF camera, else the profile's (see
+        camera_model: the Model tag; default the EXIF camera, else the sensor's (see
             `camera_name`).
         overwrite: replace an existing file instead of raising OutputError.
 
     Raises ValueError for bad arguments and OutputError when the file cannot be written.
     """
     path = Path(path)
-    neutral = _check_inputs(mosaic, profile, as_shot_neutral, orientation, preview, compression)
+    neutral = _check_inputs(mosaic, sensor, as_shot_neutral, orientation, preview, compression)
     with atomic_output(path, overwrite=overwrite) as tmp:
         small = None if preview is None else _preview_image(preview)
-        raw = _raw_ifd(mosaic, profile, compression)
-        ifd0 = _main_ifd(profile, neutral, orientation, exif, small, mosaic.shape, camera_model)
+        raw = _raw_ifd(mosaic, sensor, compression)
+        ifd0 = _main_ifd(sensor, neutral, orientation, exif, small, mosaic.shape, camera_model)
         ifd0.children[SUB_IFDS] = [raw]
         if small is not None:
             ifd0.children[SUB_IFDS].append(_preview_ifd(small))
@@ -145,7 +162,7 @@ def write_dng(
             _write_tiff(handle, ifd0)
 
 
-def camera_name(profile: CameraProfile, exif: ExifData | None, camera_model: str | None) -> str:
+def camera_name(sensor: DngSensor, exif: ExifData | None, camera_model: str | None) -> str:
     """The Model tag: the original camera, named once ("Canon PowerShot S40").
 
     Make is always "rawback" (dng.md section 5): readers key per-camera quirks on Make/Model, and a
@@ -155,7 +172,7 @@ def camera_name(profile: CameraProfile, exif: ExifData | None, camera_model: str
         return camera_model
     if exif is not None and (exif.make or exif.model):
         return camera_display_name(exif.make, exif.model)
-    return camera_display_name(profile.make, profile.model)
+    return sensor.camera
 
 
 # --- input checks --------------------------------------------------------------------------------
@@ -163,7 +180,7 @@ def camera_name(profile: CameraProfile, exif: ExifData | None, camera_model: str
 
 def _check_inputs(
     mosaic: np.ndarray,
-    profile: CameraProfile,
+    sensor: DngSensor,
     as_shot_neutral: Sequence[float],
     orientation: int,
     preview: np.ndarray | None,
@@ -176,8 +193,8 @@ def _check_inputs(
     if mosaic.ndim != 2 or min(mosaic.shape) < MIN_SIDE:
         raise ValueError(f"mosaic must be (H, W) with H, W >= {MIN_SIDE}, got shape {mosaic.shape}")
     top = int(mosaic.max())
-    if top > profile.white_level:
-        raise ValueError(f"mosaic value {top} is above the white level {profile.white_level}")
+    if top > sensor.white_level:
+        raise ValueError(f"mosaic value {top} is above the white level {sensor.white_level}")
     if mosaic.nbytes > 2**32 - 2**24:  # classic TIFF offsets are 32-bit
         raise ValueError(f"mosaic {mosaic.shape} is too large for a DNG (4 GB limit)")
     neutral = np.asarray(as_shot_neutral, dtype=np.float64)
@@ -229,7 +246,7 @@ class _Ifd:
 
 
 def _main_ifd(
-    profile: CameraProfile,
+    sensor: DngSensor,
     neutral: np.ndarray,
     orientation: int,
     exif: ExifData | None,
@@ -247,7 +264,7 @@ def _main_ifd(
     ifd.add(COMPRESSION, SHORT, COMPRESSION_NONE)
     ifd.add(PHOTOMETRIC, SHORT, PHOTOMETRIC_RGB)
     ifd.add(MAKE, ASCII, "rawback")
-    ifd.add(MODEL, ASCII, camera_name(profile, exif, camera_model))
+    ifd.add(MODEL, ASCII, camera_name(sensor, exif, camera_model))
     ifd.add(ORIENTATION, SHORT, orientation)  # darktable reads it from IFD0 only
     ifd.add(SAMPLES_PER_PIXEL, SHORT, 3)
     ifd.add(ROWS_PER_STRIP, LONG, thumb.shape[0])
@@ -270,19 +287,19 @@ def _main_ifd(
         ifd.add(GPS_IFD, LONG, 0)
     ifd.add(DNG_VERSION, BYTE, [1, 4, 0, 0])
     ifd.add(DNG_BACKWARD_VERSION, BYTE, [1, 1, 0, 0])  # Adobe 1.4 refuses 1.4 files without it
-    ifd.add(UNIQUE_CAMERA_MODEL, ASCII, f"rawback {profile.name}")
-    ifd.add(COLOR_MATRIX_1, SRATIONAL, profile.color_matrix_1)
-    ifd.add(CALIBRATION_ILLUMINANT_1, SHORT, profile.illuminant_1)
-    if profile.color_matrix_2 is not None and profile.illuminant_2 is not None:
-        ifd.add(COLOR_MATRIX_2, SRATIONAL, profile.color_matrix_2)
-        ifd.add(CALIBRATION_ILLUMINANT_2, SHORT, profile.illuminant_2)
+    ifd.add(UNIQUE_CAMERA_MODEL, ASCII, sensor.unique_camera_model)
+    ifd.add(COLOR_MATRIX_1, SRATIONAL, sensor.color_matrix_1)
+    ifd.add(CALIBRATION_ILLUMINANT_1, SHORT, sensor.illuminant_1)
+    if sensor.color_matrix_2 is not None and sensor.illuminant_2 is not None:
+        ifd.add(COLOR_MATRIX_2, SRATIONAL, sensor.color_matrix_2)
+        ifd.add(CALIBRATION_ILLUMINANT_2, SHORT, sensor.illuminant_2)
     ifd.add(AS_SHOT_NEUTRAL, RATIONAL, neutral / neutral[1])  # green = 1 by convention
     ifd.add(PREVIEW_COLOR_SPACE, LONG, PREVIEW_SRGB)  # the thumbnail is sRGB too
     ifd.add_chunks([thumb.reshape(-1)], STRIP_OFFSETS, STRIP_BYTE_COUNTS)
     return ifd
 
 
-def _raw_ifd(mosaic: np.ndarray, profile: CameraProfile, compression: str) -> _Ifd:
+def _raw_ifd(mosaic: np.ndarray, sensor: DngSensor, compression: str) -> _Ifd:
     """SubIFD 1: the CFA mosaic with its pattern and levels (dng.md table 3)."""
     height, width = mosaic.shape
     # LibRaw and dcraw wrap a tile's rows at the image width, so a tile wider than the image
@@ -298,7 +315,7 @@ def _raw_ifd(mosaic: np.ndarray, profile: CameraProfile, compression: str) -> _I
     ifd.add(SAMPLES_PER_PIXEL, SHORT, 1)
     ifd.add(PLANAR_CONFIG, SHORT, 1)
     if compression == "ljpeg":
-        precision = _ljpeg_precision(profile)
+        precision = _ljpeg_precision(sensor)
         ifd.add(BITS_PER_SAMPLE, SHORT, precision)
         ifd.add(COMPRESSION, SHORT, COMPRESSION_JPEG)
         ifd.add(TILE_WIDTH, LONG, TILE)
@@ -312,16 +329,16 @@ def _raw_ifd(mosaic: np.ndarray, profile: CameraProfile, compression: str) -> _I
         strip = np.ascontiguousarray(mosaic, dtype="<u2").reshape(-1).view(np.uint8)
         ifd.add_chunks([strip], STRIP_OFFSETS, STRIP_BYTE_COUNTS)
     ifd.add(CFA_REPEAT_PATTERN_DIM, SHORT, [2, 2])
-    ifd.add(CFA_PATTERN, BYTE, pattern_codes(profile.cfa_pattern))  # BYTE: Adobe rejects UNDEFINED
+    ifd.add(CFA_PATTERN, BYTE, pattern_codes(sensor.cfa_pattern))  # BYTE: Adobe rejects UNDEFINED
     ifd.add(CFA_PLANE_COLOR, BYTE, [0, 1, 2])
     ifd.add(CFA_LAYOUT, SHORT, 1)
     ifd.add(BLACK_LEVEL_REPEAT_DIM, SHORT, [2, 2])  # the count of BlackLevel must match: 4
-    black = profile.black_level
+    black = sensor.black_level
     if all(float(b).is_integer() for b in black):
         ifd.add(BLACK_LEVEL, SHORT, [int(b) for b in black])
     else:
         ifd.add(BLACK_LEVEL, RATIONAL, black)
-    ifd.add(WHITE_LEVEL, LONG, profile.white_level)
+    ifd.add(WHITE_LEVEL, LONG, sensor.white_level)
     return ifd
 
 
@@ -379,12 +396,12 @@ def _metadata_ifd(tags: dict[int, object], types: dict[int, dict]) -> _Ifd:
 # --- image data ----------------------------------------------------------------------------------
 
 
-def _ljpeg_precision(profile: CameraProfile) -> int:
+def _ljpeg_precision(sensor: DngSensor) -> int:
     """Lossless-JPEG sample precision (and BitsPerSample): enough for the white level, 8..16.
 
     DNG allows 8 to 16 bits for lossless JPEG; libjpeg takes uint8 samples at 8 bits.
     """
-    return min(16, max(8, profile.bits, profile.white_level.bit_length()))
+    return min(16, max(8, sensor.bits, sensor.white_level.bit_length()))
 
 
 def _ljpeg_tiles(mosaic: np.ndarray, precision: int) -> list[bytes]:

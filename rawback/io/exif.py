@@ -313,3 +313,14 @@ def exposure_value(exif: ExifData) -> float | None:
         return float(value) if isinstance(value, int | float) else 0.0
 
     return scene_exposure_value(number("FNumber"), number("ExposureTime"), number("ISOSpeedRatings"))
+
+
+def camera_display_name(make: str | None, model: str | None) -> str:
+    """A camera named once from EXIF Make and Model: the model alone when it names the brand
+    already ("Canon" + "Canon PowerShot S40", "NIKON CORPORATION" + "NIKON D700", "Eastman Kodak
+    Company" + "Kodak DC120 ZOOM Digital Camera"), else both ("GoPro HERO7 Black")."""
+    make, model = (make or "").strip(), (model or "").strip()
+    first_word = model.split()[0].lower() if model else ""
+    if model.lower().startswith(make.lower()) or first_word in make.lower().split():
+        return model
+    return f"{make} {model}".strip()

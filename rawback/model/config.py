@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rawback.camera import CameraProfile
+    pass
 
 # Condition channels: the JPEG as space-to-depth (3 colours x 2x2 sites) + the analytic estimate
 # (packed R, G1, G2, B).
@@ -38,7 +38,9 @@ class UNetConfig:
 
 
 @dataclass(frozen=True)
-class IlluminantConfig:
+class GlobalHeadConfig:
+    """The global head and the residual gate (rawback.model.heads)."""
+
     thumb_size: int = 64  # the whole photo is seen at this size (global statistics only)
     channels: int = 32  # width of the small strided CNN
     hidden: int = 128  # MLP width after pooling
@@ -52,7 +54,7 @@ class IlluminantConfig:
 class ModelConfig:
     name: str = "small"
     unet: UNetConfig = field(default_factory=UNetConfig)
-    illuminant: IlluminantConfig = field(default_factory=IlluminantConfig)
+    global_head: GlobalHeadConfig = field(default_factory=GlobalHeadConfig)
     # EDM (Karras et al. 2022) constants of the residual the network denoises: the difference
     # between the true packed mosaic and the analytic estimate. sigma_data is its typical std.
     sigma_data: float = 0.03
@@ -63,7 +65,7 @@ class ModelConfig:
     # kept, because a few cameras' typical light says nothing about a camera never seen (an empty
     # tuple applies it to every camera). Filled in by `rawback train`.
     known_cameras: tuple[str, ...] = ()
-    # A residual gate (rawback.model.gate): a per-photo trust in the denoiser's residual, fitted
+    # A residual gate (rawback.model.heads): a per-photo trust in the denoiser's residual, fitted
     # after training by `rawback calibrate`. False: the residual is always applied in full.
     residual_gate: bool = False
 
@@ -76,13 +78,14 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
         unet = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["unet"].items()})
-        illuminant = IlluminantConfig(**data["illuminant"])
+        # "illuminant": the global head's name in weights written before it was renamed.
+        head = GlobalHeadConfig(**data.get("global_head", data.get("illuminant")))
         rest = {
             k: tuple(v) if isinstance(v, list) else v
             for k, v in data.items()
-            if k not in ("unet", "illuminant")
+            if k not in ("unet", "global_head", "illuminant")
         }
-        return cls(unet=unet, illuminant=illuminant, **rest)
+        return cls(unet=unet, global_head=head, **rest)
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -93,10 +96,10 @@ PRESETS: dict[str, ModelConfig] = {
             base_channels=8, channel_mults=(1, 2), attention_levels=(1,), head_channels=8,
             embed_channels=16, groups=4,
         ),
-        illuminant=IlluminantConfig(thumb_size=16, channels=8, hidden=16, finish_channels=8, tone_knots=4),
+        global_head=GlobalHeadConfig(thumb_size=16, channels=8, hidden=16, finish_channels=8, tone_knots=4),
     ),
     # The shipped CPU model: about 0.2 MFLOP per packed pixel, a 12 MP photo in well under 2 min.
-    "small": ModelConfig(name="small", illuminant=IlluminantConfig(tone_knots=16)),
+    "small": ModelConfig(name="small", global_head=GlobalHeadConfig(tone_knots=16)),
     # For GPU training: wider, deeper, attention at the two lowest levels.
     "base": ModelConfig(
         name="base",
@@ -104,7 +107,7 @@ PRESETS: dict[str, ModelConfig] = {
             base_channels=64, channel_mults=(1, 2, 3, 4), blocks_per_level=2, attention_levels=(2, 3),
             head_channels=64, embed_channels=256, groups=32,
         ),
-        illuminant=IlluminantConfig(
+        global_head=GlobalHeadConfig(
             thumb_size=96, channels=64, hidden=256, finish_channels=64, tone_knots=16
         ),
     ),
@@ -114,11 +117,6 @@ PRESETS: dict[str, ModelConfig] = {
 def camera_key(camera: str) -> str:
     """'Canon  PowerShot G2' -> 'canon powershot g2': how known cameras are compared."""
     return " ".join(camera.lower().split())
-
-
-def profile_camera(profile: CameraProfile) -> str:
-    """The camera a profile describes, as `known_cameras` names it."""
-    return camera_key(f"{profile.make} {profile.model}")
 
 
 def preset(name: str) -> ModelConfig:

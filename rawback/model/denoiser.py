@@ -11,33 +11,13 @@ the analytic inverse plus noise of std sigma_data^2 / sigma_max (about 0.001).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rawback.camera import CameraProfile
-from rawback.isp.unprocess import UnprocessSettings, unprocess_rgb
 from rawback.model.config import ModelConfig
-from rawback.model.gate import ResidualGate
-from rawback.model.illuminant import IlluminantHead
+from rawback.model.heads import GlobalHead, ResidualGate
 from rawback.model.unet import UNet
-
-
-def camera_features(profile: CameraProfile) -> np.ndarray:
-    """12 numbers describing a camera's colour: its XYZ->camera matrix nearest D65, normalised so
-    its largest row sum is 1, and the log of its daylight neutral."""
-    matrix = np.asarray(profile.rendering_matrix(), dtype=np.float64)
-    matrix = matrix / max(np.abs(matrix.sum(axis=1)).max(), 1e-6)
-    neutral = np.log(np.clip(profile.daylight_neutral(), 1e-3, None))
-    return np.concatenate([matrix.reshape(-1), neutral]).astype(np.float32)
-
-
-def exif_features(exposure_value: float | None) -> np.ndarray:
-    """The scene exposure value (EV at ISO 100; daylight scenes ~12-15, indoor ~5-8) when known."""
-    if exposure_value is None or not np.isfinite(exposure_value):
-        return np.zeros(2, dtype=np.float32)
-    return np.array([exposure_value / 10.0, 1.0], dtype=np.float32)
 
 
 def encode_linear(x: torch.Tensor) -> torch.Tensor:
@@ -51,21 +31,6 @@ def condition(rgb: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.pixel_unshuffle(rgb * 2.0 - 1.0, 2), encode_linear(prior)], dim=1)
 
 
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, C) -> (height, width, C) by area averaging (float32)."""
-    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-    return F.interpolate(t, size=(height, width), mode="area")[0].permute(1, 2, 0).numpy()
-
-
-def thumbnail_input(rgb: np.ndarray, profile: CameraProfile, transfer: str, size: int) -> torch.Tensor:
-    """(6, size, size): the photo and its analytic camera-RGB estimate under daylight, both
-    reduced by area averaging (aspect ratio ignored: only global statistics matter)."""
-    small = area_resize(rgb, size, size)
-    linear = unprocess_rgb(small, profile, profile.daylight_neutral(), UnprocessSettings(transfer=transfer))
-    photo = torch.from_numpy(small).permute(2, 0, 1) * 2.0 - 1.0
-    return torch.cat([photo, encode_linear(torch.from_numpy(linear).permute(2, 0, 1))], dim=0)
-
-
 class EDMDenoiser(nn.Module):
     """D(x, sigma, cond, camera, finish) -> x0 for the packed residual; the U-Net never sees sigma
     itself. camera and finish are per-photo (global) conditions; cond is per pixel."""
@@ -73,7 +38,7 @@ class EDMDenoiser(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.unet = UNet(config.unet, config.illuminant.finish_channels)
+        self.unet = UNet(config.unet, config.global_head.finish_channels)
 
     def forward(
         self,
@@ -110,12 +75,12 @@ class EDMDenoiser(nn.Module):
 
 
 class RawbackModel(nn.Module):
-    """The whole inverter: a global illuminant/exposure head, the residual denoiser and, once
-    calibrated, the residual gate."""
+    """The whole inverter: the global head (white balance, exposure, tone curve, finish embedding),
+    the residual denoiser and, once calibrated, the residual gate."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.denoiser = EDMDenoiser(config)
-        self.illuminant = IlluminantHead(config.illuminant)
-        self.gate = ResidualGate(config.illuminant) if config.residual_gate else None
+        self.global_head = GlobalHead(config.global_head)
+        self.gate = ResidualGate(config.global_head) if config.residual_gate else None

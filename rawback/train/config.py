@@ -32,7 +32,7 @@ class TrainConfig:
     p_mean: float = -2.0
     p_std: float = 1.5
     p_sigma_max: float = 0.25
-    head_weight: float = 1.0  # weight of the global illuminant/exposure head's loss
+    head_weight: float = 1.0  # weight of the global head's loss (white balance, exposure, tone curve)
     prior_jitter: float = 0.03  # log-std of white-balance/exposure error put into the prior
     # Chance that the global head sees a random crop of the photo instead of all of it: new scenes
     # for a head that otherwise learns the training photos' tones by heart. 0 (whole photos) is how

@@ -34,13 +34,13 @@ import torch
 from rawback.camera import CameraProfile, profile_from_raw_image
 from rawback.choices import Transfer
 from rawback.errors import InputError, OutputError, RawbackError
+from rawback.features import area_resize, camera_features, exif_features, thumbnail_input
 from rawback.io.atomic import current_umask
 from rawback.io.exif import scene_exposure_value
 from rawback.isp.bayer import pack_rggb, rggb_crop, rggb_offset
 from rawback.isp.simulate import SimulatorSettings
 from rawback.isp.unprocess import UnprocessSettings, unprocess
-from rawback.model.denoiser import area_resize, camera_features, exif_features, thumbnail_input
-from rawback.model.illuminant import GLOBAL_OUTPUTS
+from rawback.model.heads import GLOBAL_OUTPUTS
 
 if TYPE_CHECKING:
     from rawback.isp.simulate import Simulated
@@ -121,9 +121,7 @@ def readable_cache(folder: Path) -> bool:
 
 
 def _decode_into(path: Path, cache_dir: Path, folder: Path) -> Path:
-    from rawback.evaluate.protocols import CAMERA_WB_RENDER, render_raw, to_mosaic_geometry
-    from rawback.io.demosaic import read_linear_rgb
-    from rawback.io.raw import read_raw
+    from rawback.io.raw import CAMERA_WB_RENDER, read_linear_rgb, read_raw, render_raw, to_mosaic_geometry
 
     raw = read_raw(path)
     h, w = raw.mosaic.shape

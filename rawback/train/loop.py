@@ -27,21 +27,32 @@ from torch import nn
 
 from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.errors import OutputError, RawbackError
-from rawback.model.config import preset, profile_camera
+from rawback.features import profile_camera
+from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel, condition
-from rawback.model.illuminant import GLOBAL_OUTPUTS
+from rawback.model.heads import GLOBAL_OUTPUTS
+from rawback.train.checkpoint import (
+    CHECKPOINT,
+    LOG,
+    changed_settings,
+    check_run_folder,
+    check_same_files,
+    describe_changes,
+    read_checkpoint,
+    relative_paths,
+    write_checkpoint,
+    write_train_config,
+)
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
 
 Progress = Callable[[dict], None]
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.jsonl"
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     data: Path  # folder of RAW files
-    out: Path  # run folder: checkpoint.pt, model.pt (EMA, fp16), config.json, log.jsonl
+    out: Path  # run folder (rawback.train.checkpoint)
     config: TrainConfig
     resume: bool = False
     cache_dir: Path | None = None  # decoded RAW cache; default ~/.cache/rawback/train
@@ -50,7 +61,7 @@ class TrainOptions:
 
 def split_files(data: Path, config: TrainConfig) -> tuple[list[Path], list[Path]]:
     """(training, validation) RAW files under `data`, by the config's glob patterns."""
-    from rawback.evaluate.run import find_raw_files, matches_glob
+    from rawback.io.files import find_raw_files, matches_glob
 
     files = find_raw_files(data, exclude=config.exclude)
     for pattern in config.validation:  # a typo would silently train without validation
@@ -82,7 +93,7 @@ class TrainingStep(nn.Module):
         sigma = torch.where(at_max, torch.full_like(sigma, mc.sigma_max), sigma)
         sigma = sigma.clamp(mc.sigma_min, mc.sigma_max)
         noisy = residual + torch.randn_like(residual) * sigma[:, None, None, None]
-        predicted, finish = self.model.illuminant(batch["thumb"], batch["camera"], batch["exif"])
+        predicted, finish = self.model.global_head(batch["thumb"], batch["camera"], batch["exif"])
         error = (predicted.float() - batch["global_target"]) ** 2
         # White balance and exposure (3 numbers) and the tone curve's knots weigh alike, however
         # many knots there are.
@@ -174,8 +185,8 @@ def prepare_validation(folders: list[Path], crop: int) -> list[ValidationImage]:
 @torch.no_grad()
 def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, float]:
     """Packed PSNR of the model (one step) and the analytic baseline on the centre crops."""
+    from rawback import metrics
     from rawback.diffusion_settings import DiffusionSettings
-    from rawback.evaluate import metrics
     from rawback.finish import learned_finish
     from rawback.inference import estimate_global, reconstruct_packed
     from rawback.isp.unprocess import UnprocessSettings
@@ -234,81 +245,9 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
-def read_checkpoint(path: Path) -> dict:
-    """A run's checkpoint, loaded on the CPU (the RNG states must stay CPU byte tensors;
-    load_state_dict moves the rest); one line when it is missing or unreadable."""
-    if not path.is_file():
-        raise RawbackError(f"{path}: nothing to resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file (EOFError, RuntimeError...)
-        raise RawbackError(
-            f"{path}: unreadable checkpoint ({type(exc).__name__}); start a new --out"
-        ) from exc
-    if not isinstance(state, dict) or not {"step", "model", "ema", "optimizer", "config"} <= state.keys():
-        raise RawbackError(f"{path}: not a rawback training checkpoint")
-    return state
-
-
-def check_run_folder(out: Path) -> None:
-    """Before decoding: the run folder is made only once the cache is built (a failed start
-    leaves none), so find out now whether it can be."""
-    if out.exists():
-        if not out.is_dir():
-            raise OutputError(out, "is a file, not a run folder")
-        writable = os.access(out, os.W_OK | os.X_OK)
-    else:
-        parent = next(p for p in out.absolute().parents if p.exists())
-        writable = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
-    if not writable:
-        raise OutputError(out, "the run folder cannot be written here")
-
-
-def _relative(paths: list[Path], data: Path) -> list[str]:
-    return [path.relative_to(data).as_posix() for path in paths]
-
-
-def check_same_files(path: Path, saved: dict | None, files: dict[str, list[str]]) -> None:
-    """--resume continues a run exactly, so on the files it started with (checkpoints older than
-    this check carry no list and are not checked)."""
-    if saved is None or saved == files:
-        return
-    for part in ("training", "validation"):
-        added = sorted(set(files[part]) - set(saved.get(part, [])))
-        missing = sorted(set(saved.get(part, [])) - set(files[part]))
-        if added or missing:
-            listed = ", ".join([*(f"+{f}" for f in added[:3]), *(f"-{f}" for f in missing[:3])])
-            more = " ..." if len(added) > 3 or len(missing) > 3 else ""
-            raise RawbackError(
-                f"{path}: the run's {part} files differ ({listed}{more}); resume with the same --data, "
-                "--validation and --exclude, or start a new --out"
-            )
-
-
-def changed_settings(saved: dict, current: dict) -> dict[str, list]:
-    """{key: [old, new]} for every setting a resume changes; nested settings (the simulator's)
-    by their own keys ("simulator.jpeg_quality")."""
-    old, new = _flat(saved), _flat(current)
-    return {k: [old.get(k), new.get(k)] for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
-
-
-def _flat(settings: dict, prefix: str = "") -> dict:
-    flat: dict = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def describe_changes(changed: dict[str, list]) -> str:
-    return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
-
-
 def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     """Train (or resume) a model; returns the path of the EMA weights (fp16)."""
-    from rawback.model.weights import save_weights
+    from rawback.weights import save_weights
 
     config = options.config
     rank, local_rank, world = _dist()
@@ -327,7 +266,10 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
     training, validation = split_files(options.data, config)
-    files = {"training": _relative(training, options.data), "validation": _relative(validation, options.data)}
+    files = {
+        "training": relative_paths(training, options.data),
+        "validation": relative_paths(validation, options.data),
+    }
     changed: dict[str, list] = {}
     if state is not None:
         check_same_files(checkpoint_path, state.get("files"), files)
@@ -375,7 +317,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         if start >= config.steps:
             emit({"event": "note", "message": f"the run is already at step {start}: nothing to do "
                   f"(--set steps=N above {start} continues it)"})  # fmt: skip
-    (out / "config.json").write_text(config.to_json() + "\n")
+    write_train_config(out, config)
     wrapped: nn.Module = step_module
     if distributed:
         wrapped = nn.parallel.DistributedDataParallel(
@@ -387,8 +329,8 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         PairSettings(
             patch=config.patch,
             prior_jitter=config.prior_jitter,
-            thumb=model.config.illuminant.thumb_size,
-            tone_knots=model.config.illuminant.tone_knots,
+            thumb=model.config.global_head.thumb_size,
+            tone_knots=model.config.global_head.tone_knots,
             scene_crops=config.scene_crops,
             simulator=config.simulator_settings(),
         ),
@@ -411,23 +353,14 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     def save_checkpoint(step: int) -> None:
         if rank != 0:
             return
-        checkpoint = {
-            "step": step,
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "config": json.loads(config.to_json()),
-            "files": files,  # a resume must find the same training and validation files
-        }
-        tmp = checkpoint_path.with_suffix(".tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, checkpoint_path)
+        write_checkpoint(
+            checkpoint_path, step=step, model=model, ema=ema, optimizer=optimizer, device=device,
+            config=config, files=files,
+        )  # fmt: skip
         save_weights(ema, out / "model.pt", meta={"step": step, "train_config": json.loads(config.to_json())})
 
     log = (out / LOG).open("a") if rank == 0 else None
-    if log and state is not None:  # config.json holds the latest settings; the log keeps the history
+    if log and state is not None:  # TRAIN_CONFIG holds the latest settings; the log keeps the history
         record = {"event": "resume", "step": start, "changed": changed, "time": time.time()}
         log.write(json.dumps(record) + "\n")
     emit({"event": "start", "step": start, "total": config.steps, "files": len(train_folders),

@@ -1,4 +1,4 @@
-"""`rawback calibrate`: fit the residual gate (rawback.model.gate) of trained weights.
+"""`rawback calibrate`: fit the residual gate (rawback.model.heads) of trained weights.
 
 Everything else in the model stays frozen. On simulated finishes of the calibration files (the
 training simulator, LibRaw member included), each item goes through exactly what `convert` does
@@ -26,7 +26,7 @@ import torch
 
 from rawback.errors import RawbackError
 from rawback.model.denoiser import RawbackModel, condition
-from rawback.model.gate import ResidualGate, clipped_blocks
+from rawback.model.heads import ResidualGate, clipped_blocks
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir
 
 Progress = Callable[[int, int, str], None]  # (index, total, what): CountProgress's signature
@@ -85,11 +85,11 @@ def collect_samples(
 ) -> GateSamples:
     """Run the frozen model on `count` items as `convert` would, keeping what the fit needs."""
     from rawback.diffusion_settings import DiffusionSettings
+    from rawback.features import camera_features, exif_features
     from rawback.finish import learned_finish
     from rawback.inference import analytic_prior, estimate_from_thumbnail
     from rawback.isp.bayer import pack_rggb
     from rawback.isp.unprocess import UnprocessSettings
-    from rawback.model.denoiser import camera_features, exif_features
     from rawback.sampling import initial_noise
 
     device = next(model.parameters()).device
@@ -188,8 +188,8 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tu
     """Fit the gate of `options.weights` and write the calibrated weights to `options.out`;
     returns the path and the held-out report."""
     from rawback.device import resolve_device
-    from rawback.evaluate.run import find_raw_files, no_raw_files
-    from rawback.model.weights import load_weights, save_weights, weights_meta
+    from rawback.io.files import find_raw_files, no_raw_files
+    from rawback.weights import load_weights, save_weights, weights_meta
 
     if options.samples < 20:
         raise RawbackError(f"--samples {options.samples}: calibrate needs at least 20 items")
@@ -212,7 +212,7 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> tu
     if unexpected or any(not k.startswith("gate.") for k in missing):
         raise RawbackError(f"{options.weights}: weights do not fit this version of rawback's model")
     model = model.to(device).eval().requires_grad_(False)
-    thumb = model.config.illuminant.thumb_size
+    thumb = model.config.global_head.thumb_size
     pairs = TrainingPairs(
         folders, PairSettings(patch=options.patch, thumb=thumb, prior_jitter=0.0), seed=options.seed
     )

@@ -20,7 +20,7 @@ WEIGHTS_NAME = "rawback-small.pt"
 def bundled_weights() -> Path:
     """The shipped model: models/ of a source checkout (editable install), else the copy a wheel
     installs under <prefix>/share/rawback/models (pyproject's data-files)."""
-    checkout = Path(__file__).resolve().parents[2] / "models" / WEIGHTS_NAME
+    checkout = Path(__file__).resolve().parents[1] / "models" / WEIGHTS_NAME
     if checkout.is_file():
         return checkout
     return Path(sys.prefix) / "share" / "rawback" / "models" / WEIGHTS_NAME
@@ -58,10 +58,17 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> Rawbac
         raise RawbackError(f"{path}: not a rawback weights file")
     model = RawbackModel(ModelConfig.from_dict(json.loads(payload["config"])))
     try:
-        model.load_state_dict({k: v.float() for k, v in payload["state"].items()})
+        model.load_state_dict({_current_name(k): v.float() for k, v in payload["state"].items()})
     except RuntimeError as exc:  # missing or mis-shaped tensors: another model version
         raise RawbackError(f"{path}: weights do not fit this version of rawback's model") from exc
     return model.to(device).eval()
+
+
+def _current_name(key: str) -> str:
+    """A state-dict key as the model names it now: files written before the global head was
+    renamed (the shipped model among them) call it `illuminant`."""
+    legacy = "illuminant."
+    return "global_head." + key[len(legacy) :] if key.startswith(legacy) else key
 
 
 def weights_meta(path: Path | str) -> dict:
