@@ -1,11 +1,14 @@
 """Shared fixtures. Tests that need the team's real RAW files read them from ../shared/data and
-skip cleanly when that folder is absent; everything else makes its own data."""
+skip cleanly when that folder is absent; everything else makes its own data. Tests marked `gpu`
+skip where no CUDA GPU is available."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import write_synthetic_dng
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -44,3 +47,48 @@ def colour_profile(name: str):
     profile = camera.builtin_profiles()[name]
     notes = tuple(n for n in profile.notes if not n.startswith("tone curve:"))
     return dataclasses.replace(profile, tone_curve=None, saturation=None, notes=notes)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked `gpu` without a CUDA GPU; torch is imported only when one is collected."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in gpu_items:
+        item.add_marker(skip)
+
+
+# --- a synthetic RAW folder and a tiny model, for the training, inference, model and eval tests -----
+
+
+@pytest.fixture(scope="module")
+def raw_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raws")
+    for index, name in enumerate(("a/one.dng", "a/two.dng", "b/three.dng")):
+        (root / name).parent.mkdir(exist_ok=True)
+        write_synthetic_dng(root / name, seed=index)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    import torch
+
+    from rawback.model.config import preset
+    from rawback.model.denoiser import RawbackModel
+    from rawback.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    save_weights(RawbackModel(preset("tiny")), path)
+    return path

@@ -338,6 +338,29 @@ def test_a_file_name_in_a_bracket_is_shown_as_it_is_on_the_progress_bar(tmp_path
         assert Text.from_markup(task.description).plain == "IMG [edit].jpg"
 
 
+def test_the_progress_bar_moves_within_a_photo_and_gives_back_on_failure(tmp_path) -> None:
+    from rawback.batch import Job, Outcome, Status
+    from rawback.console import RichReporter
+
+    jobs = [Job(tmp_path / name, tmp_path / f"{name}.dng") for name in ("a.jpg", "b.jpg")]
+    for job, size in zip(jobs, (1000, 3000), strict=True):
+        job.source.write_bytes(b"x" * size)
+    reporter = RichReporter()
+    with reporter:
+        reporter.start(jobs)
+        task = reporter.progress.tasks[0]
+        reporter.file_started(jobs[0])
+        reporter.file_progress(jobs[0], 0.5)
+        assert task.completed == pytest.approx(500)
+        reporter.file_done(Outcome(jobs[0], Status.CONVERTED))
+        assert task.completed == pytest.approx(1000)
+        reporter.file_started(jobs[1])
+        reporter.file_progress(jobs[1], 0.25)
+        assert task.completed == pytest.approx(1750)
+        reporter.file_done(Outcome(jobs[1], Status.FAILED, error="b.jpg: broken"))
+        assert task.completed == pytest.approx(1000) and task.total == pytest.approx(1000)
+
+
 def rawback_process(*args: object, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "rawback", *map(str, args)],
@@ -469,7 +492,7 @@ def test_sigterm_stops_eval_with_a_line_and_143(tmp_path: Path) -> None:
     """Every command says it was interrupted; eval writes no half report."""
     import signal
 
-    from tests.test_diffusion import write_synthetic_dng
+    from tests.helpers import write_synthetic_dng
 
     data = tmp_path / "raws"
     data.mkdir()

@@ -1,4 +1,5 @@
-"""`rawback eval`: protocols, rows and metrics, on self-made RAWs and on ../shared/data."""
+"""`rawback eval`: protocols, rows and metrics, on self-made RAWs and on ../shared/data; step sweeps
+and row labels of the learned method with a tiny model."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rawback import camera, inverse, methods
+from rawback.choices import TILING
+from rawback.device import uses_bf16
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.evaluate import report as eval_report
-from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, run_eval
+from rawback.evaluate.report import to_json
+from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, diffusion_label, run_eval
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
 from tests.conftest import colour_profile
@@ -325,3 +331,60 @@ def test_eval_quiet_prints_errors_only(fake_data: Path, tmp_path: Path) -> None:
         "eval-rawback-analytic.json",
         "eval-rawback-analytic.md",
     ]
+
+
+def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
+    settings = DiffusionSettings(weights=str(tiny_weights), sampler="heun", tile=64, overlap=16, device="cpu")
+    report = run_eval(
+        EvalOptions(data=raw_folder, method="diffusion", include=("b/*",), diffusion=settings, steps=(1, 2))
+    )
+    assert report.rows == [
+        diffusion_label(DiffusionSettings(sampler="heun", steps=1)),
+        "diffusion (heun, 2 steps)",
+        "analytic",
+        "analytic, oracle white balance",
+    ]
+    (image,) = report.images
+    assert image.error is None
+    for row in report.rows:
+        assert (
+            np.isfinite(image.rows[row]["psnr_packed"])
+            and image.rows[row]["exposure_error_stops"] is not None
+        )
+    # The report records what the run used, not "the device's default" or "auto".
+    recorded = to_json(report)["diffusion"]
+    assert (recorded["tile"], recorded["tile_batch"]) == (64, TILING["cpu"][1])
+    assert recorded["precision"] == ("bf16" if uses_bf16("auto", torch.device("cpu")) else "fp32")
+    # ...and enough to reproduce it: the weights by content, the machine, versions, the selection.
+    import hashlib
+
+    import rawback
+
+    run = to_json(report)["run"]
+    assert run["weights_sha256"] == hashlib.sha256(tiny_weights.read_bytes()).hexdigest()
+    assert (
+        run["device"] == "cpu" and run["torch"] == torch.__version__ and run["rawback"] == rawback.__version__
+    )
+    assert run["data"] == str(raw_folder.resolve()) and run["include"] == ["b/*"] and run["date"]
+    assert "usable cores" in run["machine"]
+
+
+def test_one_step_sweep_is_one_row(raw_folder) -> None:
+    from rawback.evaluate.run import plan_rows
+
+    rows = plan_rows(EvalOptions(data=raw_folder, method="diffusion", steps=(1, 2, 4),
+                                 diffusion=DiffusionSettings(sampler="one-step")))  # fmt: skip
+    assert [r.label for r in rows] == ["diffusion (one-step)", "analytic", "analytic, oracle white balance"]
+
+
+def test_row_labels_name_every_setting_that_differs_from_the_defaults() -> None:
+    assert diffusion_label(DiffusionSettings()) == "diffusion (euler, 1 step)"
+    settings = DiffusionSettings(
+        sampler="heun", steps=4, ensemble=2, undo_tone_curve=True, undo_exposure=True, residual="full"
+    )
+    assert diffusion_label(settings) == (
+        "diffusion (heun, 4 steps, ensemble 2, tone curve undone, exposure undone, residual full)"
+    )
+    assert diffusion_label(DiffusionSettings(sampler="one-step", residual="clipped")) == (
+        "diffusion (one-step, residual clipped)"
+    )

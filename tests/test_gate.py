@@ -22,7 +22,7 @@ from rawback.model.denoiser import RawbackModel
 from rawback.model.heads import ResidualGate, clipped_blocks, gated_residual
 from rawback.train.calibrate import GateSamples, fit_gate, gate_report
 from rawback.weights import load_weights, save_weights, weights_meta
-from tests.test_diffusion import small_jpeg, write_synthetic_dng
+from tests.helpers import small_jpeg, write_synthetic_dng
 
 
 def test_clipped_blocks_marks_the_block_and_grows_it_by_two() -> None:
@@ -143,6 +143,13 @@ def test_cli_calibrate_adds_a_gate_and_leaves_the_rest_alone(calibration_data, t
     assert converted.exit_code == 0, converted.output
     with rawpy.imread(str(tmp_path / "photo.dng")) as raw:
         assert raw.raw_image_visible.shape == (90, 120)
+
+
+def test_cli_calibrate_refuses_a_missing_output_folder_before_fitting(raw_folder, tmp_path) -> None:
+    out = tmp_path / "missing" / "gated.pt"
+    result = CliRunner().invoke(app, ["calibrate", "--data", str(raw_folder), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {out.parent}: the output folder does not exist\n"
 
 
 def test_the_clip_mask_is_the_over_exposed_mask_of_eval() -> None:

@@ -4,7 +4,6 @@ model uses it (the analytic estimate, the head's targets, `convert`'s exposure r
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -19,11 +18,11 @@ from rawback.inference import GlobalEstimate, analytic_prior
 from rawback.isp import bayer, color, tone
 from rawback.isp.simulate import TONE_CURVES, TRANSFERS, simulate, tone_response
 from rawback.isp.unprocess import UnprocessSettings, unprocess
-from rawback.model.config import ModelConfig, preset
+from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel
-from rawback.model.heads import GLOBAL_OUTPUTS, GlobalHead
+from rawback.model.heads import GLOBAL_OUTPUTS
 from rawback.weights import save_weights
-from tests.test_diffusion import small_jpeg
+from tests.helpers import small_jpeg
 from tests.test_simulate import NEUTRAL, PLAIN, S40, scene
 
 
@@ -108,20 +107,6 @@ def test_unprocess_with_a_curve_undoes_it() -> None:
     plain = unprocess(out.rgb8 / 255.0, S40, out.neutral, UnprocessSettings()) / out.exposure
     undone = unprocess(out.rgb8 / 255.0, S40, out.neutral, UnprocessSettings(), curve=curve)
     assert np.abs(undone - truth).mean() < 0.3 * np.abs(plain - truth).mean()
-
-
-def test_the_head_predicts_the_knots_its_config_asks_for() -> None:
-    config = preset("tiny").global_head
-    head = GlobalHead(config)
-    corrections, finish = head(torch.zeros(2, 6, 16, 16), torch.zeros(2, 12), torch.zeros(2, 2))
-    assert corrections.shape == (2, 3 + config.tone_knots)
-    assert finish.shape == (2, config.finish_channels)
-
-
-def test_weights_from_before_the_curve_load_without_one() -> None:
-    data = json.loads(preset("small").to_json())
-    del data["global_head"]["tone_knots"]
-    assert ModelConfig.from_dict(data).global_head.tone_knots == 0
 
 
 def applied(estimate: GlobalEstimate, **settings: bool) -> GlobalEstimate:
