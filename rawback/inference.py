@@ -56,8 +56,8 @@ def as_run(settings: DiffusionSettings) -> DiffusionSettings:
 @functools.lru_cache(maxsize=4)
 def cached_model(weights: str, device: str) -> RawbackModel:
     # Channels-last (NHWC) weights and tiles let oneDNN and cuDNN run the convolutions without
-    # reordering every activation: 1.4-1.5x faster for the small model on the CPU, same results
-    # to 1e-6 (bench/bench_diffusion.py).
+    # reordering every activation: faster for the small model on the CPU, the same results to 1e-6
+    # (docs/experiments.md#speed).
     return load_weights(weights, device=device).to(memory_format=torch.channels_last)
 
 

@@ -10,10 +10,10 @@ for newcomers is in docs/dng-layout.md. In short:
     Exif IFD   an allow-list of capture tags copied from the source photo
     GPS IFD    the source photo's GPS tags
 
-We write the TIFF structure ourselves instead of patching tifffile's output: tifffile cannot write
-the Exif/GPS pointers, types SubIFDs as IFD and chains the SubIFDs, so patching would mean four
-in-place byte fixes whose correctness depends on tifffile internals. A ~100-line writer that lays
-out every IFD before writing anything is easier to read and to test.
+We write the TIFF structure ourselves (rawback.io.tiff) instead of patching tifffile's output:
+tifffile cannot write the Exif/GPS pointers, types SubIFDs as IFD and chains the SubIFDs, so
+patching would mean four in-place byte fixes whose correctness depends on tifffile internals. A
+~100-line writer that lays out every IFD before writing anything is easier to read and to test.
 
 The file layout is: header, all IFDs (with their out-of-line values), then the image data (IFD0
 thumbnail, preview, raw tiles): small metadata first, as cameras and Adobe's converter do, so
@@ -23,13 +23,12 @@ readers that only want tags touch the start of the file.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import imagecodecs
 import numpy as np
@@ -40,6 +39,18 @@ import rawback
 from rawback.choices import Compression
 from rawback.io.atomic import atomic_output
 from rawback.io.exif import camera_display_name
+from rawback.io.tiff import (
+    ASCII,
+    BYTE,
+    LONG,
+    RATIONAL,
+    SHORT,
+    SRATIONAL,
+    Ifd,
+    encode,
+    encode_rational_pairs,
+    write_tiff,
+)
 from rawback.isp.bayer import pattern_codes
 
 if TYPE_CHECKING:  # only its fields are used
@@ -52,9 +63,6 @@ PREVIEW_QUALITY = 90
 TILE = 256  # lossless-JPEG tile size; the only tiled layout every client opened (dng.md 3)
 MIN_SIDE = 22  # LibRaw and dcraw refuse raws narrower or shorter than this ("not RAW file")
 
-# TIFF field types.
-BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, SLONG, SRATIONAL = 1, 2, 3, 4, 5, 7, 9, 10
-_TYPE_FORMAT = {BYTE: "B", ASCII: "B", UNDEFINED: "B", SHORT: "H", LONG: "I", SLONG: "i"}
 
 # Tags by name, so the IFD builders below read like the tables in dng.md.
 NEW_SUBFILE_TYPE, IMAGE_WIDTH, IMAGE_LENGTH, BITS_PER_SAMPLE, COMPRESSION = 254, 256, 257, 258, 259
@@ -76,8 +84,6 @@ PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR, PHOTOMETRIC_CFA = 2, 6, 32803
 COMPRESSION_NONE, COMPRESSION_JPEG = 1, 7  # 7 is both lossless (raw) and baseline (preview) JPEG
 PREVIEW_SRGB = 2
 
-# A tag value: numbers (rationals as floats), one number, text, or raw bytes.
-Value = Iterable[float] | float | str | bytes
 
 # Exif-IFD tags that describe the capture (dng.md section 2). Everything else - MakerNote (its
 # offsets point into the old file), Interoperability IFD, pixel dimensions, ColorSpace,
@@ -159,7 +165,7 @@ def write_dng(
         if exif is not None and exif.gps:
             ifd0.children[GPS_IFD] = [_gps_ifd(exif.gps)]
         with open(tmp, "wb") as handle:
-            _write_tiff(handle, ifd0)
+            write_tiff(handle, ifd0)
 
 
 def camera_name(sensor: DngSensor, exif: ExifData | None, camera_model: str | None) -> str:
@@ -220,31 +226,6 @@ def _check_inputs(
 # --- the IFDs ------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Ifd:
-    """One IFD before layout: entries, the image data chunks, and the IFDs it points to."""
-
-    entries: dict[int, tuple[int, int, bytes]] = field(default_factory=dict)  # tag: type,count,raw
-    chunks: list[bytes | np.ndarray] = field(default_factory=list)  # strips or tiles, in order
-    offsets_tag: int = STRIP_OFFSETS  # where the chunk offsets go (TileOffsets for tiles)
-    children: dict[int, list[_Ifd]] = field(default_factory=dict)  # pointer tag: IFDs
-    offset: int = 0  # set by the layout
-
-    def add(self, tag: int, type_: int, values: Value) -> None:
-        self.entries[tag] = _encode(type_, values)
-
-    def add_chunks(self, chunks: list[bytes | np.ndarray], offsets_tag: int, counts_tag: int) -> None:
-        self.chunks = chunks
-        self.offsets_tag = offsets_tag
-        self.add(offsets_tag, LONG, [0] * len(chunks))  # filled in by the layout
-        self.add(counts_tag, LONG, [_nbytes(c) for c in chunks])
-
-    def size(self) -> int:
-        """Bytes of the IFD with its out-of-line values (word aligned)."""
-        extra = sum(_even(len(raw)) for _, _, raw in self.entries.values() if len(raw) > 4)
-        return 2 + 12 * len(self.entries) + 4 + extra
-
-
 def _main_ifd(
     sensor: DngSensor,
     neutral: np.ndarray,
@@ -253,10 +234,10 @@ def _main_ifd(
     preview: Image.Image | None,
     shape: tuple[int, ...],
     camera_model: str | None,
-) -> _Ifd:
+) -> Ifd:
     """IFD0: the thumbnail and every tag a reader needs to render the raw (dng.md table 2)."""
     thumb = _thumbnail(preview, shape)
-    ifd = _Ifd()
+    ifd = Ifd()
     ifd.add(NEW_SUBFILE_TYPE, LONG, 1)  # a reduced-resolution image; the raw is the SubIFD
     ifd.add(IMAGE_WIDTH, LONG, thumb.shape[1])
     ifd.add(IMAGE_LENGTH, LONG, thumb.shape[0])
@@ -299,7 +280,7 @@ def _main_ifd(
     return ifd
 
 
-def _raw_ifd(mosaic: np.ndarray, sensor: DngSensor, compression: str) -> _Ifd:
+def _raw_ifd(mosaic: np.ndarray, sensor: DngSensor, compression: str) -> Ifd:
     """SubIFD 1: the CFA mosaic with its pattern and levels (dng.md table 3)."""
     height, width = mosaic.shape
     # LibRaw and dcraw wrap a tile's rows at the image width, so a tile wider than the image
@@ -307,7 +288,7 @@ def _raw_ifd(mosaic: np.ndarray, sensor: DngSensor, compression: str) -> _Ifd:
     # its 2 components (widths 257, 513, ...). Such images are stored uncompressed instead.
     if width < TILE or width % TILE == 1:
         compression = "none"
-    ifd = _Ifd()
+    ifd = Ifd()
     ifd.add(NEW_SUBFILE_TYPE, LONG, 0)  # the main image
     ifd.add(IMAGE_WIDTH, LONG, width)
     ifd.add(IMAGE_LENGTH, LONG, height)
@@ -342,11 +323,11 @@ def _raw_ifd(mosaic: np.ndarray, sensor: DngSensor, compression: str) -> _Ifd:
     return ifd
 
 
-def _preview_ifd(image: Image.Image) -> _Ifd:
+def _preview_ifd(image: Image.Image) -> Ifd:
     """SubIFD 2: a baseline JPEG; RawTherapee matches its tone curve to it."""
     buffer = BytesIO()
     image.save(buffer, format="JPEG", quality=PREVIEW_QUALITY, subsampling="4:2:0")
-    ifd = _Ifd()
+    ifd = Ifd()
     ifd.add(NEW_SUBFILE_TYPE, LONG, 1)
     ifd.add(IMAGE_WIDTH, LONG, image.width)
     ifd.add(IMAGE_LENGTH, LONG, image.height)
@@ -362,32 +343,32 @@ def _preview_ifd(image: Image.Image) -> _Ifd:
     return ifd
 
 
-def _exif_ifd(exif: ExifData | None) -> _Ifd:
+def _exif_ifd(exif: ExifData | None) -> Ifd:
     tags = {t: v for t, v in (exif.exif if exif else {}).items() if t in EXIF_ALLOWED}
     tags.setdefault(_E.ExifVersion, EXIF_VERSION)
     return _metadata_ifd(tags, piexif.TAGS["Exif"])
 
 
-def _gps_ifd(gps: dict[int, object]) -> _Ifd:
+def _gps_ifd(gps: dict[int, object]) -> Ifd:
     return _metadata_ifd(gps, piexif.TAGS["GPS"])
 
 
-def _metadata_ifd(tags: dict[int, object], types: dict[int, dict]) -> _Ifd:
+def _metadata_ifd(tags: dict[int, object], types: dict[int, dict]) -> Ifd:
     """An Exif or GPS IFD from piexif-style values, typed by piexif's tag table.
 
     A tag piexif does not know, or a value that does not fit its type, is left out: EXIF comes
     from arbitrary files, and odd metadata must never stop a conversion.
     """
-    ifd = _Ifd()
+    ifd = Ifd()
     for tag, value in sorted(tags.items()):
         if tag not in types:
             continue
         type_ = types[tag]["type"]
         try:
             if type_ in (RATIONAL, SRATIONAL):
-                ifd.entries[tag] = _encode_rational_pairs(type_, value)
+                ifd.entries[tag] = encode_rational_pairs(type_, value)
             else:
-                ifd.entries[tag] = _encode(type_, value)  # type: ignore[arg-type]
+                ifd.entries[tag] = encode(type_, value)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError, OverflowError, struct.error):
             continue
     return ifd
@@ -446,110 +427,3 @@ def _thumbnail(preview: Image.Image | None, shape: tuple[int, ...]) -> np.ndarra
         return np.full((height, width, 3), 128, dtype=np.uint8)  # neutral grey
     image = preview.resize((width, height), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
-
-
-# --- TIFF encoding and layout --------------------------------------------------------------------
-
-
-def _encode(type_: int, values: Value) -> tuple[int, int, bytes]:
-    """(type, count, little-endian bytes) of a tag value; rationals are given as numbers."""
-    if type_ == ASCII:
-        text = values.encode("utf-8") if isinstance(values, str) else bytes(values)  # type: ignore[arg-type]
-        raw = text.split(b"\0")[0] + b"\0"  # one NUL-terminated string
-        return type_, len(raw), raw
-    if isinstance(values, bytes | bytearray):
-        if type_ not in (BYTE, UNDEFINED):
-            raise ValueError(f"bytes given for TIFF type {type_}")
-        return type_, len(values), bytes(values)
-    numbers = list(values) if isinstance(values, Iterable) else [values]  # type: ignore[arg-type]
-    if type_ in (RATIONAL, SRATIONAL):
-        # Exact for decimals of up to six places, e.g. matrix entries given to four.
-        fractions = [Fraction(float(v)).limit_denominator(1_000_000) for v in numbers]
-        return _pack_pairs(type_, [(f.numerator, f.denominator) for f in fractions])
-    ints = [int(v) for v in numbers]
-    return type_, len(ints), struct.pack(f"<{len(ints)}{_TYPE_FORMAT[type_]}", *ints)
-
-
-def _encode_rational_pairs(type_: int, value: object) -> tuple[int, int, bytes]:
-    """piexif's rational forms: (num, den) or a sequence of them."""
-    seq = list(value)  # type: ignore[call-overload]
-    pairs = [tuple(seq)] if seq and isinstance(seq[0], int) else [tuple(p) for p in seq]
-    if not pairs or any(len(p) != 2 for p in pairs):
-        raise ValueError(f"not a rational: {value!r}")
-    return _pack_pairs(type_, pairs)  # type: ignore[arg-type]
-
-
-def _pack_pairs(type_: int, pairs: list[tuple[int, int]]) -> tuple[int, int, bytes]:
-    flat = [int(x) for pair in pairs for x in pair]
-    code = "i" if type_ == SRATIONAL else "I"  # struct.error when a value does not fit
-    return type_, len(pairs), struct.pack(f"<{len(flat)}{code}", *flat)
-
-
-def _even(n: int) -> int:
-    return n + (n & 1)
-
-
-def _nbytes(chunk: bytes | np.ndarray) -> int:
-    return chunk.nbytes if isinstance(chunk, np.ndarray) else len(chunk)
-
-
-def _all_ifds(root: _Ifd) -> list[_Ifd]:
-    """Depth first, parents before children: the order they are laid out in the file."""
-    out = [root]
-    for tag in sorted(root.children):
-        for child in root.children[tag]:
-            out.extend(_all_ifds(child))
-    return out
-
-
-def _write_tiff(handle: BinaryIO, root: _Ifd) -> None:
-    """Lay out every IFD and chunk, fill in the offsets, then write the file front to back.
-
-    Offset entries were added with their final counts as placeholders, so every IFD's size is
-    known before any offset is: one pass assigns positions, nothing is patched afterwards.
-    """
-    ifds = _all_ifds(root)
-    position = 8  # after the header
-    for ifd in ifds:
-        ifd.offset = position
-        position += _even(ifd.size())
-    chunk_offsets: list[list[int]] = []
-    for ifd in ifds:
-        chunk_offsets.append([])
-        for chunk in ifd.chunks:
-            chunk_offsets[-1].append(position)
-            position += _even(_nbytes(chunk))
-    if position >= 2**32:
-        raise ValueError(f"DNG would be {position} bytes: over the 4 GB TIFF limit")
-    for ifd, offsets in zip(ifds, chunk_offsets, strict=True):
-        if ifd.chunks:
-            ifd.add(ifd.offsets_tag, LONG, offsets)
-        for tag, children in ifd.children.items():
-            ifd.add(tag, LONG, [child.offset for child in children])
-
-    handle.write(struct.pack("<2sHI", b"II", 42, root.offset))
-    for ifd in ifds:
-        handle.write(_pack_ifd(ifd))
-    for ifd in ifds:
-        for chunk in ifd.chunks:
-            handle.write(chunk)  # type: ignore[arg-type]  # ndarray: buffer protocol
-            if _nbytes(chunk) & 1:
-                handle.write(b"\0")
-
-
-def _pack_ifd(ifd: _Ifd) -> bytes:
-    """Entries sorted by tag, NextIFD = 0, then the values that do not fit in 4 bytes."""
-    entries = sorted(ifd.entries.items())
-    values_at = ifd.offset + 2 + 12 * len(entries) + 4
-    head = [struct.pack("<H", len(entries))]
-    tail = []
-    for tag, (type_, count, raw) in entries:
-        if len(raw) <= 4:
-            head.append(struct.pack("<HHI", tag, type_, count) + raw.ljust(4, b"\0"))
-        else:
-            head.append(struct.pack("<HHII", tag, type_, count, values_at))
-            tail.append(raw.ljust(_even(len(raw)), b"\0"))
-            values_at += _even(len(raw))
-    head.append(struct.pack("<I", 0))  # NextIFD: SubIFDs are not chained (dng.md 4)
-    out = b"".join(head + tail)
-    return out.ljust(_even(len(out)), b"\0")

@@ -3,8 +3,8 @@ predict.
 
 A camera JPEG is not LibRaw's render: an exposure lift, a filmic or S-shaped curve and a highlight
 shoulder bend every value, and the analytic inverse, which only undoes the transfer curve, leaves
-that bend in its estimate (on the "finished" evaluation protocol knowing the curve is worth about
-5 dB of white-balance-oracle PSNR). We describe the inverse as a log gain over the linear value the
+that bend in its estimate (docs/experiments.md measures what knowing the curve is worth on the
+"finished" evaluation protocol). We describe the inverse as a log gain over the linear value the
 transfer curve gives back:
 
     g(y) = y * exp(d(u)),   u = sRGB encoding of y,

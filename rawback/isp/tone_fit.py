@@ -3,7 +3,7 @@
 A camera's JPEG engine applies the same global tone curve (for one picture style) to every photo,
 so the curve measured once from a RAW+JPEG pair holds for every JPEG-only photo of that camera.
 From a single JPEG the curve is not identifiable: a filmic lift and a bright scene look alike, and
-the global head's guess is only as good as the training scenes (models/README.md). With the pair
+the global head's guess is only as good as the training scenes (docs/experiments.md). With the pair
 it is a regression: the RAW gives the linear value x the curve received, the JPEG the value y it
 produced, and rawback.isp.tone's knots describe x as a log gain over y,
 
