@@ -116,6 +116,27 @@ def test_resume_from_a_damaged_checkpoint_is_one_line_before_any_decoding(
     assert not cache.exists()
 
 
+class _RunsCode:
+    """A pickle that runs code when it is loaded: what a crafted checkpoint would hold."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('pwned').write_text('ran')",))
+
+
+def test_resume_never_runs_code_from_a_crafted_checkpoint(raw_folder, tmp_path, monkeypatch) -> None:
+    """Issue 21: `train --resume` of a run folder someone else wrote must not execute its pickle."""
+    monkeypatch.chdir(tmp_path)
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    out.mkdir()
+    crafted = {"step": 0, "model": {}, "ema": {}, "optimizer": {}, "config": {}, "payload": _RunsCode()}
+    torch.save(crafted, out / "checkpoint.pt")
+    config = TrainConfig(**TINY_TRAIN)
+    with pytest.raises(RawbackError, match=r"checkpoint\.pt: unreadable checkpoint \(UnpicklingError\)"):
+        train(TrainOptions(data=raw_folder, out=out, config=config, cache_dir=cache, resume=True))
+    assert not (tmp_path / "pwned").exists()
+    assert not cache.exists()
+
+
 def test_an_interrupt_during_an_optimiser_step_arrives_after_the_step_count() -> None:
     """Ctrl-C between the weights' update and the step count would save a checkpoint one step
     ahead of its count, which would not resume exactly: the interrupt waits for the block."""

@@ -28,12 +28,18 @@ CHECKPOINT = "checkpoint.pt"
 
 def read_checkpoint(path: Path) -> dict:
     """A run's checkpoint, loaded on the CPU (the RNG states must stay CPU byte tensors;
-    load_state_dict moves the rest); one line when it is missing or unreadable."""
+    load_state_dict moves the rest); one line when it is missing or unreadable.
+
+    Loaded with `weights_only=True`: a checkpoint holds only tensors, numbers, strings, lists and
+    dicts, and unpickling anything else would run code chosen by whoever wrote the file (a run
+    folder on a shared cluster, a downloaded run).
+    """
     if not path.is_file():
         raise RawbackError(f"{path}: nothing to resume")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file (EOFError, RuntimeError...)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged file (EOFError, RuntimeError...) or a refused object
+        # (UnpicklingError): either way nothing in it ran
         raise RawbackError(
             f"{path}: unreadable checkpoint ({type(exc).__name__}); start a new --out"
         ) from exc
