@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
 from rawback.errors import OutputError, OutputExistsError, RawbackError, UsageError
-from rawback.io.files import find_images
+from rawback.io.files import find_images, resolved
 from rawback.io.image import IMAGE_SUFFIXES
 from rawback.methods import get_method
 
@@ -132,11 +132,11 @@ def mark_collisions(jobs: Iterable[Job]) -> list[Job]:
     claimed: dict[Path, Path] = {}
     marked = []
     for job in jobs:
-        key = job.output.resolve()
+        key = resolved(job.output)
         if job.problem is None and key in claimed:
             problem = f"{job.source}: its output {job.output} is already the output of {claimed[key]}"
             job = Job(job.source, job.output, problem)
-        elif job.problem is None and key == job.source.resolve():
+        elif job.problem is None and key == resolved(job.source):
             job = Job(job.source, job.output, f"{job.source}: the output would replace the input")
         if job.problem is None:  # a job that fails (a folder given to convert) writes nothing
             claimed.setdefault(key, job.source)

@@ -17,6 +17,7 @@ from rawback import batch
 from rawback.cli import app
 from rawback.convert import ConvertOptions
 from rawback.errors import InputError, UsageError
+from rawback.io.image import read_image
 
 GOOD = ("a.jpg", "sub/b.png", "sub/deeper/c.JPG")
 BAD = ("bad/empty.jpg", "bad/truncated.jpg", "bad/text.jpg")
@@ -507,3 +508,45 @@ def test_sigterm_stops_eval_with_a_line_and_143(tmp_path: Path) -> None:
     assert process.returncode == 143, err.decode()
     assert "interrupted: no report was written" in err.decode()
     assert not reports.exists()
+
+
+# --- issue 21: inputs that are not photo files ----------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_issue_21_a_fifo_named_like_a_photo_is_skipped_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """`mkfifo d/x.jpg` blocked the batch for ever: opening a FIFO waits for a writer."""
+    folder = tmp_path / "in"
+    write_photo(folder / "a.jpg")
+    os.mkfifo(folder / "x.jpg")
+    write_photo(folder / "z.jpg", seed=1)
+    process = rawback_process("batch", folder, "-o", tmp_path / "out", "--method", "analytic")
+    _, err = process.communicate(timeout=120)  # a hang fails here
+    assert process.returncode == 1, err.decode(errors="replace")
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.dng", "z.dng"]
+    assert err.decode().splitlines() == [
+        f"error: {folder / 'x.jpg'}: is a FIFO (named pipe), not a photo file; skipped"
+    ]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_issue_21_a_link_to_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """A link to /dev/zero named z.jpg grew to 24 GB: the read is refused before it starts."""
+    os.symlink("/dev/zero", tmp_path / "z.jpg")
+    with pytest.raises(InputError, match="is a character device, not a photo file"):
+        read_image(tmp_path / "z.jpg")
+
+
+def test_issue_21_a_self_looping_link_does_not_stop_the_batch(tmp_path: Path) -> None:
+    """A link to itself made Path.resolve() raise RuntimeError while planning: nothing converted."""
+    folder = tmp_path / "in"
+    write_photo(folder / "a.jpg")
+    os.symlink("loop.jpg", folder / "loop.jpg")
+    os.symlink("dirloop", folder / "dirloop")
+    result = run_cli("batch", folder, "-o", tmp_path / "out", "--method", "analytic")
+    assert result.exit_code == 1, result.output
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.dng"]
+    (line,) = result.stderr.splitlines()
+    assert (
+        line.startswith(f"error: {folder / 'loop.jpg'}: cannot read: ") and "Traceback" not in result.output
+    )

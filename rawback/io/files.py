@@ -55,7 +55,7 @@ def find_images(root: Path, *, exclude: Path | None = None) -> tuple[list[Path],
     """
     if not root.is_dir():
         raise InputError(root, "no such folder" if not root.exists() else "is not a folder")
-    skip = exclude.resolve() if exclude is not None else None
+    skip = resolved(exclude) if exclude is not None else None
     unreadable: list[tuple[Path, str]] = []
 
     def on_error(exc: OSError) -> None:
@@ -65,8 +65,17 @@ def find_images(root: Path, *, exclude: Path | None = None) -> tuple[list[Path],
     found = []
     for folder, dirs, files in os.walk(root, onerror=on_error):
         here = Path(folder)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and resolved(here / d) != skip]
         found += [here / f for f in files if not f.startswith(".") and is_image(Path(f))]
     # Sort by path components, not strings, so "a/b.jpg" and "a-b.jpg" order the same everywhere.
     found.sort(key=lambda p: p.relative_to(root).parts)
     return found, unreadable
+
+
+def resolved(path: Path) -> Path:
+    """The absolute path with links followed as far as they go: a link that loops (a -> a) stays
+    as it is instead of stopping the whole command (RuntimeError from Path.resolve)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()

@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import io
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,10 +134,13 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The whole file, read only if it is a regular file and only as far as its size: a FIFO named
+    like a photo would block for ever and a link to /dev/zero would never end."""
     if path.suffix.lower() in RAW_SUFFIXES:
         raise InputError(path, "is a camera RAW file; rawback reads JPEG, PNG, TIFF or HEIC photos")
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO waits for a writer otherwise, before any check could run.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         if path.is_symlink():  # the link is there, what it points to is not
             raise InputError(path, f"is a link to {os.readlink(path)}, which does not exist") from None
@@ -147,9 +151,26 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(path, "permission denied") from None
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(path, "is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            raise InputError(path, f"is {_file_kind(mode)}, not a photo file; skipped")
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            data = handle.read(size)  # bounded: a file that grows while it is read is cut at its size
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
     if not data:
         raise InputError(path, "file is empty")
     return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def _check_size(path: Path, width: int, height: int, max_pixels: int, min_side: int) -> None:
