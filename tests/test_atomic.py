@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rawback.errors import OutputError
-from rawback.io.atomic import atomic_output
+from rawback.io.atomic import atomic_output, remove_stale_parts, temp_prefix
 
 
 def test_writes_through_a_temporary_file(tmp_path: Path) -> None:
@@ -83,3 +83,27 @@ def test_new_files_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "out.dng").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("length", [237, 245, 251, 255])
+def test_issue_21_a_name_near_the_length_limit_is_written(tmp_path: Path, length: int) -> None:
+    """The temporary name added 15 characters to the output's: names of 237-251 characters
+    failed after the conversion's work was done."""
+    target = tmp_path / ("é" * 3 + "x" * (length - 6 - 4) + ".dng")  # "é" is 2 bytes in UTF-8
+    assert len(os.fsencode(target.name)) == length
+    with atomic_output(target) as tmp:
+        assert len(os.fsencode(tmp.name)) <= 255
+        tmp.write_bytes(b"data")
+    assert target.read_bytes() == b"data"
+    assert os.listdir(tmp_path) == [target.name]
+
+
+def test_issue_21_what_kill_9_left_of_a_long_name_is_found_and_removed(tmp_path: Path) -> None:
+    target = tmp_path / ("x" * 247 + ".dng")
+    other = tmp_path / ("x" * 246 + "y.dng")  # the same first bytes: only the hash tells them apart
+    stale, foreign = (Path(f"{tmp_path}/{temp_prefix(p.name)}k3j9x_ab.part") for p in (target, other))
+    for part in (stale, foreign):
+        part.write_bytes(b"half a DNG")
+        os.utime(part, (0, 0))
+    assert remove_stale_parts([target]) == 1
+    assert not stale.exists() and foreign.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 import time
@@ -29,16 +30,33 @@ def current_umask() -> int:
 
 PART_SUFFIX = ".part"
 STALE_AFTER = 3600.0  # seconds: no conversion keeps a temporary file open this long
+NAME_MAX = 255  # bytes in one file name on every file system rawback writes to
+RANDOM_CHARS = 8  # what tempfile.mkstemp puts between the prefix and the suffix
+
+
+def temp_prefix(name: str) -> str:
+    """The start of the temporary file names for output `name`: `.NAME.`, or for a name so long
+    that the temporary one would pass the file system's limit, as much of it as fits and a hash of
+    the whole, `.NA~1a2b3c4d.` (a 251-character name failed after its work was done)."""
+    whole = f".{name}."
+    room = NAME_MAX - RANDOM_CHARS - len(PART_SUFFIX)
+    if len(os.fsencode(whole)) <= room:
+        return whole
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
+    # Cut on bytes; a character cut in two (or a byte that is not UTF-8) is dropped.
+    keep = os.fsencode(name)[: room - len(digest) - 3].decode("utf-8", "ignore")
+    return f".{keep}~{digest}."
 
 
 def remove_stale_parts(outputs: Iterable[Path], *, older_than: float = STALE_AFTER) -> int:
     """Delete the temporary files that `atomic_output` left for these outputs when its process
     was killed outright (`kill -9`, a lost machine), which no handler can clean up. Only files of
-    its own naming, `.NAME.XXXXXXXX.part` beside NAME, untouched for `older_than` seconds (a
-    live writer's file is younger). Each folder is listed once. Returns how many were removed."""
+    its own naming, `temp_prefix(NAME) + XXXXXXXX.part` beside NAME, untouched for `older_than`
+    seconds (a live writer's file is younger). Each folder is listed once. Returns how many were
+    removed."""
     wanted: dict[Path, set[str]] = {}
     for output in outputs:
-        wanted.setdefault(output.parent, set()).add(output.name)
+        wanted.setdefault(output.parent, set()).add(temp_prefix(output.name))
     removed = 0
     now = time.time()
     for folder, names in wanted.items():
@@ -48,11 +66,11 @@ def remove_stale_parts(outputs: Iterable[Path], *, older_than: float = STALE_AFT
             continue
         for entry in entries:
             name = entry.name
-            if not (name.startswith(".") and name.endswith(PART_SUFFIX)):
+            if not name.endswith(PART_SUFFIX):
                 continue
-            output_name = name[1:].rsplit(".", 2)[0]  # ".a.dng.k3j9x.part" -> "a.dng"
+            prefix = name[: -len(PART_SUFFIX) - RANDOM_CHARS]  # ".a.dng.k3j9x0ab.part" -> ".a.dng."
             with contextlib.suppress(OSError):
-                if output_name in names and now - entry.stat().st_mtime > older_than:
+                if prefix in names and now - entry.stat().st_mtime > older_than:
                     os.unlink(entry.path)
                     removed += 1
     return removed
@@ -71,7 +89,7 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     folder = path.parent if str(path.parent) else Path(".")
     check_writable(path, overwrite=overwrite)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=PART_SUFFIX, dir=folder)
     except FileNotFoundError as exc:
         raise OutputError(path, f"output folder {folder} does not exist") from exc
     except PermissionError as exc:
