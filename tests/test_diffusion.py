@@ -16,8 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rawback.camera import builtin_profiles
-from rawback.choices import TILING
-from rawback.cli import DEFAULT_SAMPLER, DEFAULT_STEPS, app
+from rawback.choices import DEFAULT_SAMPLER, DEFAULT_STEPS, TILING
+from rawback.cli import app
 from rawback.convert import ConvertOptions, convert_file
 from rawback.device import uses_bf16
 from rawback.diffusion_settings import DiffusionSettings
@@ -331,6 +331,25 @@ def test_train_config_overrides_are_typed() -> None:
         TrainConfig().with_overrides(["stepz=10"])
     with pytest.raises(UsageError, match="must be int"):
         TrainConfig().with_overrides(["steps=ten"])
+
+
+def test_train_options_become_one_config_and_a_run_is_never_started_over(tmp_path: Path) -> None:
+    """`train --config F --set ... --validation G --exclude G`: the globs are settings like any other."""
+    from rawback.train.config import train_config
+    from rawback.train.loop import check_new_run
+
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps({"steps": 7, "lr": 0.001}))
+    config = train_config(config_file=file, overrides=["lr=0.002"], validation=["val/*"], exclude=["x/*"])
+    assert (config.steps, config.lr, config.validation, config.exclude) == (7, 0.002, ("val/*",), ("x/*",))
+    assert train_config() == TrainConfig()
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        train_config(overrides=["steps"])
+    check_new_run(tmp_path / "new", resume=False)
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    check_new_run(tmp_path, resume=True)
+    with pytest.raises(UsageError, match="already holds a run: pass --resume"):
+        check_new_run(tmp_path, resume=False)
 
 
 def test_simulator_settings_come_from_the_training_config(raw_folder, cache_dir) -> None:

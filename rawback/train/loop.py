@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from rawback.device import autocast, resolve_device, uses_bf16
-from rawback.errors import OutputError, RawbackError
+from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.model.config import preset, profile_camera
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.illuminant import GLOBAL_OUTPUTS
@@ -494,3 +494,10 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     if step == start:
         save_checkpoint(step)
     return out / "model.pt"
+
+
+def check_new_run(out: Path, *, resume: bool) -> None:
+    """Before anything is decoded: a run folder that holds a checkpoint is only continued
+    (--resume), never started over, which would overwrite its checkpoint and weights."""
+    if (out / CHECKPOINT).exists() and not resume:
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
