@@ -450,3 +450,63 @@ def _box_resize(
 ) -> np.ndarray:
     """Area average of a float plane, or of its `box`, onto (width, height)."""
     return np.asarray(_float_image(plane).resize(size, Image.Resampling.BOX, box=box))
+
+
+# --- `rawback profile curve` as a plain function: the command only prints what it returns --------
+
+
+@dataclass(frozen=True)
+class SavedFinish:
+    profile: CameraProfile  # as saved: with the finish, under its final name
+    path: Path
+    measured: FinishMeasurement
+    failed: list[str]  # why each unusable pair was left out (each also given to on_error)
+
+    def style_differs(self, result: PairResult) -> bool:
+        """Whether the pair was probably shot in another picture style than the others."""
+        return len(self.measured.pairs) > 1 and result.deviation > STYLE_DEVIATION
+
+
+def save_camera_finish(
+    paths: Iterable[Path],
+    *,
+    folder: Path,
+    camera: str | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    on_error: Callable[[InputError], None] | None = None,
+) -> SavedFinish:
+    """`rawback profile curve`: measure one camera's finish from the pairs among `paths` and save
+    it, under `name` (else the profile's own), into `folder`, in the profile `camera` names (else
+    the RAWs' make and model match, else one made from the first RAW). A pair that cannot be used
+    goes to `on_error` and is skipped. Raises RawbackError for no RAW, several cameras, no usable
+    pair, or a target that cannot be written (checked before the minutes of measuring)."""
+    from rawback.camera import match_profile, profile_from_raw, profile_target, resolve_profile, save_profile
+    from rawback.io.raw import read_make_model
+
+    pairs = find_pairs(paths)
+    if not pairs:
+        raise RawbackError("no RAW files found")
+    cameras = {read_make_model(p.raw) for p in pairs}
+    if len(cameras) > 1:  # one camera's finish per profile: pooled pairs would average two engines
+        names = ", ".join(sorted(" ".join(c).strip() or "unknown" for c in cameras))
+        raise RawbackError(f"the pairs come from several cameras ({names}); measure one camera at a time")
+    ((make, model),) = cameras
+    if camera is not None:
+        profile = resolve_profile(camera)
+    else:
+        profile = match_profile(make, model) or profile_from_raw(pairs[0].raw)
+    profile_target(name or profile.name, folder, overwrite=overwrite)  # before measuring
+    failed: list[str] = []
+
+    def skip(exc: InputError) -> None:
+        failed.append(str(exc))
+        if on_error is not None:
+            on_error(exc)
+
+    measured = measure_finish(pairs, profile, on_error=skip)
+    profile = with_finish(profile, measured)
+    if name is not None:
+        profile = dataclasses.replace(profile, name=name)
+    path = save_profile(profile, folder, overwrite=overwrite)
+    return SavedFinish(profile, path, measured, failed)

@@ -16,9 +16,10 @@ from rawback import camera, inverse, methods
 from rawback.choices import TILING
 from rawback.device import uses_bf16
 from rawback.diffusion_settings import DiffusionSettings
+from rawback.errors import UsageError
 from rawback.evaluate import report as eval_report
 from rawback.evaluate.report import to_json
-from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, diffusion_label, run_eval
+from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, diffusion_label, parse_steps, run_eval
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
 from tests.conftest import colour_profile
@@ -281,6 +282,15 @@ def test_save_inputs_keeps_each_protocol_input_beside_its_path(fake_data: Path, 
     saved = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*"))
     assert saved == ["a", "a/one.jpg", "b", "b/two.jpg"]
     assert Image.open(inputs / "a" / "one.jpg").format == "JPEG"
+
+
+def test_steps_parse_to_one_count_per_row_in_the_order_given() -> None:
+    assert parse_steps("1") == (1,)
+    assert parse_steps("8, 2,8,1") == (8, 2, 1)  # a repeat is one row, where it first appeared
+    for bad in ("0", "1,x", "", "2,", "-1", "1.5", "1;2"):
+        with pytest.raises(UsageError) as refused:
+            parse_steps(bad)
+        assert str(refused.value) == f"--steps must be positive integers separated by commas, not {bad!r}"
 
 
 @pytest.mark.parametrize(

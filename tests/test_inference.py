@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rawback.choices import TILING
-from rawback.cli import DEFAULT_SAMPLER, DEFAULT_STEPS, app
+from rawback.cli import app
 from rawback.convert import ConvertOptions, convert_file
 from rawback.device import uses_bf16
 from rawback.diffusion_settings import DiffusionSettings
@@ -53,10 +53,6 @@ def test_bundled_weights_convert_a_small_jpeg(tmp_path) -> None:
         rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
     original = np.asarray(Image.open(jpeg), dtype=np.float64)
     assert np.abs(rgb.astype(np.float64) - original).mean() < 20  # it looks like the photo
-
-
-def test_default_sampler_agrees_between_cli_and_library() -> None:
-    assert (DiffusionSettings().sampler, DiffusionSettings().steps) == (DEFAULT_SAMPLER, DEFAULT_STEPS)
 
 
 def test_tiles_default_to_the_device_and_the_help_says_which() -> None:

@@ -27,6 +27,7 @@ from rawback.tone_calibration import (
     find_pairs,
     measure_finish,
     pair_samples,
+    save_camera_finish,
     with_finish,
 )
 from tests.conftest import colour_profile
@@ -408,6 +409,61 @@ def test_undoing_saturation_inverts_a_finishs_saturation() -> None:
     curve = tone.exposure_only(16, 2.0)
     both = unprocess(encode(saturated), S40, NEUTRAL, bit_depth=16, curve=curve, saturation=SATURATION)
     assert np.max(np.abs(both - np.clip(plain / 2.0, 0, 1))) < 1e-3
+
+
+# --- what `profile curve` does, without the command line ------------------------------------------
+
+
+def test_save_camera_finish_measures_the_matched_camera_and_saves_it_under_a_new_name(
+    pair: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "user"))  # no profile of the user's machine
+    folder = tmp_path / "profiles"
+    saved = save_camera_finish([pair], folder=folder, name="my-s40")
+    assert saved.path == folder / "my-s40.json" and saved.failed == []
+    profile = saved.profile
+    assert (profile.name, profile.make, profile.model) == ("my-s40", "Canon", "PowerShot S40")
+    assert camera.load_profile_file(saved.path) == profile
+    assert knot_rmse(np.array(profile.tone_curve)) < 0.1
+    (result,) = saved.measured.pairs
+    assert result.pair == CurvePair(pair / "IMG_0001.dng", pair / "IMG_0001.JPG")
+    assert not saved.style_differs(result)  # one pair: nothing to differ from
+
+
+def test_save_camera_finish_skips_a_bad_pair_and_says_why(
+    pair: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "user"))
+    write_raw(pair / "IMG_0002.dng", seed=3)
+    Image.new("RGB", (90, 40)).save(pair / "IMG_0002.jpg")
+    errors: list[InputError] = []
+    saved = save_camera_finish([pair], folder=tmp_path / "profiles", on_error=errors.append)
+    assert [str(e) for e in errors] == saved.failed and len(saved.failed) == 1
+    assert errors[0].path == pair / "IMG_0002.jpg"
+    assert [r.pair.raw.name for r in saved.measured.pairs] == ["IMG_0001.dng"]  # the good pair counts
+    assert saved.path == tmp_path / "profiles" / "canon-powershot-s40.json" and saved.path.is_file()
+
+
+def test_save_camera_finish_checks_the_target_before_measuring(
+    pair: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rawback import tone_calibration
+
+    monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "user"))
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "canon-powershot-s40.json").write_text("{}")
+
+    def measure(*args, **kwargs):
+        raise AssertionError("measured before the target was checked")
+
+    monkeypatch.setattr(tone_calibration, "measure_finish", measure)
+    with pytest.raises(RawbackError, match="already exists"):
+        save_camera_finish([pair], folder=folder)
+    with pytest.raises(RawbackError, match="letters, digits"):
+        save_camera_finish([pair], folder=folder, name="my s40")
+    with pytest.raises(RawbackError, match=r"^no RAW files found$"):
+        save_camera_finish([pair / "IMG_0001.JPG"], folder=folder)
 
 
 # --- the command line ----------------------------------------------------------------------------

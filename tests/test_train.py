@@ -4,6 +4,7 @@ training config and `rawback train`'s refusals; a tiny model trains for a few st
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +196,25 @@ def test_train_config_overrides_are_typed() -> None:
         TrainConfig().with_overrides(["stepz=10"])
     with pytest.raises(UsageError, match="must be int"):
         TrainConfig().with_overrides(["steps=ten"])
+
+
+def test_train_options_become_one_config_and_a_run_is_never_started_over(tmp_path: Path) -> None:
+    """`train --config F --set ... --validation G --exclude G`: the globs are settings like any other."""
+    from rawback.train.checkpoint import check_new_run
+    from rawback.train.config import train_config
+
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps({"steps": 7, "lr": 0.001}))
+    config = train_config(config_file=file, overrides=["lr=0.002"], validation=["val/*"], exclude=["x/*"])
+    assert (config.steps, config.lr, config.validation, config.exclude) == (7, 0.002, ("val/*",), ("x/*",))
+    assert train_config() == TrainConfig()
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        train_config(overrides=["steps"])
+    check_new_run(tmp_path / "new", resume=False)
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    check_new_run(tmp_path, resume=True)
+    with pytest.raises(UsageError, match="already holds a run: pass --resume"):
+        check_new_run(tmp_path, resume=False)
 
 
 def test_simulator_settings_come_from_the_training_config(raw_folder, cache_dir) -> None:

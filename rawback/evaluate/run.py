@@ -23,7 +23,7 @@ import numpy as np
 from rawback import metrics
 from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
 from rawback.diffusion_settings import DiffusionSettings
-from rawback.errors import InputError, RawbackError
+from rawback.errors import InputError, RawbackError, UsageError
 from rawback.evaluate.environment import run_record
 from rawback.evaluate.protocols import Protocol, get_protocol
 from rawback.inverse import InverseRequest
@@ -357,3 +357,13 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
         weights=options.diffusion.weights,
     )
     return report
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """`eval --steps`: one diffusion step count, or a comma list of counts to sweep ("1,2,4,8"),
+    each count once in the order given, as the report lists its rows. Raises UsageError for
+    anything else, before any work."""
+    counts = tuple(int(v) for v in text.split(",") if v.strip().isdecimal())
+    if len(counts) != len(text.split(",")) or min(counts) < 1:
+        raise UsageError(f"--steps must be positive integers separated by commas, not {text!r}")
+    return tuple(dict.fromkeys(counts))

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rawback.errors import OutputError, RawbackError
+from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.train.config import TrainConfig
 
 TRAIN_CONFIG = "train_config.json"
@@ -136,3 +136,10 @@ def write_train_config(out: Path, config: TrainConfig) -> None:
     """The training config of the latest start, readable without torch (the log keeps the
     history of changes across resumes)."""
     (out / TRAIN_CONFIG).write_text(config.to_json() + "\n")
+
+
+def check_new_run(out: Path, *, resume: bool) -> None:
+    """Before anything is decoded: a run folder that holds a checkpoint is only continued
+    (--resume), never started over, which would overwrite its checkpoint and weights."""
+    if (out / CHECKPOINT).exists() and not resume:
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")

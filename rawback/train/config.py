@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,3 +154,22 @@ class TrainConfig:
 
 def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def train_config(
+    *,
+    config_file: Path | None = None,
+    overrides: Sequence[str] = (),
+    validation: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> TrainConfig:
+    """The settings of `rawback train`: the config file's (else the defaults), then the `--set`
+    overrides, then the --validation and --exclude globs, which go through the same overrides
+    (so they are checked, and saved in the run's config.json, like any other setting)."""
+    settings = TrainConfig.from_file(config_file) if config_file else TrainConfig()
+    overrides = list(overrides)
+    if validation:
+        overrides.append(f"validation={json.dumps(list(validation))}")
+    if exclude:
+        overrides.append(f"exclude={json.dumps(list(exclude))}")
+    return settings.with_overrides(overrides)

@@ -1,0 +1,197 @@
+"""`rawback profile list|show|add|curve`: camera profiles (rawback.camera) and the finish
+`curve` measures (rawback.tone_calibration)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rawback.cli.app import EXIT_FAILED, profile_app, user_errors
+
+
+def _numbers(values, digits: int = 4) -> str:
+    return " ".join(f"{v:.{digits}f}" for v in values)
+
+
+@profile_app.command("list")
+def profile_list() -> None:
+    """Built-in and user profiles (a user profile of the same name replaces the built-in)."""
+    with user_errors():
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+
+        from rawback.camera import builtin_profiles, profiles_in, user_folder
+
+        measured = "* tone curve measured by rawback profile curve"
+        user = f"+ user profile ({user_folder()}), matched before the built-in ones"
+        caption = f"{user}\n{measured}"
+        user_names = set(profiles_in(user_folder()))
+        # Light rules, and the derived white balance left to `profile show`: on an 80-column
+        # terminal the boxed table with it cut camera names to "Power…".
+        table = Table(title="camera profiles", caption=caption, box=box.SIMPLE_HEAD)
+        table.add_column("name", no_wrap=True)
+        table.add_column("camera")
+        table.add_column("CFA")
+        table.add_column("bits", justify="right")
+        table.add_column("black/white", justify="right", no_wrap=True)
+        for name, profile in sorted(builtin_profiles().items()):
+            black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
+            marks = ("+" if name in user_names else "") + ("*" if profile.tone_curve is not None else "")
+            table.add_row(
+                f"{name} {marks}".rstrip(),
+                f"{profile.make} {profile.model}",
+                profile.cfa_pattern,
+                str(profile.bits),
+                f"{black}/{profile.white_level}",
+            )
+        Console().print(table)
+
+
+@profile_app.command("show")
+def profile_show(
+    name: Annotated[
+        str, typer.Argument(help="A profile name, a profile .json or a RAW file.", show_default=False)
+    ],
+) -> None:
+    """Every field of a profile, and what rawback derives from it."""
+    with user_errors():
+        import dataclasses
+
+        from rawback.camera import PROFILE_SUFFIX, builtin_folder, resolve_profile, user_folder
+        from rawback.provenance import describe
+
+        profile = resolve_profile(name)
+        for field in dataclasses.fields(profile):
+            value = getattr(profile, field.name)
+            if field.name.startswith("color_matrix") and value is not None:
+                rows = [_numbers(value[i : i + 3]) for i in (0, 3, 6)]
+                value = " / ".join(rows)
+            elif isinstance(value, tuple):
+                value = ", ".join(str(v) for v in value) or "-"
+            elif field.name == "finish_renderer" and profile.tone_curve is not None:
+                value = describe(value)
+            typer.echo(f"{field.name}: {value}")
+        neutral = profile.daylight_neutral()
+        typer.echo(f"daylight neutral (derived, camera RGB of D65 white): {_numbers(neutral)}")
+        typer.echo(f"daylight multipliers (derived, 1 / neutral): {_numbers(1.0 / neutral)}")
+        if Path(name).expanduser().is_file():  # a profile .json or a RAW: that file, not a saved one
+            typer.echo(f"file: {Path(name).expanduser()}")
+            return
+        for folder, kind in ((user_folder(), "user"), (builtin_folder(), "built-in")):
+            path = folder / f"{profile.name}{PROFILE_SUFFIX}"
+            if path.is_file():
+                typer.echo(f"file ({kind}): {path}")
+                break
+
+
+OverwriteProfile = Annotated[
+    bool, typer.Option("--overwrite", help="Replace a saved profile of the same name.")
+]
+
+
+@profile_app.command("add")
+def profile_add(
+    raw_file: Annotated[Path, typer.Argument(help="A RAW or DNG file of the camera.", show_default=False)],
+    name: Annotated[
+        str | None,
+        typer.Option(help="Profile name. Default: from the camera's make and model.", show_default=False),
+    ] = None,
+    builtin: Annotated[
+        bool, typer.Option("--builtin", help="Save into rawback's built-in profiles (for developers).")
+    ] = False,
+    overwrite: OverwriteProfile = False,
+) -> None:
+    """Make a camera profile from one RAW file of the camera and save it in the user folder
+    ($RAWBACK_PROFILE_DIR, else $XDG_CONFIG_HOME/rawback/profiles, else ~/.config/rawback/profiles).
+    A user profile is matched before a built-in one of the same camera."""
+    with user_errors():
+        from rawback.camera import builtin_folder, profile_from_raw, save_profile, user_folder
+
+        profile = profile_from_raw(raw_file, name=name)
+        path = save_profile(profile, builtin_folder() if builtin else user_folder(), overwrite=overwrite)
+        typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
+        typer.echo(f"use it with: rawback convert PHOTO --camera {profile.name}")
+
+
+@profile_app.command("curve")
+def profile_curve(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="RAW+JPEG pairs of one camera (same name, e.g. IMG_0042.CR2 + IMG_0042.JPG; or a .HIF/.HEIC "
+            "beside the RAW), or folders holding them. A RAW without a JPEG is paired with the preview "
+            "its camera embedded in it.",
+            show_default=False,
+        ),
+    ],
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            help="The profile to add the finish to: a profile name, a profile .json or a RAW/DNG. Default: "
+            "the profile matching the RAW files' make and model, else one extracted from the first RAW.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Save under this profile name. Default: the camera's own.", show_default=False),
+    ] = None,
+    builtin: Annotated[
+        bool,
+        typer.Option("--builtin", help="Save into rawback's built-in profiles (for developers)."),
+    ] = False,
+    overwrite: OverwriteProfile = False,
+) -> None:
+    """Measure the camera's JPEG tone curve and saturation from RAW+JPEG pairs of its shots (or its
+    RAW files' embedded previews) and save them in its user profile: from then on `convert` and
+    `batch` undo them for that camera's JPEGs (docs/profiles.md).
+    Exit status 1 if a pair could not be used."""
+    with user_errors():
+        from rawback.camera import builtin_folder, user_folder
+        from rawback.console import print_error, print_warning
+        from rawback.provenance import describe
+        from rawback.tone_calibration import save_camera_finish
+
+        saved = save_camera_finish(
+            paths,
+            folder=builtin_folder() if builtin else user_folder(),
+            camera=camera,
+            name=name,
+            overwrite=overwrite,
+            on_error=lambda exc: print_error(str(exc)),  # as it happens: measuring takes a while
+        )
+        measured, profile = saved.measured, saved.profile
+        fit = measured.curve
+        for result in measured.pairs:
+            turned = f", JPEG turned {90 * result.rotation}°" if result.rotation else ""
+            cropped = ""
+            if max(result.margins) >= 0.5:
+                left, top, right, bottom = (round(m) for m in result.margins)
+                cropped = (
+                    f", JPEG shows the RAW less {left}/{top}/{right}/{bottom} px (left/top/right/bottom)"
+                )
+            other = result.pair.jpeg.name if result.pair.jpeg is not None else "its embedded preview"
+            typer.echo(
+                f"{result.pair.raw.name} + {other}: {result.pixels} samples, "
+                f"residual {100 * result.rms_residual:.1f} %{turned}{cropped}"
+            )
+            if saved.style_differs(result):
+                print_warning(
+                    f"{result.pair.jpeg or result.pair.raw}: its curve differs from the other pairs' by "
+                    f"{result.deviation:.2f} (another picture style or exposure setting?); measure each "
+                    "style separately"
+                )
+        typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
+        typer.echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")
+        typer.echo(
+            f"JPEGs rendered by {describe(measured.renderer)} (EXIF Software): convert undoes this finish "
+            "for photos of the same renderer only"
+        )
+        typer.echo(
+            f"{len(measured.pairs)} pair(s), residual {100 * fit.rms_residual:.1f} %, "
+            f"{int(fit.measured.sum())} of {len(fit.knots)} knots measured"
+        )
+        typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {saved.path}")
+        if saved.failed:
+            raise typer.Exit(EXIT_FAILED)
