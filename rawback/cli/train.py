@@ -18,9 +18,7 @@ def train(
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            help="Run folder: checkpoint.pt, model.pt (EMA weights), train_config.json, log.jsonl."
-        ),
+        typer.Option(help="Run folder: checkpoint.pt, model.pt (EMA weights), train_config.json, log.jsonl."),
     ] = Path("runs/rawback"),
     config: Annotated[
         Path | None,
