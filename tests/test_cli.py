@@ -431,7 +431,7 @@ def test_convert_refuses_a_photo_too_small_for_a_raw_file_in_one_line(tmp_path: 
     ],
 )
 def test_a_profile_name_must_be_a_plain_file_name(tmp_path: Path, name: str, problem: str) -> None:
-    from tests.test_tone_calibration import write_raw
+    from tests.test_profile_curve import write_raw
 
     write_raw(tmp_path / "IMG_0001.dng")
     env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
@@ -441,7 +441,7 @@ def test_a_profile_name_must_be_a_plain_file_name(tmp_path: Path, name: str, pro
 
 
 def test_profile_curve_refuses_an_existing_name_before_measuring(tmp_path: Path) -> None:
-    from tests.test_tone_calibration import write_raw
+    from tests.test_profile_curve import write_raw
 
     write_raw(tmp_path / "IMG_0001.dng")
     env = {"RAWBACK_PROFILE_DIR": str(tmp_path / "profiles")}
@@ -453,7 +453,7 @@ def test_profile_curve_refuses_an_existing_name_before_measuring(tmp_path: Path)
 
 
 def test_profile_show_of_a_file_names_that_file_and_add_names_a_photo_given_for_a_raw(tmp_path: Path) -> None:
-    from tests.test_tone_calibration import write_raw
+    from tests.test_profile_curve import write_raw
 
     raw = tmp_path / "IMG_0001.dng"
     write_raw(raw)

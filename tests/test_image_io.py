@@ -19,7 +19,7 @@ import tifffile
 from PIL import Image, ImageCms
 
 from rawback.errors import InputError
-from rawback.io import image as image_module
+from rawback.io import icc as icc_module
 from rawback.io.image import IMAGE_SUFFIXES, MAX_PIXELS, InputImage, read_image
 
 # --- ICC profiles, made from first principles ------------------------------------------------------
@@ -379,7 +379,7 @@ def test_display_p3_16_bit_keeps_16_bit_precision(tmp_path: Path) -> None:
 
 
 def test_16_bit_falls_back_to_8_bit_when_imagecodecs_cannot(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(image_module, "_convert16", lambda *args: None)
+    monkeypatch.setattr(icc_module, "convert16", lambda *args: None)
     path = tmp_path / "p3_16.tif"
     tifffile.imwrite(path, gradient(dtype=np.uint16), photometric="rgb", iccprofile=P3_ICC)
     image = read_image(path)

@@ -189,8 +189,8 @@ def test_a_finish_measured_on_lightroom_exports_is_undone_for_lightroom_exports_
     """A photographer who lost the RAWs of old Lightroom exports measures the preset's finish from
     other RAWs and their exports: it is Lightroom's finish, not the camera's."""
     monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "profiles"))
-    from rawback.tone_calibration import find_pairs, measure_finish, with_finish
-    from tests.test_tone_calibration import S40, camera_jpeg, write_raw
+    from rawback.profile_curve import find_pairs, measure_finish, with_finish
+    from tests.test_profile_curve import S40, camera_jpeg, write_raw
 
     shots = tmp_path / "shots"
     for i in (1, 2):
@@ -221,7 +221,7 @@ def test_a_finish_measured_on_lightroom_exports_is_undone_for_lightroom_exports_
 
 
 def test_profile_curve_refuses_jpegs_of_different_renderers(tmp_path: Path) -> None:
-    from tests.test_tone_calibration import camera_jpeg, write_raw
+    from tests.test_profile_curve import camera_jpeg, write_raw
 
     shots = tmp_path / "shots"
     for i, software in ((1, None), (2, "darktable 4.6.1")):

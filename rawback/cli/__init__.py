@@ -1,5 +1,5 @@
 """The `rawback` command line. Each command parses its options and calls plain functions
-(rawback.batch, rawback.convert, rawback.camera, rawback.tone_calibration...); only this package
+(rawback.batch, rawback.convert, rawback.camera, rawback.profile_curve...); only this package
 and rawback.console draw.
 
 app.py holds the Typer app, exit statuses and `run` (the console script); options.py the option

@@ -1,5 +1,5 @@
 """`rawback profile list|show|add|curve`: camera profiles (rawback.camera) and the finish
-`curve` measures (rawback.tone_calibration)."""
+`curve` measures (rawback.profile_curve)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -150,8 +150,8 @@ def profile_curve(
     with user_errors():
         from rawback.camera import builtin_folder, user_folder
         from rawback.console import print_error, print_warning
+        from rawback.profile_curve import save_camera_finish
         from rawback.provenance import describe
-        from rawback.tone_calibration import save_camera_finish
 
         saved = save_camera_finish(
             paths,

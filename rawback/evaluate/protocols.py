@@ -293,8 +293,8 @@ def raw_in_frame_of(raw: RawImage, rgb: np.ndarray, source: Path, what: str) -> 
     import dataclasses
 
     from rawback.camera import profile_from_raw_image
+    from rawback.framing import ASPECT_TOLERANCE, developed_raw, frame_margins
     from rawback.isp.color import srgb_to_linear
-    from rawback.tone_calibration import ASPECT_TOLERANCE, developed_raw, frame_margins
 
     ph, pw = rgb.shape[:2]
     h, w = raw.mosaic.shape
@@ -350,7 +350,7 @@ class CameraPreviewProtocol(Protocol):
     def make_input(self, raw: RawImage, folder: Path) -> PreparedInput:
         import piexif
 
-        from rawback.tone_calibration import embedded_preview
+        from rawback.io.raw import embedded_preview
 
         embedded = embedded_preview(raw.path)
         scored, preview = raw_in_frame_of(raw, embedded.rgb, raw.path, "its embedded preview")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import io
 import os
 import stat
@@ -34,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from rawback.errors import InputError, first_line
+from rawback.io import icc
 from rawback.io.exif import ExifData, read_exif
 from rawback.io.heif import HEIF_SUFFIXES, decode_heif, is_heif
 from rawback.io.jpeg_check import damage_warning, jpeg_damage
@@ -57,8 +57,6 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
 # What Pillow (and the decoders under it) raise for damaged files.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
-_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
-_PILLOW_MODE = {"GRAY": "L", "RGB": "RGB", "CMYK": "CMYK"}
 
 
 @dataclass
@@ -125,7 +123,7 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
     # pixels it converted to sRGB.
     if is_jpeg and decoded.icc is None and decoded.space == "RGB" and exif.colour_space == "Adobe RGB":
         name = "Adobe RGB (1998), as its EXIF colour space says (no ICC profile),"
-        decoded = dataclasses.replace(decoded, icc=_adobe_rgb_icc(), icc_name=name)
+        decoded = dataclasses.replace(decoded, icc=icc.adobe_rgb_icc(), icc_name=name)
     pixels, bit_depth, note = _to_srgb(path, decoded)
     jpeg = data if is_jpeg and _jpeg_frame_marker(data) == 0xC0 else None
     damage = jpeg_damage(data) if is_jpeg else None
@@ -151,13 +149,14 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(path, "permission denied") from None
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if stat.S_ISDIR(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise InputError(path, "is a folder, not a file")
-        if not stat.S_ISREG(mode):
-            raise InputError(path, f"is {_file_kind(mode)}, not a photo file; skipped")
-        size = os.fstat(handle.fileno()).st_size
+        raise InputError(path, f"is {_file_kind(info.st_mode)}, not a photo file; skipped")
+    size = info.st_size
+    with os.fdopen(fd, "rb") as handle:
         try:
             data = handle.read(size)  # bounded: a file that grows while it is read is cut at its size
         except OSError as exc:
@@ -428,17 +427,17 @@ def _to_srgb(path: Path, image: _Decoded) -> tuple[np.ndarray, int, str | None]:
     if profile_space != space:
         return _unusable_profile(path, image, f"its ICC profile is for {profile_space}, not {space}")
     try:
-        if space != "CMYK" and _maps_like_srgb(image.icc, space):
+        if space != "CMYK" and icc.maps_like_srgb(image.icc, space):
             return pixels, bits, None
         if bits == 8:
-            return _convert8(pixels, image.icc, space), 8, f"converted from {name} to sRGB"
-        converted = _convert16(pixels, image.icc, space)
+            return icc.convert8(pixels, image.icc, space), 8, f"converted from {name} to sRGB"
+        converted = icc.convert16(pixels, image.icc, space)
         if converted is not None:
             return converted, 16, f"converted from {name} to sRGB"
         # imagecodecs' LittleCMS refused the profile: Pillow's works at 8 bits only.
         pixels8 = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
         note = f"converted from {name} to sRGB at 8-bit precision (no 16-bit transform)"
-        return _convert8(pixels8, image.icc, space), 8, note
+        return icc.convert8(pixels8, image.icc, space), 8, note
     except ImageCms.PyCMSError as exc:
         return _unusable_profile(path, image, f"its ICC profile cannot be applied ({first_line(exc)})")
 
@@ -447,74 +446,6 @@ def _unusable_profile(path: Path, image: _Decoded, problem: str) -> tuple[np.nda
     if image.space == "CMYK":  # no fallback: CMYK has no default meaning
         raise InputError(path, f"CMYK image whose colours cannot be converted: {problem}")
     return image.pixels, image.bit_depth, f"{problem}; assumed sRGB"
-
-
-@functools.cache
-def _adobe_rgb_icc() -> bytes:
-    import imagecodecs
-
-    return imagecodecs.cms_profile("adobergb")  # Adobe RGB (1998): its primaries, D65, gamma 563/256
-
-
-@functools.cache
-def _srgb_profile() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-@functools.lru_cache(maxsize=8)
-def _pillow_transform(icc: bytes, space: str) -> ImageCms.ImageCmsTransform:
-    return ImageCms.buildTransform(
-        ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-        _srgb_profile(),
-        _PILLOW_MODE[space],
-        "RGB",
-        renderingIntent=_INTENT,
-        flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
-    )
-
-
-def _convert8(pixels: np.ndarray, icc: bytes, space: str) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    im = Image.frombytes(_PILLOW_MODE[space], (width, height), np.ascontiguousarray(pixels).tobytes())
-    return np.asarray(ImageCms.applyTransform(im, _pillow_transform(icc, space)))
-
-
-def _convert16(pixels: np.ndarray, icc: bytes, space: str) -> np.ndarray | None:
-    """16-bit LittleCMS transform through imagecodecs; None when it cannot build one."""
-    import imagecodecs
-
-    # Without NOOPTIMIZE LittleCMS resamples the transform into a LUT that is off by up to 3900/65535
-    # for saturated colours; unoptimised it is exact to rounding (1.4 s per 12 MP).
-    flags = int(ImageCms.Flags.NOOPTIMIZE | ImageCms.Flags.BLACKPOINTCOMPENSATION)
-    try:
-        return imagecodecs.cms_transform(
-            np.ascontiguousarray(pixels),
-            icc,
-            _srgb_profile().tobytes(),
-            colorspace=space.lower(),
-            outcolorspace="rgb",
-            intent=int(_INTENT),
-            flags=flags,
-        )
-    except (imagecodecs.CmsError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=16)
-def _maps_like_srgb(icc: bytes, space: str) -> bool:
-    """Whether a profile is sRGB in all but name ("sRGB IEC61966-2.1", Facebook's "c2", ...).
-
-    Converting those would only add rounding, so probe a colour grid (or grey ramp) through it.
-    """
-    if space == "GRAY":
-        probe = np.arange(256, dtype=np.uint8)[None, :]
-        expected = np.repeat(probe[..., None], 3, axis=2)
-    else:
-        levels = np.arange(0, 256, 17, dtype=np.uint8)
-        probe = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
-        probe = expected = probe.reshape(64, 64, 3)
-    out = _convert8(probe, icc, space)
-    return int(np.abs(out.astype(np.int16) - expected).max()) <= 2
 
 
 def _float_rgb(pixels: np.ndarray) -> np.ndarray:

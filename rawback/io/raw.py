@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -358,3 +359,45 @@ def to_mosaic_geometry(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
         return rgb
     image = Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS)
     return np.asarray(image)
+
+
+# --- the camera's own picture in its RAW ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbeddedPreview:
+    """The picture of the shot a camera stored in its RAW file, rendered by its own engine."""
+
+    rgb: np.ndarray  # (h, w, 3) uint8 sRGB
+    jpeg: bytes | None  # the JPEG as stored; None for a bitmap preview (e.g. a DNG's RGB thumbnail)
+
+
+def embedded_preview(raw_path: Path) -> EmbeddedPreview:
+    """The largest preview embedded in a RAW file (LibRaw's choice): a JPEG (Canon's CRWs, most
+    cameras) or an RGB bitmap (the GoPro DNGs in ../shared/data carry a 256x192 one). A DNG made
+    by a converter carries the converter's rendering, not the camera's (those GoPro DNGs too).
+    Raises InputError naming the file when there is none, or it is blank (rawback's own DNGs made
+    with `--no-preview`)."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(raw_path)) as raw:
+            preview = raw.extract_thumb()
+    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+        raise InputError(raw_path, "no preview is embedded in it") from None
+    except rawpy.LibRawError as exc:
+        raise InputError(raw_path, f"LibRaw cannot read it ({type(exc).__name__})") from None
+    if preview.format == rawpy.ThumbFormat.JPEG:
+        jpeg = bytes(preview.data)
+        try:
+            with Image.open(io.BytesIO(jpeg)) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except OSError as exc:
+            raise InputError(raw_path, f"its embedded JPEG preview cannot be decoded ({exc})") from None
+    else:
+        jpeg, rgb = None, np.asarray(preview.data)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise InputError(raw_path, f"its embedded preview is not 8-bit RGB ({rgb.dtype}, {rgb.shape})")
+    if rgb.std() < 1.0:  # in 8-bit steps: a placeholder, not a picture
+        raise InputError(raw_path, "its embedded preview is blank")
+    return EmbeddedPreview(rgb, jpeg)

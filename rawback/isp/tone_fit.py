@@ -82,7 +82,7 @@ def jpeg_unclipped(encoded: np.ndarray) -> np.ndarray:
 
 def fit_tone_curve(x: np.ndarray, y: np.ndarray, knots: int = 16) -> ToneCurveFit:
     """Fit the inverse tone curve's knots to linear values x (what the curve received) and y (what
-    it gave), as rawback.tone_calibration samples them from pairs (pool several pairs by concatenating)."""
+    it gave), as rawback.profile_curve samples them from pairs (pool several pairs by concatenating)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:

@@ -14,7 +14,6 @@ colours' offsets from luminance). Every pair's pixels are pooled into one fit.
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ from PIL import Image
 
 from rawback.camera import CameraProfile
 from rawback.errors import InputError, RawbackError
+from rawback.framing import ASPECT_TOLERANCE, box_resize, developed_raw, float_image, grid_size, margins_of
 from rawback.io.heif import HEIF_SUFFIXES
-from rawback.io.raw import RAW_SUFFIXES
+from rawback.io.raw import RAW_SUFFIXES, embedded_preview
 from rawback.isp import tone_fit
 
 # The camera's picture beside its RAW: a JPEG, or the HEIF some cameras save instead (read as
@@ -40,17 +40,10 @@ GRID_LONG_SIDE = 1024
 # on `finished` pairs (true 1.25): all cells 1.14 (DC50) and 1.25 (S40); the smoother half 1.22
 # and 1.24; on the tests' synthetic pair (true 1.30) 1.26 and 1.30.
 SMOOTH_COLOUR_SHARE = 0.5
-ASPECT_TOLERANCE = 0.03  # relative: a RAW and its JPEG of the same frame agree to ~1 %
 # A true pair fits to a few per cent (ln units 0.03-0.09 on our test data); a different shot or
 # a JPEG edited afterwards leaves errors of tens of per cent.
 MISMATCH_RESIDUAL = 0.25
 CURVE_KNOTS = 16
-# How much of each side of the RAW's frame a camera's JPEG may leave out, as a fraction of that
-# side. The Canon S40's JPEGs leave out about 20 of the RAW's 2312 columns and 8 of its 1720 rows
-# (0.9 %, 0.5 %); without finding that crop its pairs fitted with residuals of 0.26-0.46, a
-# different shot's level.
-MAX_MARGIN = 0.04
-ALIGN_LONG_SIDE = 192  # the frame is found on luminance averaged down to this many pixels
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,7 @@ class PairSamples:
     colour_y: np.ndarray
     turns: int  # quarter turns applied to the JPEG
     curve: tone_fit.ToneCurveFit  # this pair's own curve, fitted to x and y
-    margins: tuple[float, float, float, float]  # RAW pixels the JPEG leaves out (see _frame_margins)
+    margins: tuple[float, float, float, float]  # RAW pixels the JPEG leaves out (framing.margins_of)
 
 
 MIN_PICTURE_SIDE = 128  # px, long side of the JPEG or preview a finish is measured from
@@ -129,12 +122,12 @@ def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
             f"(at least {MIN_PICTURE_SIDE} px on the long side)",
         )
     decoded, jpeg_ok = srgb_to_linear(encoded), tone_fit.jpeg_unclipped(encoded)
-    raw_luma = _float_image(linear @ tone_fit.LUMINANCE)
+    raw_luma = float_image(linear @ tone_fit.LUMINANCE)
     best: PairSamples | None = None
     for turns in _candidate_turns(linear.shape[:2], encoded.shape[:2], pair):
         turned = np.rot90(decoded, turns)
-        margins = _frame_margins(raw_luma, turned @ tone_fit.LUMINANCE)
-        size = _grid_size(turned.shape[:2])
+        margins = margins_of(raw_luma, turned @ tone_fit.LUMINANCE)
+        size = grid_size(turned.shape[:2], GRID_LONG_SIDE)
         box = (margins[0], margins[1], linear.shape[1] - margins[2], linear.shape[0] - margins[3])
         grid_x, cells_x = _averaged(linear, raw_ok, size, box)
         grid_y, cells_y = _averaged(turned, np.rot90(jpeg_ok, turns), size)
@@ -156,62 +149,6 @@ def pair_samples(pair: CurvePair, profile: CameraProfile) -> PairSamples:
             "or edited after the camera saved it)",
         )
     return best
-
-
-def developed_raw(path: Path, profile: CameraProfile) -> np.ndarray:
-    """A RAW file as linear sRGB (H, W, 3) at mosaic geometry, as the inverse undoes a camera
-    JPEG: LibRaw's linear demosaic, the white balance the camera recorded as LibRaw applies it
-    (the one the camera's JPEG was made with), the profile's colour matrix."""
-    from rawback.io.raw import camera_wb_neutral, read_linear_rgb
-    from rawback.isp.simulate import camera_to_linear_srgb
-
-    neutral = camera_wb_neutral(path)
-    return camera_to_linear_srgb(read_linear_rgb(path).rgb, profile, neutral)
-
-
-def frame_margins(linear: np.ndarray, jpeg_linear: np.ndarray) -> tuple[float, float, float, float]:
-    """RAW pixels (left, top, right, bottom) that a JPEG of the RAW's orientation leaves out; both
-    linear RGB (see _frame_margins)."""
-    return _frame_margins(_float_image(linear @ tone_fit.LUMINANCE), jpeg_linear @ tone_fit.LUMINANCE)
-
-
-@dataclass(frozen=True)
-class EmbeddedPreview:
-    """The picture of the shot a camera stored in its RAW file, rendered by its own engine."""
-
-    rgb: np.ndarray  # (h, w, 3) uint8 sRGB
-    jpeg: bytes | None  # the JPEG as stored; None for a bitmap preview (e.g. a DNG's RGB thumbnail)
-
-
-def embedded_preview(raw_path: Path) -> EmbeddedPreview:
-    """The largest preview embedded in a RAW file (LibRaw's choice): a JPEG (Canon's CRWs, most
-    cameras) or an RGB bitmap (the GoPro DNGs in ../shared/data carry a 256x192 one). A DNG made
-    by a converter carries the converter's rendering, not the camera's (those GoPro DNGs too).
-    Raises InputError naming the file when there is none, or it is blank (rawback's own DNGs made
-    with `--no-preview`)."""
-    import rawpy
-
-    try:
-        with rawpy.imread(str(raw_path)) as raw:
-            preview = raw.extract_thumb()
-    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
-        raise InputError(raw_path, "no preview is embedded in it") from None
-    except rawpy.LibRawError as exc:
-        raise InputError(raw_path, f"LibRaw cannot read it ({type(exc).__name__})") from None
-    if preview.format == rawpy.ThumbFormat.JPEG:
-        jpeg = bytes(preview.data)
-        try:
-            with Image.open(io.BytesIO(jpeg)) as image:
-                rgb = np.asarray(image.convert("RGB"))
-        except OSError as exc:
-            raise InputError(raw_path, f"its embedded JPEG preview cannot be decoded ({exc})") from None
-    else:
-        jpeg, rgb = None, np.asarray(preview.data)
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise InputError(raw_path, f"its embedded preview is not 8-bit RGB ({rgb.dtype}, {rgb.shape})")
-    if rgb.std() < 1.0:  # in 8-bit steps: a placeholder, not a picture
-        raise InputError(raw_path, "its embedded preview is blank")
-    return EmbeddedPreview(rgb, jpeg)
 
 
 def _read_jpeg_side(pair: CurvePair, read_image: Callable) -> np.ndarray:
@@ -375,13 +312,6 @@ def _candidate_turns(raw_shape: tuple[int, int], jpeg_shape: tuple[int, int], pa
     return turns
 
 
-def _grid_size(shape: tuple[int, ...], long_side: int = GRID_LONG_SIDE) -> tuple[int, int]:
-    """(width, height) of the common grid for a frame of `shape`: at most `long_side` long."""
-    h, w = shape[:2]
-    scale = min(1.0, long_side / max(h, w))
-    return max(1, round(w * scale)), max(1, round(h * scale))
-
-
 def _averaged(
     linear: np.ndarray,
     unclipped: np.ndarray,
@@ -391,47 +321,8 @@ def _averaged(
     """Linear RGB (h, w, 3), or its `box` (left, top, right, bottom in pixels, fractional allowed),
     averaged onto the grid, and the cells where no pixel was clipped (a clipped pixel would bias
     its cell's average)."""
-    grid = np.stack([_box_resize(linear[..., c], size, box) for c in range(3)], axis=-1)
-    return grid.astype(np.float64), _box_resize(unclipped.astype(np.float32), size, box) > 0.999
-
-
-def _frame_margins(raw_luma: Image.Image, jpeg_luma: np.ndarray) -> tuple[float, float, float, float]:
-    """How many of the RAW's pixels (left, top, right, bottom; fractional) the JPEG leaves out.
-
-    Both are averaged down to ALIGN_LONG_SIDE pixels, and the crop of the RAW whose luminance
-    ranks most like the JPEG's wins: rank correlation does not depend on the unknown tone curve.
-    Symmetric crops first on a grid, then each side alone by a shrinking step."""
-    width, height = raw_luma.size
-    size = _grid_size(jpeg_luma.shape, ALIGN_LONG_SIDE)
-    target = _ranks(_box_resize(jpeg_luma, size))
-
-    def score(m: tuple[float, float, float, float]) -> float:
-        box = (m[0] * width, m[1] * height, width - m[2] * width, height - m[3] * height)
-        cropped = np.asarray(raw_luma.resize(size, Image.Resampling.BOX, box=box))
-        return float(np.corrcoef(_ranks(cropped), target)[0, 1])
-
-    steps = np.linspace(0.0, MAX_MARGIN, 9)
-    best = max(((mx, my, mx, my) for mx in steps for my in steps), key=score)
-    best_score, step = score(best), steps[1] / 2
-    while step > MAX_MARGIN / 256:
-        improved = False
-        for side in range(4):
-            for delta in (-step, step):
-                candidate = list(best)
-                candidate[side] = min(MAX_MARGIN, max(0.0, candidate[side] + delta))
-                if (value := score(tuple(candidate))) > best_score:
-                    best, best_score, improved = tuple(candidate), value, True
-        if not improved:
-            step /= 2
-    return (best[0] * width, best[1] * height, best[2] * width, best[3] * height)
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    return np.argsort(np.argsort(values.ravel())).astype(np.float64)
-
-
-def _float_image(plane: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))  # mode "F"
+    grid = np.stack([box_resize(linear[..., c], size, box) for c in range(3)], axis=-1)
+    return grid.astype(np.float64), box_resize(unclipped.astype(np.float32), size, box) > 0.999
 
 
 def _colour_roughness(rgb: np.ndarray) -> np.ndarray:
@@ -443,13 +334,6 @@ def _colour_roughness(rgb: np.ndarray) -> np.ndarray:
     chroma = (rgb - luma[..., None]) / np.maximum(luma, 1e-4)[..., None]
     local = np.stack([ndimage.uniform_filter(chroma[..., c], 3, mode="nearest") for c in range(3)], axis=-1)
     return np.abs(chroma - local).sum(axis=-1)
-
-
-def _box_resize(
-    plane: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float] | None = None
-) -> np.ndarray:
-    """Area average of a float plane, or of its `box`, onto (width, height)."""
-    return np.asarray(_float_image(plane).resize(size, Image.Resampling.BOX, box=box))
 
 
 # --- `rawback profile curve` as a plain function: the command only prints what it returns --------

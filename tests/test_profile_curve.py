@@ -19,11 +19,11 @@ from rawback import camera, inverse, methods, metrics
 from rawback.cli import app
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import InputError, RawbackError
+from rawback.io.raw import embedded_preview
 from rawback.isp import bayer, color, tone, tone_fit
 from rawback.isp.unprocess import UnprocessSettings, to_counts, white_balance_scale
-from rawback.tone_calibration import (
+from rawback.profile_curve import (
     CurvePair,
-    embedded_preview,
     find_pairs,
     measure_finish,
     pair_samples,
