@@ -447,7 +447,7 @@ def test_save_camera_finish_skips_a_bad_pair_and_says_why(
 def test_save_camera_finish_checks_the_target_before_measuring(
     pair: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rawback import tone_calibration
+    from rawback import profile_curve
 
     monkeypatch.setenv("RAWBACK_PROFILE_DIR", str(tmp_path / "user"))
     folder = tmp_path / "profiles"
@@ -457,7 +457,7 @@ def test_save_camera_finish_checks_the_target_before_measuring(
     def measure(*args, **kwargs):
         raise AssertionError("measured before the target was checked")
 
-    monkeypatch.setattr(tone_calibration, "measure_finish", measure)
+    monkeypatch.setattr(profile_curve, "measure_finish", measure)
     with pytest.raises(RawbackError, match="already exists"):
         save_camera_finish([pair], folder=folder)
     with pytest.raises(RawbackError, match="letters, digits"):
