@@ -128,7 +128,8 @@ def write_reports(report: EvalReport, folder: Path) -> tuple[Path, Path]:
     with atomic_output(json_path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(to_json(report), indent=2) + "\n")
     with atomic_output(md_path, overwrite=True) as tmp:
-        tmp.write_text(to_markdown(report))
+        # A file name that is not UTF-8 (held with surrogates) is written escaped, as printed.
+        tmp.write_text(to_markdown(report), encoding="utf-8", errors="backslashreplace")
     return json_path, md_path
 
 

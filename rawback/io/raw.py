@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,13 +111,28 @@ def _libraw() -> ctypes.CDLL | None:
     return None
 
 
+def _imread(path: Path | str):
+    """rawpy.imread for any file name. rawpy passes names to LibRaw as UTF-8, so a name that is not
+    valid UTF-8 (copied from another system; Python holds it with surrogates) cannot be encoded:
+    such a file is opened here and handed over as a buffer (LibRaw then reads it into memory)."""
+    import rawpy
+
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        with open(path, "rb") as handle:
+            return rawpy.imread(handle)
+    return rawpy.imread(name)
+
+
 def read_make_model(path: Path) -> tuple[str, str]:
     """Camera make and model as LibRaw names them ("Canon", "PowerShot S40"); "" when unknown."""
     lib = _libraw()
     if lib is not None:
         handle = lib.libraw_init(0)
         try:
-            if handle and lib.libraw_open_file(handle, str(path).encode()) == 0:
+            if handle and lib.libraw_open_file(handle, os.fsencode(path)) == 0:
                 params = lib.libraw_get_iparams(handle)
                 # struct libraw_iparams_t { char guard[4]; char make[64]; char model[64]; ... }
                 make = ctypes.string_at(params + 4, 64).split(b"\0")[0]
@@ -169,7 +185,7 @@ def read_raw(path: Path | str) -> RawImage:
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _imread(path) as raw:
             return _from_rawpy(path, raw)
     except rawpy.LibRawError as exc:
         with path.open("rb") as handle:
@@ -269,7 +285,7 @@ def read_linear_rgb(path: Path | str) -> LinearRender:
     if not path.is_file():
         raise InputError(path, "no such file")
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _imread(path) as raw:
             if raw.num_colors != 3 or raw.raw_pattern is None or raw.raw_pattern.shape != (2, 2):
                 raise InputError(
                     path, "not a 2x2 Bayer sensor (X-Trans, Foveon and linear DNGs are unsupported)"
@@ -326,7 +342,7 @@ def render_raw(path: Path, **params: object) -> Render:
     import rawpy
 
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _imread(path) as raw:
             rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
             neutral = applied_neutral(raw)
     except rawpy.LibRawError as exc:
@@ -381,7 +397,7 @@ def embedded_preview(raw_path: Path) -> EmbeddedPreview:
     import rawpy
 
     try:
-        with rawpy.imread(str(raw_path)) as raw:
+        with _imread(raw_path) as raw:
             preview = raw.extract_thumb()
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
         raise InputError(raw_path, "no preview is embedded in it") from None

@@ -85,7 +85,8 @@ def cache_key(path: Path) -> str:
     times) gets a new key, for three 64 KiB reads instead of reading the whole file."""
     try:
         stat = path.stat()
-        digest = hashlib.sha1(f"{CACHE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        key = f"{CACHE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape"))  # any file name
         with path.open("rb") as handle:
             for offset in (
                 0,
