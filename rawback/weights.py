@@ -47,6 +47,9 @@ def save_weights(model: RawbackModel, path: Path, *, meta: dict | None = None) -
 
 
 def load_weights(path: Path | str, device: str | torch.device = "cpu") -> RawbackModel:
+    """A weights file as a model on `device`. Whatever the file holds, the answer is the model or
+    one RawbackError: the config is checked, and the tensors' names and shapes are compared with
+    a model built on the meta device (no memory) before the real one is allocated."""
     path = Path(path)
     if not path.is_file():
         raise RawbackError(f"{path}: model weights not found")
@@ -56,12 +59,50 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> Rawbac
         raise RawbackError(f"{path}: not a rawback weights file ({type(exc).__name__})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RawbackError(f"{path}: not a rawback weights file")
-    model = RawbackModel(ModelConfig.from_dict(json.loads(payload["config"])))
+    config = _config(path, payload.get("config"))
+    state = payload.get("state")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise RawbackError(f"{path}: damaged weights file (no tensors where the weights should be)")
+    state = {_current_name(k): v for k, v in state.items()}
     try:
-        model.load_state_dict({_current_name(k): v.float() for k, v in payload["state"].items()})
-    except RuntimeError as exc:  # missing or mis-shaped tensors: another model version
-        raise RawbackError(f"{path}: weights do not fit this version of rawback's model") from exc
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in RawbackModel(config).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError) as exc:  # sizes no layer takes
+        raise RawbackError(f"{path}: damaged weights file (its model config: {type(exc).__name__})") from exc
+    if expected != {k: tuple(v.shape) for k, v in state.items()}:  # another model version
+        raise RawbackError(f"{path}: weights do not fit this version of rawback's model")
+    model = RawbackModel(config)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.to(device).eval()
+
+
+# No model of rawback's comes near these; a config beyond them is damaged or hostile, and building
+# it (before its tensors could be compared) would take the machine's memory or time.
+MAX_CONFIG_INTEGER = 4096
+MAX_CONFIG_LIST = 16
+
+
+def _config(path: Path, text: object) -> ModelConfig:
+    try:
+        data = json.loads(text)  # type: ignore[arg-type]
+        numbers = [v for v in _leaves(data) if isinstance(v, int | float)]
+        if any(abs(v) > MAX_CONFIG_INTEGER for v in numbers if isinstance(v, int)):
+            raise ValueError("a size beyond any model's")
+        return ModelConfig.from_dict(data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        raise RawbackError(f"{path}: damaged weights file (its model config: {type(exc).__name__})") from exc
+
+
+def _leaves(data: object) -> list[object]:
+    if isinstance(data, dict):
+        return [leaf for value in data.values() for leaf in _leaves(value)]
+    if isinstance(data, list):
+        if len(data) > MAX_CONFIG_LIST and not all(isinstance(v, str) for v in data):
+            raise ValueError("a list longer than any model's")
+        return [leaf for value in data for leaf in _leaves(value)]
+    return [data]
 
 
 def _current_name(key: str) -> str:

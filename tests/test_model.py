@@ -4,6 +4,7 @@ head and the attention block."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,3 +79,52 @@ def test_attention_is_softmax_of_scaled_dot_products_per_head() -> None:
             heads.append((weights @ v).transpose(1, 2))  # (n, channels, positions)
         expected = x + block.out(torch.cat(heads, dim=1).reshape(n, c, h, w))
         assert torch.allclose(block(x), expected, atol=1e-10)
+
+
+def _crafted(tiny_weights: Path, tmp_path: Path, change) -> Path:
+    payload = torch.load(tiny_weights, weights_only=True)
+    change(payload)
+    path = tmp_path / "crafted.pt"
+    torch.save(payload, path)
+    return path
+
+
+def _set_config(payload: dict, **values) -> None:
+    config = json.loads(payload["config"])
+    config["unet"].update(values)
+    payload["config"] = json.dumps(config)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.update(config="{not json"),  # JSONDecodeError
+        lambda p: p.pop("state"),  # KeyError 'state'
+        lambda p: p.update(config=json.dumps({"name": "x"})),  # KeyError 'unet'
+        lambda p: p.update(config=json.dumps(["a", "list"])),  # TypeError
+        lambda p: p.update(state=[1, 2, 3]),
+        lambda p: p.update(state={"denoiser.unet.out.weight": "text"}),
+        lambda p: _set_config(p, base_channels=10**9),  # would allocate for ever
+        lambda p: _set_config(p, base_channels=-8),
+        lambda p: _set_config(p, channel_mults=[1] * 1000),
+        lambda p: _set_config(p, groups=0),
+    ],
+    ids=[
+        "json",
+        "no-state",
+        "no-unet",
+        "config-list",
+        "state-list",
+        "state-text",
+        "huge",
+        "negative",
+        "many-levels",
+        "zero-groups",
+    ],  # fmt: skip
+)
+def test_issue_21_weights_with_the_right_marker_but_wrong_contents_are_one_error(
+    tiny_weights: Path, tmp_path: Path, change
+) -> None:
+    """Such files crashed with JSONDecodeError, KeyError, TypeError or allocator errors."""
+    with pytest.raises(RawbackError, match=r"crafted\.pt: (damaged weights file|weights do not fit)"):
+        load_weights(_crafted(tiny_weights, tmp_path, change))
