@@ -120,7 +120,7 @@ def _set_config(payload: dict, **values) -> None:
         "negative",
         "many-levels",
         "zero-groups",
-    ],  # fmt: skip
+    ],
 )
 def test_issue_21_weights_with_the_right_marker_but_wrong_contents_are_one_error(
     tiny_weights: Path, tmp_path: Path, change
