@@ -5,7 +5,8 @@ the collision check work on the plan alone, and tests can check a plan without c
 Running reports through callbacks; only the CLI draws.
 
 A per-file problem (a corrupt photo, an output that already exists) is a `RawbackError`: it is
-recorded and the batch goes on. Anything else is a bug and stops the batch with its traceback.
+recorded and the batch goes on. Anything else is a bug: it too fails that photo alone, reported
+as a bug with its traceback under --verbose, so one hostile file never stops a batch.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import os
 import re
 import shlex
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
-from rawback.errors import OutputError, OutputExistsError, RawbackError, UsageError
+from rawback.errors import OutputError, OutputExistsError, RawbackError, UsageError, first_line
 from rawback.io.files import find_images, resolved
 from rawback.io.image import IMAGE_SUFFIXES
 from rawback.methods import get_method
@@ -50,6 +52,8 @@ class Outcome:
     status: Status
     result: ConvertResult | None = None
     error: str | None = None  # one line naming the file and the problem
+    # An unexpected error's traceback (a bug, not bad input), shown with --verbose
+    traceback: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -242,6 +246,13 @@ def run_one(
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
     except RawbackError as exc:
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
+    except Exception as exc:
+        # The per-photo boundary: whatever one photo holds, it fails alone and the batch goes on.
+        # This is a bug (every bad input should be a RawbackError), so it is reported as one, with
+        # its traceback under --verbose; Ctrl-C, SIGTERM and exit are BaseExceptions and pass.
+        what = f"{type(exc).__name__}: {first_line(exc)}"
+        error = f"{job.source}: unexpected error ({what}); a bug in rawback, please report it"
+        return Outcome(job, Status.FAILED, error=error, traceback=traceback.format_exc())
     return Outcome(job, Status.CONVERTED, result=result)
 
 

@@ -17,6 +17,13 @@ from rich.markup import escape
 from rawback.batch import Job, Outcome, Status, Summary, input_bytes
 
 
+def print_failure(outcome: Outcome, *, verbose: bool) -> None:
+    """A failed photo's line; after a bug's, its traceback with --verbose."""
+    print_error(outcome.error or str(outcome.job.source))
+    if verbose and outcome.traceback:
+        print(outcome.traceback.rstrip(), file=sys.stderr, flush=True)
+
+
 def print_error(message: str) -> None:
     # sys.stderr is resolved at call time: under a live progress bar it may be Rich's proxy.
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -79,7 +86,7 @@ class PlainReporter:
 
     def file_done(self, outcome: Outcome) -> None:
         if outcome.status is Status.FAILED:
-            print_error(outcome.error or str(outcome.job.source))
+            print_failure(outcome, verbose=self.verbose)
             return
         if self.quiet:
             return
@@ -186,7 +193,7 @@ class RichReporter(PlainReporter):
                 self.task, total=(task.total or size) - size, completed=self.completed_before, done=done
             )
         if outcome.status is Status.FAILED:
-            print_error(outcome.error or str(outcome.job.source))
+            print_failure(outcome, verbose=self.verbose)
             return
         if self.list_files:
             for line in self.lines(outcome):

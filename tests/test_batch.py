@@ -175,14 +175,42 @@ def test_run_reports_through_callbacks_and_counts_failures(tmp_path: Path) -> No
             assert "\n" not in outcome.error and str(outcome.job.source) in outcome.error
 
 
-def test_unexpected_errors_are_not_swallowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_issue_21_an_unexpected_error_fails_its_photo_alone_and_is_reported_as_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-photo boundary: a bug met by one photo used to stop the whole batch."""
+    write_photo(tmp_path / "a.jpg")
+    write_photo(tmp_path / "b.jpg")
+    convert = batch.convert_file
+
+    def broken_on_a(source: Path, *args: object, **kwargs: object):
+        if source.name == "a.jpg":
+            raise RuntimeError("a bug\nwith a second line")
+        return convert(source, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "convert_file", broken_on_a)
+    outcomes: list[batch.Outcome] = []
+    summary = batch.run_jobs(
+        batch.plan_folder(tmp_path), ConvertOptions(method="analytic"), on_done=outcomes.append
+    )
+    assert (summary.converted, summary.failed) == (1, 1)
+    failed = outcomes[0]
+    assert failed.error == (
+        f"{tmp_path / 'a.jpg'}: unexpected error (RuntimeError: a bug); a bug in rawback, please report it"
+    )
+    assert "Traceback" in failed.traceback and "broken_on_a" in failed.traceback
+
+
+def test_interrupts_are_not_caught_at_the_photo_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_photo(tmp_path / "a.jpg")
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("a bug")
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(batch, "convert_file", broken)
-    with pytest.raises(RuntimeError, match="a bug"):
+    monkeypatch.setattr(batch, "convert_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
         batch.run_jobs(batch.plan_folder(tmp_path), ConvertOptions())
 
 
