@@ -709,3 +709,46 @@ def test_a_multi_page_tiff_converts_its_first_page_and_says_so(tmp_path: Path) -
         tiff.write(first, photometric="rgb")
         tiff.write(first[:10, :10], photometric="rgb", subfiletype=1)
     assert read_image(tmp_path / "photo.tif").notes == ()
+
+
+# --- issue 21: crafted tags and packets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extratag", "what"),
+    [
+        ((274, "s", 0, "upside down", True), "Orientation as text"),
+        ((274, "H", 2, (3, 6), True), "Orientation with two values"),
+        ((274, "H", 1, 99, True), "Orientation out of range"),
+        ((34675, "H", 3, (1, 2, 300), True), "ICC profile typed SHORT"),
+        ((34675, "I", 1, 400_000_000, True), "ICC profile typed LONG: a length, not a profile"),
+        ((700, "s", 0, "<x:xmpmeta xmlns:x='adobe:ns:meta/'/>", True), "XMP typed ASCII"),
+        ((700, "H", 2, (1, 2), True), "XMP typed SHORT"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_issue_21_a_tiff_with_a_mistyped_tag_reads_as_a_plain_tiff(
+    tmp_path: Path, extratag, what: str
+) -> None:
+    """Each of these crashed the whole batch (int() of text, bytes() of a SHORT array, 435 MB
+    allocated for a LONG)."""
+    path = tmp_path / "crafted.tif"
+    tifffile.imwrite(path, gradient(), photometric="rgb", extratags=[extratag])
+    image = read_image(path)
+    assert image.rgb.shape == (*gradient().shape[:2], 3)
+    assert image.exif.orientation in range(1, 9)
+
+
+@pytest.mark.parametrize("depth", [200, 8_000, 200_000])
+def test_issue_21_deeply_nested_xmp_is_dropped_not_a_crash(depth: int) -> None:
+    """XMP nested 8,000 deep in a JPEG (200,000 in a PNG iTXt) raised RecursionError."""
+    from rawback.io.xmp import descriptive_xmp
+
+    inner = "<dc:title><rdf:Alt><rdf:li>deep</rdf:li></rdf:Alt></dc:title>"
+    nested = "<rdf:Bag>" * depth + "<rdf:li>x</rdf:li>" + "</rdf:Bag>" * depth
+    packet = (
+        f"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+        f"<rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/'>{inner}<dc:subject>{nested}</dc:subject>"
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+    assert descriptive_xmp(packet) is None

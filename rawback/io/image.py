@@ -318,9 +318,13 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             width, height = int(page.imagewidth), int(page.imagelength)
             bits, sample_format = int(page.bitspersample), int(page.sampleformat)
             photometric = page.photometric
-            icc_tag = page.tags.get(34675)  # InterColorProfile
+            icc = _tag_bytes(page.tags.get(34675))  # InterColorProfile
             xmp_tag = page.tags.get(700)  # XMP
-            orientation_tag = page.tags.get(274)
+            xmp = _tag_bytes(xmp_tag, text=True)
+            # Pillow's TIFF loader reads the XMP tag itself and fails on one not typed as bytes:
+            # such a file is decoded by tifffile instead.
+            pillow_safe = xmp_tag is None or isinstance(xmp_tag.value, bytes | bytearray)
+            orientation = _tag_orientation(page.tags.get(274))
             is_dng = 50706 in page.tags  # DNGVersion
             # Pages that are not reduced-resolution copies of another (thumbnails, pyramids):
             # a scanner's or a fax's other pictures, which one DNG cannot hold.
@@ -332,12 +336,10 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
     _check_size(path, width, height, max_pixels, min_side)
     if sample_format not in (1, 2) or bits > 16:  # 1 = unsigned, 2 = signed; 3 is float
         raise InputError(path, f"{bits}-bit TIFF samples are not supported; save it as 8 or 16-bit")
-    icc = bytes(icc_tag.value) if icc_tag is not None else None
-    xmp = bytes(xmp_tag.value) if xmp_tag is not None else None
     # The whole TIFF is the EXIF structure: IFD0 holds Make/Model/Orientation, 34665 the Exif IFD.
     # piexif reads classic TIFF only, not BigTIFF.
     exif = data if data[:4] in _TIFF_MAGIC[:2] else None
-    if bits <= 8:
+    if bits <= 8 and pillow_safe:
         try:
             with _quiet_pillow():
                 im = Image.open(io.BytesIO(data), formats=("TIFF",))
@@ -345,7 +347,6 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
         with im:
             pixels, space = _pillow_pixels(path, im)
-            orientation = int(orientation_tag.value) if orientation_tag is not None else 1
             if orientation in _UNDO_UPRIGHT and 274 not in im.tag_v2:
                 # Pillow >= 13 turns a TIFF upright as it loads it (and drops the tag), but the
                 # DNG carries the Orientation tag: put the pixels back in their stored order.
@@ -353,6 +354,27 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
         return _Decoded(pixels, space, icc, exif, xmp, notes=_page_notes(full_pages))
     pixels, space = _tifffile_pixels(path, data, bits, photometric)
     return _Decoded(pixels, space, icc, exif, xmp, notes=_page_notes(full_pages))
+
+
+def _tag_bytes(tag, *, text: bool = False) -> bytes | None:  # tag: tifffile.TiffTag | None
+    """A profile or packet tag's bytes when it is typed as bytes (BYTE, UNDEFINED; ASCII too for
+    `text`). Typed otherwise it holds no profile: a SHORT array, or a LONG whose value is a length
+    (bytes(N) would allocate N bytes), is ignored."""
+    value = None if tag is None else tag.value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if text and isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    return None
+
+
+def _tag_orientation(tag) -> int:  # tag: tifffile.TiffTag | None
+    """The Orientation tag when it is one number 1..8 (one SHORT); text, several values or a
+    number out of range mean the file says nothing usable: stored as is (1)."""
+    value = None if tag is None else tag.value
+    if isinstance(value, tuple | list) and len(value) == 1:
+        value = value[0]
+    return int(value) if isinstance(value, int) and 1 <= int(value) <= 8 else 1
 
 
 def _page_notes(full_pages: int) -> tuple[str, ...]:

@@ -40,6 +40,9 @@ PREFIXES = {
 }  # fmt: skip
 for _prefix, _uri in PREFIXES.items():  # serialise with the usual prefixes, not ns0, ns1...
     ET.register_namespace(_prefix, _uri)
+# Real packets nest a handful of levels (x:xmpmeta, rdf:RDF, a description, a property, a list, an
+# item); a packet nested deeper is not one to carry, and ElementTree serialises recursively.
+MAX_DEPTH = 32
 PACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
 PACKET_END = '<?xpacket end="w"?>'
 
@@ -61,6 +64,8 @@ def descriptive_xmp(packet: bytes | None) -> bytes | None:
     else:
         text = text[start : end + len("</x:xmpmeta>")]
     try:
+        if _depth(text) > MAX_DEPTH:
+            return None
         root = ET.fromstring(text)
     except ET.ParseError:
         return None
@@ -91,3 +96,18 @@ def _descriptive(qualified: str) -> bool:
         return False
     namespace, _, name = qualified[1:].partition("}")
     return namespace in DESCRIPTIVE_NAMESPACES or (namespace, name) in DESCRIPTIVE_PROPERTIES
+
+
+def _depth(text: str) -> int:
+    """The deepest element nesting of an XML text, found without building a tree (a pull parser
+    gives start and end events): stops counting once past MAX_DEPTH."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    depth = deepest = 0
+    for start in range(0, len(text), 65536):
+        parser.feed(text[start : start + 65536])
+        for event, _ in parser.read_events():
+            depth += 1 if event == "start" else -1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+    return deepest
