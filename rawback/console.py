@@ -8,6 +8,7 @@ else goes to stdout.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -15,6 +16,15 @@ from types import TracebackType
 from rich.markup import escape
 
 from rawback.batch import Job, Outcome, Status, Summary, input_bytes
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """One line of output with its control characters escaped (ESC as \\x1b, a newline as \\n):
+    text from files (EXIF Make and Model, file names) must not clear the terminal, set its
+    title or split a line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def print_failure(outcome: Outcome, *, verbose: bool) -> None:
@@ -26,12 +36,12 @@ def print_failure(outcome: Outcome, *, verbose: bool) -> None:
 
 def print_error(message: str) -> None:
     # sys.stderr is resolved at call time: under a live progress bar it may be Rich's proxy.
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def print_warning(message: str) -> None:
     """`warning: <one line>` on stderr: something the user should check, not a failure."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    print(f"warning: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def summary_line(summary: Summary, *, dry_run: bool) -> str:
@@ -73,7 +83,7 @@ class PlainReporter:
         pass
 
     def show(self, line: str) -> None:
-        print(line, flush=True)
+        print(printable(line), flush=True)
 
     def start(self, jobs: Sequence[Job]) -> None:
         pass
@@ -159,7 +169,7 @@ class RichReporter(PlainReporter):
         self.progress.stop()
 
     def show(self, line: str) -> None:
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(printable(line), markup=False, highlight=False, soft_wrap=True)
 
     def start(self, jobs: Sequence[Job]) -> None:
         self.sizes = {job: max(1, input_bytes(job)) for job in jobs}
@@ -170,7 +180,7 @@ class RichReporter(PlainReporter):
         if not self.progress.live.is_started:
             self.progress.start_task(self.task)
             self.progress.start()
-        self.progress.update(self.task, description=escape(job.source.name))
+        self.progress.update(self.task, description=escape(printable(job.source.name)))
 
     def file_progress(self, job: Job, fraction: float) -> None:
         """Move the bar within the photo being converted (a 12 MP photo takes the model about a

@@ -578,3 +578,22 @@ def test_issue_21_a_self_looping_link_does_not_stop_the_batch(tmp_path: Path) ->
     assert (
         line.startswith(f"error: {folder / 'loop.jpg'}: cannot read: ") and "Traceback" not in result.output
     )
+
+
+def test_issue_21_control_characters_from_exif_and_names_are_printed_escaped(tmp_path: Path) -> None:
+    """-v printed EXIF Make/Model and file names raw: an escape sequence could set the terminal's
+    title or clear it, and a newline in a name split the output's lines."""
+    import piexif
+
+    folder = tmp_path / "in"
+    photo = write_photo(folder / "a\nb.jpg")
+    exif = {"0th": {piexif.ImageIFD.Make: b"Evil\x1b]0;owned\x07", piexif.ImageIFD.Model: b"Cam\x1b[2J"}}
+    piexif.insert(piexif.dump(exif), str(photo))
+    result = run_cli("convert", photo, "-o", tmp_path / "out", "--method", "analytic", "-v")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "Evil\\x1b]0;owned\\x07" in result.stdout
+    assert not any(line.startswith("b.jpg") for line in result.stdout.splitlines())
+    missing = folder / "c\x1b[2Jd.jpg"
+    failed = run_cli("convert", missing, "-o", tmp_path / "out", "--method", "analytic")
+    assert failed.stderr == f"error: {folder}/c\\x1b[2Jd.jpg: no such file\n"

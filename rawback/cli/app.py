@@ -40,7 +40,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RawbackError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from rawback.console import print_error  # control characters in names come out escaped
+
+        print_error(str(exc))
         raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED) from None
 
 
