@@ -22,7 +22,14 @@ from enum import Enum
 from pathlib import Path
 
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
-from rawback.errors import OutputError, OutputExistsError, RawbackError, UsageError, first_line
+from rawback.errors import (
+    DiskFullError,
+    OutputError,
+    OutputExistsError,
+    RawbackError,
+    UsageError,
+    first_line,
+)
 from rawback.io.files import find_images, resolved
 from rawback.io.image import IMAGE_SUFFIXES
 from rawback.methods import get_method
@@ -54,6 +61,7 @@ class Outcome:
     error: str | None = None  # one line naming the file and the problem
     # An unexpected error's traceback (a bug, not bad input), shown with --verbose
     traceback: str | None = field(default=None, compare=False, repr=False)
+    disk_full: bool = False  # the output's disk is full: the batch stops after this photo
 
 
 @dataclass
@@ -66,6 +74,7 @@ class Summary:
     megapixels: float = 0.0  # of the converted photos
     seconds: float = 0.0  # spent converting them (skips and failures excluded)
     wall_seconds: float = 0.0  # the whole run
+    not_run: int = 0  # photos left when the batch stopped early (the disk was full)
 
     def add(self, outcome: Outcome) -> None:
         counter = outcome.status.value  # the counters above are named after the statuses
@@ -244,6 +253,8 @@ def run_one(
         if skip_existing:  # another process (a second copy of the same batch) finished it meanwhile
             return Outcome(job, Status.SKIPPED)
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
+    except DiskFullError as exc:
+        return Outcome(job, Status.FAILED, error=error_line(job, exc), disk_full=True)
     except RawbackError as exc:
         return Outcome(job, Status.FAILED, error=error_line(job, exc))
     except Exception as exc:
@@ -273,7 +284,7 @@ def run_jobs(
         check_options(options)
     summary = Summary()
     start = time.perf_counter()
-    for job in jobs:
+    for index, job in enumerate(jobs):
         if on_start is not None:
             on_start(job)
         progress = None if on_progress is None else (lambda fraction, job=job: on_progress(job, fraction))
@@ -288,5 +299,8 @@ def run_jobs(
         summary.add(outcome)
         if on_done is not None:
             on_done(outcome)
+        if outcome.disk_full:  # every later photo would fail the same way
+            summary.not_run = len(jobs) - index - 1
+            break
     summary.wall_seconds = time.perf_counter() - start
     return summary

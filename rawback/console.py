@@ -53,9 +53,15 @@ def summary_line(summary: Summary, *, dry_run: bool) -> str:
     rate = summary.seconds_per_megapixel
     speed = f"{rate:.3f} s per megapixel" if rate is not None else "no photo converted"
     warned = f" ({summary.with_warnings} with warnings)" if summary.with_warnings else ""
+    stopped = (
+        f"; stopped, the disk is full: {summary.not_run} not tried (free space and run the same "
+        "command again to resume)"
+        if summary.not_run
+        else ""
+    )
     return (
         f"{summary.converted} converted{warned}, {summary.skipped} skipped, {summary.failed} failed "
-        f"in {summary.wall_seconds:.1f} s ({speed})"
+        f"in {summary.wall_seconds:.1f} s ({speed}){stopped}"
     )
 
 

@@ -46,6 +46,14 @@ class OutputExistsError(OutputError):
         super().__init__(path, "already exists (pass --overwrite to replace it)")
 
 
+class DiskFullError(OutputError):
+    """No space left where the output goes: every later photo would fail the same way, so a batch
+    stops here (and resumes when space is freed)."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, "no space left on the device")
+
+
 class ProfileError(RawbackError):
     """A camera profile is unknown, malformed or cannot be extracted."""
 

@@ -597,3 +597,36 @@ def test_issue_21_control_characters_from_exif_and_names_are_printed_escaped(tmp
     missing = folder / "c\x1b[2Jd.jpg"
     failed = run_cli("convert", missing, "-o", tmp_path / "out", "--method", "analytic")
     assert failed.stderr == f"error: {folder}/c\\x1b[2Jd.jpg: no such file\n"
+
+
+def test_issue_21_a_full_disk_stops_the_batch_at_the_first_photo_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk the batch converted every remaining photo only to fail each; now it stops,
+    says so in its summary, leaves the finished DNGs whole and resumes when run again."""
+    import errno
+
+    import rawback.io.atomic
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    for index, name in enumerate(("a.jpg", "b.jpg", "c.jpg", "d.jpg")):
+        write_photo(folder / name, seed=index)
+    real_fsync, written = os.fsync, []
+
+    def fsync(fd: int) -> None:  # the disk fills up after the first DNG
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(rawback.io.atomic.os, "fsync", fsync)
+    result = run_cli("batch", folder, "-o", out, "--method", "analytic")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {folder / 'b.jpg'}: {out / 'b.dng'}: no space left on the device\n"
+    assert "1 converted, 0 skipped, 1 failed" in result.stdout
+    assert "stopped, the disk is full: 2 not tried" in result.stdout
+    assert sorted(os.listdir(out)) == ["a.dng"]  # no partial file
+
+    monkeypatch.setattr(rawback.io.atomic.os, "fsync", real_fsync)
+    again = run_cli("batch", folder, "-o", out, "--method", "analytic")
+    assert again.exit_code == 0 and "3 converted, 1 skipped, 0 failed" in again.stdout

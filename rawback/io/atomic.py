@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rawback.errors import OutputError, OutputExistsError
+from rawback.errors import DiskFullError, OutputError, OutputExistsError
 
 
 def check_writable(path: Path, *, overwrite: bool) -> None:
@@ -120,8 +120,8 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
                     raise OutputExistsError(path) from exc
                 os.replace(tmp, path)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise OutputError(path, "no space left on the device") from exc
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(path) from exc
         if isinstance(exc, PermissionError):
             raise OutputError(path, "permission denied") from exc
         raise OutputError(path, f"cannot write: {exc.strerror or exc}") from exc
