@@ -343,8 +343,11 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
                     options.save_inputs,
                 )  # fmt: skip
             except RawbackError as exc:
+                # The row names the file; an error about that same file says only what is wrong.
+                about_this_file = isinstance(exc, InputError) and exc.path == path
+                error = exc.problem if about_this_file else str(exc)
                 item = ImageResult(
-                    file=str(path.relative_to(options.data)), camera="", megapixels=0.0, error=str(exc)
+                    file=str(path.relative_to(options.data)), camera="", megapixels=0.0, error=error
                 )
             report.images.append(item)
         if progress:
