@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import os
 import stat
 import warnings
@@ -99,6 +100,26 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
     """
     path = Path(path)
     data = _read_bytes(path)
+    with _quiet_libraries():
+        return _decode(path, data, max_pixels, min_side)
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Pillow's warnings and tifffile's log messages about odd tags went straight to stderr, past
+    rawback's own lines; what matters of them is reported as a note or an InputError instead."""
+    tiff_log = logging.getLogger("tifffile")
+    level = tiff_log.level
+    tiff_log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        tiff_log.setLevel(level)
+
+
+def _decode(path: Path, data: bytes, max_pixels: int, min_side: int) -> InputImage:
     if data[:4] in _TIFF_MAGIC:
         decoded = _decode_tiff(path, data, max_pixels, min_side)
     elif is_heif(data):
