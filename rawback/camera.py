@@ -398,10 +398,10 @@ def profile_target(name: str, folder: Path, *, overwrite: bool = False) -> Path:
 
 
 def save_profile(profile: CameraProfile, folder: Path, *, overwrite: bool = False) -> Path:
-    from rawback.io.atomic import atomic_output
+    from rawback.io.atomic import atomic_output, make_folder
 
     target = profile_target(profile.name, folder, overwrite=overwrite)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     with atomic_output(target, overwrite=overwrite) as tmp:
         tmp.write_text(profile.to_json())
     return target

@@ -107,3 +107,22 @@ def test_issue_21_what_kill_9_left_of_a_long_name_is_found_and_removed(tmp_path:
         os.utime(part, (0, 0))
     assert remove_stale_parts([target]) == 1
     assert not stale.exists() and foreign.exists()
+
+
+def test_issue_21_a_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unwritable place for eval's reports or a user profile gave a PermissionError traceback
+    (root, which these tests run as in CI, may write anywhere: the refusal is simulated)."""
+    from rawback.io.atomic import make_folder
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(OutputError, match=r"reports: cannot create the folder \(permission denied\)$"):
+        make_folder(tmp_path / "reports")
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        make_folder(tmp_path / "file")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from rawback.evaluate.run import MATCHED, METRICS, EvalReport
-from rawback.io.atomic import atomic_output
+from rawback.io.atomic import atomic_output, make_folder
 
 
 def _fmt(key: str, value: float | None) -> str:
@@ -120,7 +120,7 @@ def to_markdown(report: EvalReport) -> str:
 
 def write_reports(report: EvalReport, folder: Path) -> tuple[Path, Path]:
     """Write `eval-<protocol>-<method>.json` and `.md` into `folder` (replacing older ones)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     stem = f"eval-{report.options.protocol}-{report.options.method}"
     if report.options.pairs:
         stem += "-pairs"

@@ -23,10 +23,11 @@ import numpy as np
 from rawback import metrics
 from rawback.camera import CameraProfile, match_profile, profile_from_raw_image, resolve_profile
 from rawback.diffusion_settings import DiffusionSettings
-from rawback.errors import InputError, RawbackError, UsageError
+from rawback.errors import InputError, OutputError, RawbackError, UsageError
 from rawback.evaluate.environment import run_record
 from rawback.evaluate.protocols import Protocol, get_protocol
 from rawback.inverse import InverseRequest
+from rawback.io.atomic import make_folder
 from rawback.io.exif import exposure_value
 from rawback.io.files import find_raw_files, no_raw_files
 from rawback.io.raw import CAMERA_WB_RENDER, RawImage, read_raw, render_raw
@@ -237,8 +238,11 @@ def evaluate_file(
     )
     if save_inputs is not None:
         target = save_inputs / path.relative_to(data).with_suffix(prepared.path.suffix)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(prepared.path, target)
+        make_folder(target.parent)
+        try:
+            shutil.copyfile(prepared.path, target)
+        except OSError as exc:
+            raise OutputError(target, f"cannot write the input copy ({exc.strerror or exc})") from exc
     image = read_image(prepared.path)
     if image.warnings:  # a damaged JPEG of `--pairs` (the protocols' own inputs are whole)
         raise InputError(prepared.path, f"{image.warnings[0]}; not scored")

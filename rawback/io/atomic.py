@@ -22,6 +22,19 @@ def check_writable(path: Path, *, overwrite: bool) -> None:
         raise OutputError(path, "is a folder, not a file")
 
 
+def make_folder(folder: Path) -> None:
+    """`folder` and its parents, or one OutputError line saying why not (a PermissionError's
+    traceback otherwise)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise OutputError(folder, "is a file, not a folder") from exc
+    except PermissionError as exc:
+        raise OutputError(folder, "cannot create the folder (permission denied)") from exc
+    except OSError as exc:
+        raise OutputError(folder, f"cannot create the folder ({exc.strerror or exc})") from exc
+
+
 def current_umask() -> int:
     mask = os.umask(0)  # the only portable way to read it is to set it, then restore it
     os.umask(mask)
