@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import itertools
 import logging
 import os
 import stat
@@ -45,6 +46,7 @@ from rawback.io.xmp import descriptive_xmp
 # small enough that the float32 RGB copy (2.4 GB at the limit) cannot exhaust a workstation.
 MAX_PIXELS = 200_000_000
 MIN_SIDE = 2
+MAX_PAGES_COUNTED = 64  # a TIFF's pages, for the note that only the first is converted
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", *HEIF_SUFFIXES}
 )
@@ -349,7 +351,9 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             is_dng = 50706 in page.tags  # DNGVersion
             # Pages that are not reduced-resolution copies of another (thumbnails, pyramids):
             # a scanner's or a fax's other pictures, which one DNG cannot hold.
-            full_pages = sum(1 for other in tif.pages if not other.is_reduced)
+            # Counted up to a bound: a crafted file whose IFD chain loops back has endless pages.
+            pages = itertools.islice(tif.pages, MAX_PAGES_COUNTED)
+            full_pages = sum(1 for other in pages if not other.is_reduced)
     except Exception as exc:  # tifffile raises many types for a damaged header
         raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
     if is_dng:
