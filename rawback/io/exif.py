@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import struct
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ def read_exif(data: bytes | None) -> ExifData:
     if tiff[:4] not in (b"II*\0", b"MM\0*"):
         return ExifData(warnings=[CORRUPT_EXIF])
     try:
+        if not _sizes_fit(tiff):
+            # piexif would build a struct format as long as an entry's count: a 30-byte EXIF
+            # claiming 2**31 SHORTs takes minutes and tens of GB. Pillow's parser checks sizes.
+            raise ValueError("an entry larger than the EXIF data")
         ifds = piexif.load(tiff)
         notes: list[str] = []
     except Exception:  # piexif fails whole on any bad offset; it raises many different types
@@ -102,6 +107,37 @@ def read_exif(data: bytes | None) -> ExifData:
             return ExifData(warnings=[CORRUPT_EXIF])
         notes = [DAMAGED_EXIF]
     return _from_ifds(ifds, notes)
+
+
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+_SUB_IFD_POINTERS = (34665, 34853, 40965)  # Exif, GPS, Interoperability
+MAX_IFDS = 16
+
+
+def _sizes_fit(tiff: bytes) -> bool:
+    """Whether every entry of every IFD piexif reads (IFD0, IFD1 and the Exif, GPS and
+    Interoperability IFDs) claims no more bytes than the whole EXIF holds."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    pending, seen = [struct.unpack_from(f"{order}I", tiff, 4)[0]], set()
+    while pending and len(seen) < MAX_IFDS:
+        offset = pending.pop()
+        if offset in seen or offset == 0 or offset + 2 > len(tiff):
+            continue
+        seen.add(offset)
+        (entries,) = struct.unpack_from(f"{order}H", tiff, offset)
+        end = offset + 2 + 12 * entries  # piexif writes no next-IFD pointer after its last IFD
+        if end > len(tiff):
+            return False
+        for index in range(entries):
+            tag, type_, count, value = struct.unpack_from(f"{order}HHII", tiff, offset + 2 + 12 * index)
+            if count * _TYPE_SIZES.get(type_, 1) > len(tiff):
+                return False
+            if tag in _SUB_IFD_POINTERS:
+                pending.append(value)
+        first = offset == struct.unpack_from(f"{order}I", tiff, 4)[0]
+        if first and end + 4 <= len(tiff):  # IFD0's next: IFD1, the thumbnail's
+            pending.append(struct.unpack_from(f"{order}I", tiff, end)[0])
+    return True
 
 
 def _salvage(tiff: bytes) -> dict[str, dict[int, object]] | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import itertools
 import logging
 import os
 import stat
@@ -351,9 +350,10 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             is_dng = 50706 in page.tags  # DNGVersion
             # Pages that are not reduced-resolution copies of another (thumbnails, pyramids):
             # a scanner's or a fax's other pictures, which one DNG cannot hold.
-            # Counted up to a bound: a crafted file whose IFD chain loops back has endless pages.
-            pages = itertools.islice(tif.pages, MAX_PAGES_COUNTED)
-            full_pages = sum(1 for other in pages if not other.is_reduced)
+            # By index up to len(): iterating tif.pages never ends for a crafted file whose IFD
+            # chain loops back (len() stops at the loop); bounded, as only a note needs the count.
+            count = min(len(tif.pages), MAX_PAGES_COUNTED)
+            full_pages = sum(1 for index in range(count) if not tif.pages[index].is_reduced)
     except Exception as exc:  # tifffile raises many types for a damaged header
         raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
     if is_dng:
