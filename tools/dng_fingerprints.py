@@ -87,6 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", type=Path, required=True, help="Folder of inputs (made if absent).")
     parser.add_argument("--rawback", default=str(Path(sys.executable).with_name("rawback")))
+    parser.add_argument("--only", help="Comma list of option sets to run (default: all).")
     args = parser.parse_args()
     if not args.inputs.exists():
         make_inputs(args.inputs, args.rawback)
@@ -95,7 +96,8 @@ def main() -> int:
         shown = subprocess.run([args.rawback, *words, "--help"], capture_output=True, env={"COLUMNS": "100"})
         print(f"help {' '.join(words) or '(top)'}: {sha256(shown.stdout)} exit {shown.returncode}")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, options in OPTION_SETS.items():
+        chosen = args.only.split(",") if args.only else list(OPTION_SETS)
+        for label, options in ((k, v) for k, v in OPTION_SETS.items() if k in chosen):
             out = Path(tmp) / label
             out.mkdir()
             command = [args.rawback, "convert", *map(str, photos), "-o", str(out), "-q", *options]
