@@ -39,6 +39,7 @@ from rawback.io.exif import ExifData, read_exif
 from rawback.io.heif import HEIF_SUFFIXES, decode_heif, is_heif
 from rawback.io.jpeg_check import damage_warning, jpeg_damage
 from rawback.io.raw import RAW_SUFFIXES
+from rawback.io.tiff_decode import c_stderr_held, tag_bytes, tag_orientation, tiff_problem, tifffile_pixels
 from rawback.io.xmp import descriptive_xmp
 
 # Large enough for the largest camera output (Samsung's 200 MP phone mode, 16320x12240 = 199.8 MP),
@@ -340,13 +341,13 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             width, height = int(page.imagewidth), int(page.imagelength)
             bits, sample_format = int(page.bitspersample), int(page.sampleformat)
             photometric = page.photometric
-            icc = _tag_bytes(page.tags.get(34675))  # InterColorProfile
+            icc = tag_bytes(page.tags.get(34675))  # InterColorProfile
             xmp_tag = page.tags.get(700)  # XMP
-            xmp = _tag_bytes(xmp_tag, text=True)
+            xmp = tag_bytes(xmp_tag, text=True)
             # Pillow's TIFF loader reads the XMP tag itself and fails on one not typed as bytes:
             # such a file is decoded by tifffile instead.
             pillow_safe = xmp_tag is None or isinstance(xmp_tag.value, bytes | bytearray)
-            orientation = _tag_orientation(page.tags.get(274))
+            orientation = tag_orientation(page.tags.get(274))
             is_dng = 50706 in page.tags  # DNGVersion
             # Pages that are not reduced-resolution copies of another (thumbnails, pyramids):
             # a scanner's or a fax's other pictures, which one DNG cannot hold.
@@ -355,7 +356,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             count = min(len(tif.pages), MAX_PAGES_COUNTED)
             full_pages = sum(1 for index in range(count) if not tif.pages[index].is_reduced)
     except Exception as exc:  # tifffile raises many types for a damaged header
-        raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
+        raise InputError(path, f"unreadable TIFF ({tiff_problem(exc)})") from exc
     if is_dng:
         raise InputError(path, "is a DNG (camera RAW) file; rawback reads JPEG, PNG, TIFF or HEIC photos")
     _check_size(path, width, height, max_pixels, min_side)
@@ -369,37 +370,24 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
             with _quiet_pillow():
                 im = Image.open(io.BytesIO(data), formats=("TIFF",))
         except (UnidentifiedImageError, Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
-            raise InputError(path, f"unreadable TIFF ({first_line(exc)})") from exc
+            raise InputError(path, f"unreadable TIFF ({tiff_problem(exc)})") from exc
         with im:
-            pixels, space = _pillow_pixels(path, im)
+            failure = None
+            with c_stderr_held() as libtiff_says:  # filled when the block ends
+                try:
+                    pixels, space = _pillow_pixels(path, im)
+                except InputError as exc:
+                    failure = exc
+            if failure is not None:
+                detail = f"; libtiff: {libtiff_says[0]}" if libtiff_says else ""
+                raise InputError(path, f"{failure.problem}{detail}") from failure
             if orientation in _UNDO_UPRIGHT and 274 not in im.tag_v2:
                 # Pillow >= 13 turns a TIFF upright as it loads it (and drops the tag), but the
                 # DNG carries the Orientation tag: put the pixels back in their stored order.
                 pixels = np.ascontiguousarray(_UNDO_UPRIGHT[orientation](pixels))
         return _Decoded(pixels, space, icc, exif, xmp, notes=_page_notes(full_pages))
-    pixels, space = _tifffile_pixels(path, data, bits, photometric)
+    pixels, space = tifffile_pixels(path, data, bits, photometric)
     return _Decoded(pixels, space, icc, exif, xmp, notes=_page_notes(full_pages))
-
-
-def _tag_bytes(tag, *, text: bool = False) -> bytes | None:  # tag: tifffile.TiffTag | None
-    """A profile or packet tag's bytes when it is typed as bytes (BYTE, UNDEFINED; ASCII too for
-    `text`). Typed otherwise it holds no profile: a SHORT array, or a LONG whose value is a length
-    (bytes(N) would allocate N bytes), is ignored."""
-    value = None if tag is None else tag.value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    if text and isinstance(value, str):
-        return value.encode("utf-8", "replace")
-    return None
-
-
-def _tag_orientation(tag) -> int:  # tag: tifffile.TiffTag | None
-    """The Orientation tag when it is one number 1..8 (one SHORT); text, several values or a
-    number out of range mean the file says nothing usable: stored as is (1)."""
-    value = None if tag is None else tag.value
-    if isinstance(value, tuple | list) and len(value) == 1:
-        value = value[0]
-    return int(value) if isinstance(value, int) and 1 <= int(value) <= 8 else 1
 
 
 def _page_notes(full_pages: int) -> tuple[str, ...]:
@@ -418,38 +406,6 @@ _UNDO_UPRIGHT = {
     7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, -1),
 }
-
-
-def _tifffile_pixels(path: Path, data: bytes, bits: int, photometric: int) -> tuple[np.ndarray, str]:
-    import tifffile
-    from tifffile import PHOTOMETRIC
-
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages[0]
-            array = page.asarray()
-            axes = page.axes
-    except Exception as exc:  # truncated strips, bad compressed data...
-        raise InputError(path, f"image data is truncated or corrupt ({first_line(exc)})") from exc
-    if axes.startswith("S"):  # planar configuration: samples first
-        array = np.moveaxis(array, 0, -1)
-    if array.dtype.kind not in "ui":
-        raise InputError(path, f"unsupported TIFF sample type {array.dtype}")
-    array = np.clip(array, 0, None).astype(np.uint16)
-    if bits < 16:  # e.g. 12-bit samples: stretch to the full 16-bit range
-        array = np.rint(array * (65535 / (2**bits - 1))).astype(np.uint16)
-    if array.ndim == 2:
-        array = array[..., None]
-    if photometric == PHOTOMETRIC.MINISBLACK:
-        return array[..., 0], "GRAY"
-    if photometric == PHOTOMETRIC.MINISWHITE:
-        return 65535 - array[..., 0], "GRAY"
-    if photometric == PHOTOMETRIC.RGB and array.shape[2] >= 3:
-        return array[..., :3], "RGB"
-    if photometric == PHOTOMETRIC.SEPARATED and array.shape[2] >= 4:
-        return array[..., :4], "CMYK"
-    name = getattr(photometric, "name", photometric)
-    raise InputError(path, f"16-bit TIFF with photometric {name} is not supported")
 
 
 # Colour ------------------------------------------------------------------------------------------
