@@ -8,7 +8,6 @@ else goes to stdout.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -16,15 +15,7 @@ from types import TracebackType
 from rich.markup import escape
 
 from rawback.batch import Job, Outcome, Status, Summary, input_bytes
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """One line of output with its control characters escaped (ESC as \\x1b, a newline as \\n):
-    text from files (EXIF Make and Model, file names) must not clear the terminal, set its
-    title or split a line."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+from rawback.text import printable
 
 
 def print_failure(outcome: Outcome, *, verbose: bool) -> None:

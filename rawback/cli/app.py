@@ -15,6 +15,7 @@ import typer
 
 from rawback import __version__
 from rawback.errors import RawbackError, UsageError
+from rawback.text import printable
 
 app = typer.Typer(
     help="Turn JPEG photos back into camera RAW files (DNG).",
@@ -32,6 +33,11 @@ EXIT_FAILED = 1  # a file failed, or a RawbackError
 EXIT_USAGE = 2  # options contradict each other (the status Typer uses for its own usage errors)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); `run` turns it into EXIT_TERMINATED after SIGTERM
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+def echo(line: str) -> None:
+    """typer.echo for lines that may hold text from files: control characters come out escaped."""
+    typer.echo(printable(line))
 
 
 @contextlib.contextmanager

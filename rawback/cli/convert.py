@@ -12,7 +12,7 @@ import typer
 
 from rawback import choices
 from rawback.choices import DEFAULT_SAMPLER, DEFAULT_STEPS, Compression, Residual, ToneCurve, Transfer
-from rawback.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, app, user_errors
+from rawback.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, app, echo, user_errors
 from rawback.cli.options import (
     Camera,
     CompressionOpt,
@@ -294,4 +294,4 @@ def sample(
         from rawback.samplechart import write_sample_jpeg
 
         write_sample_jpeg(output, width=width, height=height, quality=quality, overwrite=overwrite)
-        typer.echo(f"wrote {output} ({width}x{height}, JPEG quality {quality})")
+        echo(f"wrote {output} ({width}x{height}, JPEG quality {quality})")

@@ -9,7 +9,7 @@ import typer
 
 from rawback import choices
 from rawback.choices import DEFAULT_SAMPLER, DEFAULT_STEPS, Residual
-from rawback.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, app, user_errors
+from rawback.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, app, echo, user_errors
 from rawback.cli.options import (
     Device,
     Ensemble,
@@ -142,6 +142,6 @@ def eval_command(
                 console.print(table)
         for path in write_reports(report, report_dir):
             if not quiet:
-                typer.echo(f"wrote {path}")
+                echo(f"wrote {path}")
         if report.failed:
             raise typer.Exit(EXIT_FAILED)

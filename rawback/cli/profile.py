@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rawback.cli.app import EXIT_FAILED, profile_app, user_errors
+from rawback.cli.app import EXIT_FAILED, echo, profile_app, user_errors
 
 
 def _numbers(values, digits: int = 4) -> str:
@@ -71,17 +71,17 @@ def profile_show(
                 value = ", ".join(str(v) for v in value) or "-"
             elif field.name == "finish_renderer" and profile.tone_curve is not None:
                 value = describe(value)
-            typer.echo(f"{field.name}: {value}")
+            echo(f"{field.name}: {value}")
         neutral = profile.daylight_neutral()
-        typer.echo(f"daylight neutral (derived, camera RGB of D65 white): {_numbers(neutral)}")
-        typer.echo(f"daylight multipliers (derived, 1 / neutral): {_numbers(1.0 / neutral)}")
+        echo(f"daylight neutral (derived, camera RGB of D65 white): {_numbers(neutral)}")
+        echo(f"daylight multipliers (derived, 1 / neutral): {_numbers(1.0 / neutral)}")
         if Path(name).expanduser().is_file():  # a profile .json or a RAW: that file, not a saved one
-            typer.echo(f"file: {Path(name).expanduser()}")
+            echo(f"file: {Path(name).expanduser()}")
             return
         for folder, kind in ((user_folder(), "user"), (builtin_folder(), "built-in")):
             path = folder / f"{profile.name}{PROFILE_SUFFIX}"
             if path.is_file():
-                typer.echo(f"file ({kind}): {path}")
+                echo(f"file ({kind}): {path}")
                 break
 
 
@@ -110,8 +110,8 @@ def profile_add(
 
         profile = profile_from_raw(raw_file, name=name)
         path = save_profile(profile, builtin_folder() if builtin else user_folder(), overwrite=overwrite)
-        typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
-        typer.echo(f"use it with: rawback convert PHOTO --camera {profile.name}")
+        echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {path}")
+        echo(f"use it with: rawback convert PHOTO --camera {profile.name}")
 
 
 @profile_app.command("curve")
@@ -172,7 +172,7 @@ def profile_curve(
                     f", JPEG shows the RAW less {left}/{top}/{right}/{bottom} px (left/top/right/bottom)"
                 )
             other = result.pair.jpeg.name if result.pair.jpeg is not None else "its embedded preview"
-            typer.echo(
+            echo(
                 f"{result.pair.raw.name} + {other}: {result.pixels} samples, "
                 f"residual {100 * result.rms_residual:.1f} %{turned}{cropped}"
             )
@@ -182,16 +182,16 @@ def profile_curve(
                     f"{result.deviation:.2f} (another picture style or exposure setting?); measure each "
                     "style separately"
                 )
-        typer.echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
-        typer.echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")
-        typer.echo(
+        echo(f"tone curve (inverse log gains, dark to bright): {_numbers(fit.knots, 2)}")
+        echo(f"saturation added after the curve: {measured.saturation:.3f} (1 = none)")
+        echo(
             f"JPEGs rendered by {describe(measured.renderer)} (EXIF Software): convert undoes this finish "
             "for photos of the same renderer only"
         )
-        typer.echo(
+        echo(
             f"{len(measured.pairs)} pair(s), residual {100 * fit.rms_residual:.1f} %, "
             f"{int(fit.measured.sum())} of {len(fit.knots)} knots measured"
         )
-        typer.echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {saved.path}")
+        echo(f"saved profile {profile.name} ({profile.make} {profile.model}) to {saved.path}")
         if saved.failed:
             raise typer.Exit(EXIT_FAILED)

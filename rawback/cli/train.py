@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rawback.cli.app import EXIT_INTERRUPTED, app, user_errors
+from rawback.cli.app import EXIT_INTERRUPTED, app, echo, user_errors
 from rawback.cli.options import CacheDir, Device, Exclude, Include, Quiet, Weights
 from rawback.errors import UsageError
 
@@ -70,7 +70,7 @@ def train(
             except KeyboardInterrupt:
                 raise typer.Exit(EXIT_INTERRUPTED) from None
         if not quiet:
-            typer.echo(f"wrote {weights}")
+            echo(f"wrote {weights}")
 
 
 @app.command()
@@ -114,10 +114,10 @@ def calibrate(
                 raise typer.Exit(EXIT_INTERRUPTED) from None
         held = report["held_out"]
         if not quiet:
-            typer.echo(
+            echo(
                 f"held-out items ({held['items']}), PSNR of unclipped packed values: "
                 f"prior only {held['psnr_prior_only']:.2f} dB, "
                 f"full residual {held['psnr_full_residual']:.2f} dB, "
                 f"gate {held['psnr_gate']:.2f} dB (mean trust {held['mean_trust']:.2f})"
             )
-            typer.echo(f"wrote {path}")
+            echo(f"wrote {path}")
