@@ -31,7 +31,7 @@ from rawback.choices import Residual
 from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.features import camera_features, exif_features, profile_camera, thumbnail_input
-from rawback.finish import UndoneFinish, model_finish
+from rawback.finish import UndoneFinish, learned_finish, model_finish
 from rawback.inverse import InverseRequest, InverseResult, NeutralSource, estimate_neutral
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, unprocess
@@ -95,6 +95,12 @@ class GlobalEstimate:
         return dataclasses.replace(
             self, curve=finish.curve, exposure=finish.exposure, saturation=finish.saturation
         )
+
+    def with_learned_finish(self, settings: DiffusionSettings) -> GlobalEstimate:
+        """The estimate with the part of its own curve and exposure that `settings` ask to undo
+        (rawback.finish.learned_finish): what `convert` does for a profile without a measured
+        finish."""
+        return self.with_finish(learned_finish(self.curve, self.exposure, settings))
 
 
 @torch.no_grad()

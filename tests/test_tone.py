@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from rawback.cli import app
 from rawback.diffusion_settings import DiffusionSettings
-from rawback.finish import learned_finish
 from rawback.inference import GlobalEstimate, analytic_prior
 from rawback.isp import bayer, color, tone
 from rawback.isp.simulate import TONE_CURVES, TRANSFERS, simulate, tone_response
@@ -111,9 +110,7 @@ def test_unprocess_with_a_curve_undoes_it() -> None:
 
 def applied(estimate: GlobalEstimate, **settings: bool) -> GlobalEstimate:
     """The estimate with the finish `convert` would undo under these --undo-* settings."""
-    return estimate.with_finish(
-        learned_finish(estimate.curve, estimate.exposure, DiffusionSettings(**settings))
-    )
+    return estimate.with_learned_finish(DiffusionSettings(**settings))
 
 
 def test_the_curve_is_used_only_when_asked_and_keeps_the_exposure_by_default() -> None:

@@ -46,9 +46,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RawbackError as exc:
-        from rawback.console import print_error  # control characters in names come out escaped
-
-        print_error(str(exc))
+        typer.echo(f"error: {printable(str(exc))}", err=True)
         raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED) from None
 
 

@@ -118,7 +118,8 @@ def _sizes_fit(tiff: bytes) -> bool:
     """Whether every entry of every IFD piexif reads (IFD0, IFD1 and the Exif, GPS and
     Interoperability IFDs) claims no more bytes than the whole EXIF holds."""
     order = "<" if tiff[:2] == b"II" else ">"
-    pending, seen = [struct.unpack_from(f"{order}I", tiff, 4)[0]], set()
+    (ifd0,) = struct.unpack_from(f"{order}I", tiff, 4)
+    pending, seen = [ifd0], set()
     while pending and len(seen) < MAX_IFDS:
         offset = pending.pop()
         if offset in seen or offset == 0 or offset + 2 > len(tiff):
@@ -134,8 +135,7 @@ def _sizes_fit(tiff: bytes) -> bool:
                 return False
             if tag in _SUB_IFD_POINTERS:
                 pending.append(value)
-        first = offset == struct.unpack_from(f"{order}I", tiff, 4)[0]
-        if first and end + 4 <= len(tiff):  # IFD0's next: IFD1, the thumbnail's
+        if offset == ifd0 and end + 4 <= len(tiff):  # IFD0's next: IFD1, the thumbnail's
             pending.append(struct.unpack_from(f"{order}I", tiff, end)[0])
     return True
 

@@ -109,7 +109,10 @@ def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS, min_side: int 
 @contextlib.contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """Pillow's warnings and tifffile's log messages about odd tags went straight to stderr, past
-    rawback's own lines; what matters of them is reported as a note or an InputError instead."""
+    rawback's own lines; what matters of them is reported as a note or an InputError instead.
+    Sizes up to max_pixels are allowed (Pillow warns of a decompression bomb; over the limit
+    _check_size refuses with a clear message), and damaged EXIF, which Pillow parses for the
+    resolution, is reported by read_exif as a note."""
     tiff_log = logging.getLogger("tifffile")
     level = tiff_log.level
     tiff_log.setLevel(logging.CRITICAL)
@@ -210,24 +213,12 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int, min_side: 
         )
 
 
-@contextlib.contextmanager
-def _quiet_pillow() -> Iterator[None]:
-    """Silence what Pillow warns about while reading headers: sizes up to max_pixels are allowed
-    (over it _check_size refuses with a clear message), and damaged EXIF, which Pillow parses for
-    the resolution, is reported by read_exif as a note instead."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        yield
-
-
 # JPEG and PNG: Pillow (16-bit PNG: imagecodecs) -------------------------------------------------
 
 
 def _decode_jpeg_or_png(path: Path, data: bytes, max_pixels: int, min_side: int) -> _Decoded:
     try:
-        with _quiet_pillow():
-            im = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
+        im = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
     except UnidentifiedImageError:
         raise InputError(path, _not_an_image(data)) from None
     except Image.DecompressionBombError:  # over twice Pillow's limit, which sits above MAX_PIXELS
@@ -367,8 +358,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, min_side: int) -> _De
     exif = data if data[:4] in _TIFF_MAGIC[:2] else None
     if bits <= 8 and pillow_safe:
         try:
-            with _quiet_pillow():
-                im = Image.open(io.BytesIO(data), formats=("TIFF",))
+            im = Image.open(io.BytesIO(data), formats=("TIFF",))
         except (UnidentifiedImageError, Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
             raise InputError(path, f"unreadable TIFF ({tiff_problem(exc)})") from exc
         with im:

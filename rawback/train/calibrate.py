@@ -86,7 +86,6 @@ def collect_samples(
     """Run the frozen model on `count` items as `convert` would, keeping what the fit needs."""
     from rawback.diffusion_settings import DiffusionSettings
     from rawback.features import camera_features, exif_features
-    from rawback.finish import learned_finish
     from rawback.inference import analytic_prior, estimate_from_thumbnail
     from rawback.isp.bayer import pack_rggb
     from rawback.isp.unprocess import UnprocessSettings
@@ -108,10 +107,7 @@ def collect_samples(
             estimate = estimate_from_thumbnail(
                 model, d.thumb[None].to(device), camera.to(device), exif.to(device), d.item.profile
             )
-            # as `convert` does by default
-            estimate = estimate.with_finish(
-                learned_finish(estimate.curve, estimate.exposure, DiffusionSettings())
-            )
+            estimate = estimate.with_learned_finish(DiffusionSettings())  # as `convert` does by default
             prior = analytic_prior(d.rgb, d.item.profile, estimate, UnprocessSettings(transfer=d.transfer), 8)
             rows["rgb"].append(torch.from_numpy(d.rgb).permute(2, 0, 1))
             rows["prior"].append(torch.from_numpy(prior).permute(2, 0, 1))

@@ -187,7 +187,6 @@ def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, fl
     """Packed PSNR of the model (one step) and the analytic baseline on the centre crops."""
     from rawback import metrics
     from rawback.diffusion_settings import DiffusionSettings
-    from rawback.finish import learned_finish
     from rawback.inference import estimate_global, reconstruct_packed
     from rawback.isp.unprocess import UnprocessSettings
 
@@ -197,9 +196,7 @@ def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, fl
     for image in images:
         # as `convert` does by default: the head's white balance, exposure left alone
         estimate = estimate_global(model, image.rgb, image.profile, "bt709", image.exposure_value)
-        estimate = estimate.with_finish(
-            learned_finish(estimate.curve, estimate.exposure, DiffusionSettings())
-        )
+        estimate = estimate.with_learned_finish(DiffusionSettings())
         crop = image.rgb[image.crop]
         packed, _, _ = reconstruct_packed(
             model, crop, image.profile, estimate=estimate, settings=settings, bit_depth=8,
