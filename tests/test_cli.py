@@ -478,3 +478,27 @@ def test_help_shows_flags_as_flags(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0 and "--help" in result.output
     assert "<bool>" not in result.output and "BOOLEAN" not in result.output
+
+
+def test_issue_21_an_unreadable_photo_among_several_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typer's `readable=True` made one unreadable input print the usage box and exit 2 before
+    anything converted. Root reads any file, so the refusal is what os.open raises for a user."""
+    from rawback.io import image
+
+    photos = [write_photo(tmp_path / f"{name}.jpg") for name in ("a", "locked", "c")]
+    real_open = os.open
+
+    def open_as_a_user(path, flags, *args):
+        if Path(path).name == "locked.jpg":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(image.os, "open", open_as_a_user)
+    result = run_cli("convert", *photos, "--method", "analytic")
+    assert result.exit_code == 1
+    assert one_error_line(result) == f"error: {photos[1]}: permission denied"
+    assert "Usage" not in result.output
+    assert (tmp_path / "a.dng").is_file() and (tmp_path / "c.dng").is_file()
+    assert not (tmp_path / "locked.dng").exists()

@@ -500,6 +500,15 @@ def test_text_file_named_jpg(tmp_path: Path) -> None:
     assert_one_line_error(tmp_path / "notes.jpg", "not an image")
 
 
+def test_issue_21_a_jpeg_with_a_damaged_header_is_called_damaged_not_a_non_image(tmp_path: Path) -> None:
+    """A JPEG whose header Pillow cannot read was "not an image (not a JPEG, ...)", which sends
+    the user looking for the wrong problem."""
+    (tmp_path / "zero.jpg").write_bytes(jpeg_header_only(0, 0))
+    assert_one_line_error(tmp_path / "zero.jpg", "damaged JPEG: its frame header gives 0x0 pixels$")
+    (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    assert_one_line_error(tmp_path / "cut.jpg", "damaged JPEG: its markers lead to no frame header")
+
+
 def test_a_video_named_jpg_is_named(tmp_path: Path) -> None:
     (tmp_path / "clip.jpg").write_bytes(b"\0\0\0\x18ftypmp42" + b"\0" * 100)
     assert_one_line_error(tmp_path / "clip.jpg", r"is a mp42 \(AVIF/MP4\) file")

@@ -35,11 +35,12 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from rawback.errors import InputError, first_line
 from rawback.io import icc
+from rawback.io.c_stderr import c_stderr_held
 from rawback.io.exif import ExifData, read_exif
 from rawback.io.heif import HEIF_SUFFIXES, decode_heif, is_heif
 from rawback.io.jpeg_check import damage_warning, jpeg_damage
 from rawback.io.raw import RAW_SUFFIXES
-from rawback.io.tiff_decode import c_stderr_held, tag_bytes, tag_orientation, tiff_problem, tifffile_pixels
+from rawback.io.tiff_decode import tag_bytes, tag_orientation, tiff_problem, tifffile_pixels
 from rawback.io.xmp import descriptive_xmp
 
 # Large enough for the largest camera output (Samsung's 200 MP phone mode, 16320x12240 = 199.8 MP),
@@ -297,20 +298,43 @@ def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
 
 def _jpeg_frame_marker(data: bytes) -> int | None:
     """The SOFn marker of a JPEG (0xC0 baseline, 0xC2 progressive, ...), None if there is none."""
+    found = _jpeg_frame(data)
+    return None if found is None else data[found + 1]
+
+
+def _jpeg_frame(data: bytes) -> int | None:
+    """Where a JPEG's SOFn segment starts, following the marker lengths from SOI; None if they
+    lead nowhere."""
     pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
         elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return marker
+            return pos
         else:
             pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return None
 
 
+def _damaged_jpeg(data: bytes) -> str:
+    """What is wrong with a file that starts as a JPEG but that Pillow cannot open."""
+    frame = _jpeg_frame(data)
+    if frame is None:
+        return "damaged JPEG: its markers lead to no frame header (SOF); the file is cut or corrupted"
+    height = int.from_bytes(data[frame + 5 : frame + 7], "big")
+    width = int.from_bytes(data[frame + 7 : frame + 9], "big")
+    if width == 0 or height == 0:
+        return f"damaged JPEG: its frame header gives {width}x{height} pixels"
+    return "damaged JPEG: Pillow cannot read its header"
+
+
 def _not_an_image(data: bytes) -> str:
     """Name common look-alikes (HEIC is decoded, wherever its name says .jpg)."""
+    if data.startswith(b"\xff\xd8"):
+        return _damaged_jpeg(data)
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "damaged PNG: Pillow cannot read its header"
     if data[4:8] == b"ftyp":
         brand = data[8:12].decode("latin-1").strip()
         return f"is a {brand} (AVIF/MP4) file, not a JPEG, PNG, TIFF or HEIC photo"

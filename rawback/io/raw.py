@@ -11,6 +11,7 @@ the fallback for TIFF-based files.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import io
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from rawback.errors import InputError
+from rawback.io.c_stderr import c_stderr_held
 from rawback.isp.bayer import pattern_from_codes
 
 if TYPE_CHECKING:
@@ -126,6 +128,30 @@ def _imread(path: Path | str):
     return rawpy.imread(name)
 
 
+@contextlib.contextmanager
+def _opened(path: Path, failure: str):
+    """An open rawpy.RawPy of `path`, for one block. LibRaw reports damage on its own stderr
+    ("data corrupted at 8667", "Unexpected end of file") and may still return data: those lines
+    are held, and a file LibRaw failed on or complained about is one InputError that quotes them
+    (`failure` says what could not be done). A RAW whose data LibRaw calls corrupted is no ground
+    truth to train or score on."""
+    import rawpy
+
+    try:
+        with c_stderr_held() as libraw_says, _imread(path) as raw:
+            yield raw
+    except rawpy.LibRawError as exc:
+        raise InputError(path, f"{failure} ({type(exc).__name__}{_quoted(path, libraw_says)})") from exc
+    if libraw_says:
+        raise InputError(path, f"LibRaw reports damaged data{_quoted(path, libraw_says)}")
+
+
+def _quoted(path: Path, lines: list[str]) -> str:
+    """LibRaw's messages, without the file name it puts in front of each."""
+    texts = [line.removeprefix(f"{os.fspath(path)}:").strip() for line in lines if line]
+    return f": {'; '.join(texts)}" if texts else ""
+
+
 def read_make_model(path: Path) -> tuple[str, str]:
     """Camera make and model as LibRaw names them ("Canon", "PowerShot S40"); "" when unknown."""
     lib = _libraw()
@@ -175,7 +201,6 @@ def _ifd0_texts(path: Path, tags: tuple[int, ...]) -> tuple[str, ...]:
 
 def read_raw(path: Path | str) -> RawImage:
     """Decode a RAW file's visible mosaic and metadata. Raises InputError on unreadable files."""
-    import rawpy
 
     path = Path(path)
     if path.is_dir():
@@ -184,15 +209,12 @@ def read_raw(path: Path | str) -> RawImage:
         raise InputError(path, "no such file")
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
-    try:
-        with _imread(path) as raw:
-            return _from_rawpy(path, raw)
-    except rawpy.LibRawError as exc:
-        with path.open("rb") as handle:
-            head = handle.read(8)
-        if head.startswith((b"\xff\xd8", b"\x89PNG")):  # the usual mix-up: the photo for its RAW
-            raise InputError(path, "is a JPEG or PNG photo, not a camera RAW file") from exc
-        raise InputError(path, f"LibRaw cannot read this RAW file ({type(exc).__name__})") from exc
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head.startswith((b"\xff\xd8", b"\x89PNG")):  # the usual mix-up: the photo for its RAW
+        raise InputError(path, "is a JPEG or PNG photo, not a camera RAW file")
+    with _opened(path, "LibRaw cannot read this RAW file") as raw:
+        return _from_rawpy(path, raw)
 
 
 def _from_rawpy(path: Path, raw) -> RawImage:
@@ -279,22 +301,16 @@ def linear_params() -> dict[str, object]:
 
 def read_linear_rgb(path: Path | str) -> LinearRender:
     """LibRaw's AHD demosaic of a RAW file as normalised, unbalanced camera RGB (see the comment above)."""
-    import rawpy
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    try:
-        with _imread(path) as raw:
-            if raw.num_colors != 3 or raw.raw_pattern is None or raw.raw_pattern.shape != (2, 2):
-                raise InputError(
-                    path, "not a 2x2 Bayer sensor (X-Trans, Foveon and linear DNGs are unsupported)"
-                )
-            pattern = pattern_from_codes(raw.raw_pattern, raw.color_desc.decode())
-            height, width = raw.raw_image_visible.shape
-            rendered = raw.postprocess(**linear_params())
-    except rawpy.LibRawError as exc:
-        raise InputError(path, f"LibRaw cannot demosaic this file ({type(exc).__name__})") from exc
+    with _opened(path, "LibRaw cannot demosaic this file") as raw:
+        if raw.num_colors != 3 or raw.raw_pattern is None or raw.raw_pattern.shape != (2, 2):
+            raise InputError(path, "not a 2x2 Bayer sensor (X-Trans, Foveon and linear DNGs are unsupported)")
+        pattern = pattern_from_codes(raw.raw_pattern, raw.color_desc.decode())
+        height, width = raw.raw_image_visible.shape
+        rendered = raw.postprocess(**linear_params())
     rgb = rendered.astype(np.float32) / np.float32(LIBRAW_WHITE_CODE)
     resampled = rgb.shape[:2] != (height, width)
     if resampled:
@@ -341,12 +357,9 @@ def render_raw(path: Path, **params: object) -> Render:
     """
     import rawpy
 
-    try:
-        with _imread(path) as raw:
-            rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
-            neutral = applied_neutral(raw)
-    except rawpy.LibRawError as exc:
-        raise InputError(path, f"LibRaw cannot render this file ({type(exc).__name__})") from exc
+    with _opened(path, "LibRaw cannot render this file") as raw:
+        rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
+        neutral = applied_neutral(raw)
     return Render(rgb=rgb, neutral=neutral)
 
 
@@ -397,12 +410,12 @@ def embedded_preview(raw_path: Path) -> EmbeddedPreview:
     import rawpy
 
     try:
-        with _imread(raw_path) as raw:
+        with _opened(raw_path, "LibRaw cannot read it") as raw:
             preview = raw.extract_thumb()
-    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
-        raise InputError(raw_path, "no preview is embedded in it") from None
-    except rawpy.LibRawError as exc:
-        raise InputError(raw_path, f"LibRaw cannot read it ({type(exc).__name__})") from None
+    except InputError as exc:
+        if isinstance(exc.__cause__, rawpy.LibRawNoThumbnailError | rawpy.LibRawUnsupportedThumbnailError):
+            raise InputError(raw_path, "no preview is embedded in it") from None
+        raise
     if preview.format == rawpy.ThumbFormat.JPEG:
         jpeg = bytes(preview.data)
         try:

@@ -1,16 +1,11 @@
 """The parts of reading a TIFF photo (rawback.io.image) that do not need Pillow's image: tag
 values checked before use (a crafted file types them as it likes), tifffile's decoding of 16-bit
-and unusual TIFFs, what a reader's exception means to a user, and libtiff's C-level messages.
+and unusual TIFFs, and what a reader's exception means to a user.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,29 +22,6 @@ def tiff_problem(exc: Exception) -> str:
     if isinstance(exc, IndexError):
         return "its structure is damaged: a page or a value it points to is missing"
     return first_line(exc)
-
-
-@contextlib.contextmanager
-def c_stderr_held() -> Iterator[list[str]]:
-    """libtiff (inside Pillow) reports decoding errors from C, on file descriptor 2, past Python's
-    sys.stderr: hold what it writes while a TIFF decodes, so it can go into the photo's one error
-    line instead of appearing as a stray line of its own. Yields the lines held, filled on exit."""
-    held: list[str] = []
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 to hold
-        yield held
-        return
-    with tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield held
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            held.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines())
 
 
 def tag_bytes(tag, *, text: bool = False) -> bytes | None:  # tag: tifffile.TiffTag | None
