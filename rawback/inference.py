@@ -308,12 +308,14 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         model, request.rgb, request.profile, request.settings.transfer, request.exposure_value
     )
     stated = estimate_neutral(request)
+    source = stated.source
     if stated.source is not NeutralSource.DAYLIGHT:
-        # Given, or the camera's own record of the light (EXIF LightSource): either beats any
+        # Given, or the camera's own record (maker notes, EXIF LightSource): each beats any
         # estimate from the pixels.
         estimate = estimate.with_neutral(stated.neutral)
         notes.append(stated.note)
     elif estimate.learned_white_balance:
+        source = NeutralSource.MODEL
         r, _, b = estimate.neutral
         notes.append(f"white balance estimated by the model (neutral {r:.3f}, 1, {b:.3f})")
     else:
@@ -346,5 +348,9 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     h, w = request.rgb.shape[:2]
     mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
     return InverseResult(
-        mosaic=mosaic, neutral=estimate.neutral, notes=tuple(notes), exposure=finish.undone_exposure
+        mosaic=mosaic,
+        neutral=estimate.neutral,
+        notes=tuple(notes),
+        exposure=finish.undone_exposure,
+        neutral_source=source,
     )

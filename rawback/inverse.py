@@ -15,6 +15,16 @@ from rawback.isp import color
 from rawback.isp.unprocess import UnprocessSettings, neutral_for_illuminant
 
 
+class NeutralSource(Enum):
+    """Where a photo's white balance came from, in the order of trust."""
+
+    GIVEN = "given"  # the user's --white-balance (or evaluation's oracle row)
+    MAKER_NOTES = "maker notes"  # the camera's record of the white balance it applied
+    EXIF = "EXIF"  # the camera's EXIF LightSource
+    MODEL = "model"  # the learned head's estimate from the pixels
+    DAYLIGHT = "daylight"  # nothing known: D65
+
+
 @dataclass(frozen=True)
 class InverseRequest:
     """What a method gets. Never the ground truth: `neutral` is set only when the user fixes the
@@ -25,6 +35,10 @@ class InverseRequest:
     profile: CameraProfile
     settings: UnprocessSettings = field(default_factory=UnprocessSettings)
     neutral: np.ndarray | None = None  # fixed scene white (camera RGB, green = 1)
+    # The white balance the camera applied, from its maker notes, in this profile's camera RGB
+    # (rawback.white_balance); `as_shot_note` says where it came from.
+    as_shot: np.ndarray | None = None
+    as_shot_note: str = ""
     light_source: int | None = None  # EXIF LightSource hint (a code in color.ILLUMINANT_CCT)
     exposure_value: float | None = None  # scene EV from EXIF, a cue for the learned illuminant
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
@@ -39,15 +53,10 @@ class InverseResult:
     neutral: np.ndarray  # the scene white the result assumes; written as AsShotNeutral
     notes: tuple[str, ...] = ()
     exposure: float = 1.0  # the exposure gain of the finish the method undid (1 = none)
+    neutral_source: NeutralSource | None = None  # where `neutral` came from, for -v and summaries
 
 
 Method = Callable[[InverseRequest], InverseResult]
-
-
-class NeutralSource(Enum):
-    GIVEN = "given"  # the user's --white-balance (or evaluation's oracle row)
-    EXIF = "exif"  # the camera's EXIF LightSource
-    DAYLIGHT = "daylight"  # nothing known: D65
 
 
 @dataclass(frozen=True)
@@ -60,14 +69,19 @@ class NeutralEstimate:
 def estimate_neutral(request: InverseRequest) -> NeutralEstimate:
     """The white balance a photo states or implies, without looking at its pixels.
 
-    A finished JPEG is already white-balanced, so its pixels say nothing about the scene
-    illuminant in camera space. The estimate is therefore the one given, else the EXIF
-    LightSource when the camera recorded one other than daylight (interpolating between the
-    profile's matrices), else daylight (D65).
+    A finished JPEG is already white-balanced, so its pixels say little about the scene
+    illuminant in camera space. The estimate is therefore the one given, else the one the camera
+    applied (its maker notes), else the EXIF LightSource when the camera recorded one other than
+    daylight (interpolating between the profile's matrices), else daylight (D65); the learned
+    method puts its own estimate before daylight (rawback.inference).
     """
     if request.neutral is not None:
         return NeutralEstimate(
             np.asarray(request.neutral, dtype=np.float64), NeutralSource.GIVEN, "white balance given"
+        )
+    if request.as_shot is not None:
+        return NeutralEstimate(
+            np.asarray(request.as_shot, dtype=np.float64), NeutralSource.MAKER_NOTES, request.as_shot_note
         )
     code = request.light_source
     if code in color.ILLUMINANT_CCT and code not in (color.D65, 1, 4, 9):

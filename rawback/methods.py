@@ -24,7 +24,7 @@ def analytic(request: InverseRequest) -> InverseResult:
         curve=curve, saturation=saturation,
     )  # fmt: skip
     notes = (note,) if finish is None else (note, measured_finish_note(request.profile))
-    return InverseResult(mosaic=mosaic, neutral=neutral, notes=notes)
+    return InverseResult(mosaic=mosaic, neutral=neutral, notes=notes, neutral_source=estimate.source)
 
 
 def diffusion(request: InverseRequest) -> InverseResult:
