@@ -13,7 +13,7 @@ from rawback.camera import CameraProfile, choose_profile
 from rawback.choices import Compression, Method, ToneCurve, Transfer
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import UsageError
-from rawback.finish import tone_curve_for
+from rawback.finish import tone_curve_for, undo_tone_curve_for
 from rawback.inverse import InverseRequest
 from rawback.io.atomic import check_writable
 from rawback.isp.unprocess import UnprocessSettings, to_counts
@@ -90,7 +90,7 @@ def invert_image(
         neutral=parse_white_balance(options.white_balance),
         light_source=image.exif.light_source,
         exposure_value=exposure_value(image.exif),
-        diffusion=options.diffusion,
+        diffusion=undo_tone_curve_for(image.exif, tone_curve, options.diffusion),
         progress=progress,
     )
     result = get_method(options.method)(request)

@@ -37,9 +37,14 @@ class DiffusionSettings:
     # default: on LibRaw renders a wrong guess costs more than a right one gains
     # (docs/experiments.md#why---undo-exposure-is-off-by-default).
     undo_exposure: bool = False
-    # Undo the finish's tone curve the global head estimates (weights with `tone_knots` > 0). Off
-    # by default for the same reason (docs/experiments.md#why---undo-tone-curve-is-off-by-default).
-    undo_tone_curve: bool = False
+    # Undo the finish's tone curve the global head estimates (weights with `tone_knots` > 0): True,
+    # False, or None, "auto": undone for a photo whose EXIF names a camera and no raw converter or
+    # editor, kept otherwise (docs/experiments.md#the-tone-curve-of-camera-jpegs-by-provenance).
+    # rawback.finish.undo_tone_curve_for decides "auto" per photo; left undecided (rawback eval,
+    # training), it keeps the curve.
+    undo_tone_curve: bool | None = None
+    # Why "auto" decided as it did for this photo, for -v; None where the user chose.
+    tone_curve_reason: str | None = None
     residual: str = Residual.AUTO.value  # where the denoiser's residual applies (choices.Residual)
 
     def __post_init__(self) -> None:

@@ -4,8 +4,10 @@ A camera JPEG is the scene after a finish: the camera's tone curve, an exposure 
 What the inverse undoes of it comes from, in this order of trust:
   1. a finish measured from the camera's own RAW+JPEG pairs (`rawback profile curve`) and kept in
      its profile, for photos of the renderer it was measured on (`tone_curve_for`);
-  2. the learned global head's estimate of the curve and exposure of this one photo, only when
-     the user asks to undo them (`--undo-tone-curve`, `--undo-exposure`; `learned_finish`);
+  2. the learned global head's estimate of the curve and exposure of this one photo: the curve
+     by default for a photo whose EXIF names a camera and no raw converter or editor
+     (`undo_tone_curve_for`), else when the user asks (`--undo-tone-curve`), the exposure only
+     when asked (`--undo-exposure`; `learned_finish`);
   3. nothing: only the transfer curve is decoded.
 rawback.methods (analytic) and rawback.inference (diffusion) apply what these functions decide.
 """
@@ -13,7 +15,7 @@ rawback.methods (analytic) and rawback.inference (diffusion) apply what these fu
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,6 +73,46 @@ def tone_curve_for(exif: ExifData, profile: CameraProfile, requested: str) -> tu
     return ToneCurve.NONE.value, note
 
 
+def undo_tone_curve_for(exif: ExifData, tone_curve: str, settings: DiffusionSettings) -> DiffusionSettings:
+    """`settings` with "auto" `--undo-tone-curve` (None) decided for one photo, and why; a True or
+    False the user gave is kept.
+
+    Measured on real camera JPEGs (docs/experiments.md#the-tone-curve-of-camera-jpegs-by-provenance):
+    undoing the head's estimate of the curve gains several dB packed PSNR on a camera engine's
+    JPEG, and costs about 3 dB on a flat render (LibRaw's), whose curve the head still guesses. A
+    camera's own JPEG is known by its EXIF: it names a camera (Make or Model) and no program among
+    its Software values (rawback.provenance). A raw converter's or editor's export has that
+    program's tones, often flat, and a photo whose EXIF names no camera may be anything, so both
+    keep the curve. `tone_curve` is the setting `tone_curve_for` returned: anything but "auto"
+    (--tone-curve none or smoothstep, or a measured finish left out for this photo's renderer,
+    which tone_curve_for's note explains) keeps it too."""
+    from rawback.provenance import rendering_program
+
+    if settings.undo_tone_curve is not None:
+        return settings
+    if tone_curve != ToneCurve.AUTO:
+        return replace(settings, undo_tone_curve=False)
+    program = rendering_program(exif)
+    camera = camera_named(exif)
+    if program is not None:
+        undo, reason = False, f"EXIF Software names {program[1]!r} ({program[0]}), whose tones these are"
+    elif camera is None:
+        undo, reason = False, "its EXIF names no camera, so it may be a flat render"
+    else:
+        undo, reason = True, f"EXIF names the camera ({camera}) and no raw converter or editor"
+    return replace(settings, undo_tone_curve=undo, tone_curve_reason=reason)
+
+
+def camera_named(exif: ExifData) -> str | None:
+    """The camera EXIF Make and Model name, as one text, or None: the model alone when it names
+    the maker already ("NIKON CORPORATION", "NIKON D90" -> "NIKON D90")."""
+    make, model = (exif.make or "").strip(), (exif.model or "").strip()
+    maker = make.split()[0].lower() if make else ""
+    if maker in model.lower().split() or model.lower().startswith(make.lower()):
+        return model or None
+    return f"{make} {model}".strip()
+
+
 @dataclass(frozen=True)
 class MeasuredFinish:
     """A camera JPEG engine's global finish as `rawback profile curve` measured it."""
@@ -114,22 +156,32 @@ class UndoneFinish:
 
 def learned_finish(curve: np.ndarray | None, exposure: float, settings: DiffusionSettings) -> UndoneFinish:
     """The global head's estimate of the finish (`curve`, `exposure`), as `settings` ask to undo
-    it: the tone curve only with --undo-tone-curve, the exposure only with --undo-exposure (both
-    off by default: docs/model.md). A curve carries the exposure in it, so with a curve the gain
-    is 1 and, when the exposure is left alone, the curve keeps its shape but gives back the
-    exposure the head estimated."""
+    it: the tone curve when `undo_tone_curve` is True (the user's --undo-tone-curve, or "auto"
+    decided for a camera's JPEG by `undo_tone_curve_for`; an undecided "auto" keeps it), the
+    exposure only with --undo-exposure (docs/model.md). A curve carries the exposure in it, so
+    with a curve the gain is 1 and, when the exposure is left alone, the curve keeps its shape but
+    gives back the exposure the head estimated."""
     notes: list[str] = []
-    if settings.undo_tone_curve:
+    undo_curve = bool(settings.undo_tone_curve)
+    why = settings.tone_curve_reason
+    if undo_curve and curve is not None:
         notes.append(
             "tone curve of the finish estimated by the model and undone"
-            if curve is not None
+            + (f": {why} (--keep-tone-curve keeps it)" if why else "")
+        )
+    elif undo_curve:
+        notes.append(
+            f"tone curve kept: these weights estimate none ({why})"
+            if why
             else "--undo-tone-curve: these weights estimate no tone curve"
         )
+    elif why and curve is not None:
+        notes.append(f"tone curve of the finish kept: {why} (--undo-tone-curve undoes the model's estimate)")
     stops = float(np.log2(exposure))
     if settings.undo_exposure and abs(stops) > 0.05:
         notes.append(f"exposure of the finish estimated at {stops:+.2f} stop and undone")
     undone = exposure if settings.undo_exposure else 1.0
-    if settings.undo_tone_curve and curve is not None:
+    if undo_curve and curve is not None:
         shape = curve if settings.undo_exposure else curve + np.float32(np.log(exposure))
         return UndoneFinish(curve=shape, exposure=1.0, undone_exposure=undone, notes=tuple(notes))
     return UndoneFinish(curve=None, exposure=undone, undone_exposure=undone, notes=tuple(notes))
@@ -151,7 +203,8 @@ def model_finish(
     if measured is None:
         return learned_finish(estimated_curve, estimated_exposure, diffusion), settings
     notes = [measured_finish_note(profile)]
-    if diffusion.undo_tone_curve or diffusion.undo_exposure:
+    asked = diffusion.undo_tone_curve and diffusion.tone_curve_reason is None  # not "auto"'s decision
+    if asked or diffusion.undo_exposure:
         notes.append("--undo-tone-curve/--undo-exposure: the profile's measured curve is used instead")
     undone_exposure = float(np.exp(-tone.log_gain(np.array([MID_GREY]), measured.curve)[0]))
     undone = UndoneFinish(

@@ -13,6 +13,7 @@ from rawback.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, app, echo, user_error
 from rawback.cli.options import (
     Device,
     Ensemble,
+    EvalUndoToneCurve,
     Include,
     Method,
     Overlap,
@@ -24,7 +25,6 @@ from rawback.cli.options import (
     Tile,
     TileBatch,
     UndoExposure,
-    UndoToneCurve,
     Weights,
     diffusion_settings,
 )
@@ -56,7 +56,7 @@ def eval_command(
     device: Device = "auto",
     precision: Precision = choices.Precision.AUTO.value,
     undo_exposure: UndoExposure = False,
-    undo_tone_curve: UndoToneCurve = False,
+    undo_tone_curve: EvalUndoToneCurve = False,
     residual: ResidualOpt = Residual.AUTO,
     pairs: Annotated[
         Path | None,

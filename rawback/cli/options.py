@@ -86,11 +86,21 @@ UndoExposure = Annotated[
     ),
 ]
 UndoToneCurve = Annotated[
+    bool | None,
+    typer.Option(
+        "--undo-tone-curve/--keep-tone-curve",
+        help="Undo the tone curve the model estimates the photo's finish applied, or keep it. Default: "
+        "undone for a camera's own JPEG (EXIF names a camera and no raw converter or editor), kept "
+        "otherwise. Needs weights with a tone curve.",
+        show_default=False,
+    ),
+]
+EvalUndoToneCurve = Annotated[
     bool,
     typer.Option(
-        "--undo-tone-curve",
-        help="Undo the tone curve the model estimates the photo's finish applied (camera JPEGs; off "
-        "by default; needs weights with a tone curve).",
+        "--undo-tone-curve/--keep-tone-curve",
+        help="Undo the tone curve the model estimates each input's finish applied (convert's default "
+        "for camera JPEGs), or keep it, the default here: every row says which.",
     ),
 ]
 
@@ -161,7 +171,7 @@ def diffusion_settings(
     device: str,
     precision: str,
     undo_exposure: bool,
-    undo_tone_curve: bool,
+    undo_tone_curve: bool | None,
     residual: Residual,
 ):
     """The diffusion options of convert, batch and eval as settings; a value DiffusionSettings
