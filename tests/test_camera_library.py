@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import piexif
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from rawback import camera
@@ -290,3 +292,13 @@ def test_a_jpeg_of_a_library_camera_converts_with_its_profile(tmp_path: Path) ->
     assert any(
         note.startswith("camera profile libraw-nikon-d90 (camera library: Nikon D90") for note in result.notes
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=40), st.lists(st.text(max_size=30), max_size=2))
+def test_any_exif_text_gives_an_entry_or_none(make: str, model: str, alt_names: list[str]) -> None:
+    """EXIF strings come from files: whatever they hold, identification answers and never raises."""
+    found = identify(make, model, alt_names=alt_names)
+    assert found is None or found in library_cameras()
+    assert isinstance(normalise(make, model), tuple)
+    assert find_camera(make + model) is None or find_camera(make + model) in library_cameras()
