@@ -24,7 +24,9 @@ LIBRARY_PREFIX = "libraw-"  # of every library profile's name; no built-in profi
 TYPICAL_BITS = 14  # the bit depth assumed where the table gives no maximum (the generic profile's)
 
 # Models LibRaw names by a substring of the EXIF model (normalize_model.cpp GetNormalizedModel).
-_KODAK_BY_SUBSTRING = ("DC25", "DC50", "DC120")  # LibRaw names these models by the substring
+# Kodak's: not followed by a digit here, so that a DC5000 JPEG is not taken for a DC50 (LibRaw
+# never meets one: the DC5000 wrote no RAW files).
+_KODAK_BY_SUBSTRING = re.compile(r"DC(25|50|120)(?!\d)")
 _SAMSUNG_BY_SUBSTRING = (("WB5500", "HZ50W"), ("WB5000", "HZ25W"), ("WB550", "HZ15W"), ("WB500", "HZ10W"))
 
 
@@ -201,7 +203,8 @@ def _normalise_model(make: str, model: str) -> tuple[str, str]:
         for word in ("EasyShare", "ZOOM"):
             model = re.sub(re.escape(word), "", model, flags=re.IGNORECASE)
         model = " ".join(model.split())
-        model = next((name for name in _KODAK_BY_SUBSTRING if name in model), model)
+        found = _KODAK_BY_SUBSTRING.search(model)
+        model = found.group(0) if found else model
         model = "DC40" if model == "40" else model
     elif make == "Samsung":
         model = next((names[0] for names in _SAMSUNG_BY_SUBSTRING if any(n in model for n in names)), model)

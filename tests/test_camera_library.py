@@ -60,6 +60,7 @@ def entry(name: str):
         ("OM Digital Solutions", "OM-1", ("Olympus", "OM-1")),
         ("EASTMAN KODAK COMPANY", "KODAK EasyShare Z981 Digital Camera     ", ("Kodak", "Z981")),
         ("Eastman Kodak Company", "Kodak DC120 ZOOM Digital Camera", ("Kodak", "DC120")),
+        ("EASTMAN KODAK COMPANY", "KODAK DC5000 ZOOM DIGITAL CAMERA", ("Kodak", "DC5000")),  # not a DC50
         ("SONY", "SLT-A57", ("Sony", "SLT-A57")),
         ("FUJIFILM", "FinePix S5600", ("Fujifilm", "S5200")),
         ("SAMSUNG TECHWIN", "SAMSUNG NX10", ("Samsung", "NX10")),
