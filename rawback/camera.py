@@ -7,15 +7,19 @@ the answer into evaluations).
 
 Built-in profiles live in `rawback/profiles/*.json`; they were made from the files in
 `../shared/data` with `rawback profile add FILE --name NAME --builtin` (see docs/profiles.md).
+A camera without one gets a profile made from LibRaw's colour table (rawback.camera_library,
+`library_profile`); the order of the choice is in `select_profile` (docs/cameras.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rawback.camera_library import LibraryCamera, find_camera, identify, library_source, normalise
 from rawback.errors import ProfileError
 from rawback.io.exif import camera_display_name
 from rawback.isp import color
@@ -240,7 +245,9 @@ def load_profile_file(path: Path) -> CameraProfile:
 
 
 def resolve_profile(spec: str) -> CameraProfile:
-    """`--camera NAME|PATH`: a built-in name, a profile JSON file, or any RAW/DNG of the camera."""
+    """`--camera NAME|PATH`: a built-in or user profile's name, a profile JSON file, any RAW/DNG
+    of the camera, a camera name as EXIF would write it, or a camera of the library (its profile
+    name "libraw-canon-eos-350d" or its name "Canon EOS 350D")."""
     profiles = builtin_profiles()
     if spec in profiles:
         return profiles[spec]
@@ -253,8 +260,14 @@ def resolve_profile(spec: str) -> CameraProfile:
     match = match_profile(spec, "", profiles)
     if match is not None:
         return match
+    found = find_camera(spec)
+    if found is not None:
+        return library_profile(found)
     known = ", ".join(sorted(profiles))
-    raise ProfileError(f"unknown camera {spec!r}: not a profile ({known}), a camera name nor a file")
+    raise ProfileError(
+        f"unknown camera {spec!r}: not a profile ({known}), a camera of the library (rawback profile "
+        "list --library), a camera name nor a file"
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -267,40 +280,129 @@ def _cached_profile_from_raw(path: str, mtime_ns: int, size: int) -> CameraProfi
 def match_profile(
     make: str | None, model: str | None, profiles: dict[str, CameraProfile] | None = None
 ) -> CameraProfile | None:
-    """The built-in profile for an EXIF Make/Model, or None. Case and spacing are ignored, and a
-    model that repeats the make ("Canon" + "Canon PowerShot S40") matches too."""
+    """The built-in profile for an EXIF Make/Model, or None. Case and spacing are ignored, a model
+    that repeats the make ("Canon" + "Canon PowerShot S40") matches too, and so do the names LibRaw
+    gives both ("Canon EOS Kiss Digital N" is the "EOS 350D" a profile made from its CR2 names)."""
     profiles = builtin_profiles() if profiles is None else profiles
-    make_n = _normalise_camera_name(make or "")
-    model_n = _normalise_camera_name(model or "")
-    if not make_n and not model_n:
+    wanted = _exif_names(make, model)
+    if not wanted:
         return None
-    wanted = {f"{make_n} {model_n}".strip(), model_n}
-    if model_n.startswith(make_n):
-        wanted.add(model_n)
+    if make and model and make.strip() and model.strip():
+        wanted.add(_libraw_name(make, model))
     for profile in profiles.values():
         if profile.name == GENERIC_NAME:
             continue
-        names = {_normalise_camera_name(f"{profile.make} {profile.model}")}
+        names = {
+            _normalise_camera_name(f"{profile.make} {profile.model}"),
+            _libraw_name(profile.make, profile.model),
+        }
         names |= {_normalise_camera_name(a) for a in profile.aliases}
         if wanted & names:
             return profile
     return None
 
 
-def choose_profile(camera: str | None, make: str | None, model: str | None) -> tuple[CameraProfile, str]:
-    """The profile for a conversion and a one-line reason (printed in verbose mode)."""
+def _exif_names(make: str | None, model: str | None) -> set[str]:
+    """The names an EXIF Make and Model may give a profile's "make model", normalised."""
+    make_n = _normalise_camera_name(make or "")
+    model_n = _normalise_camera_name(model or "")
+    if not make_n and not model_n:
+        return set()
+    return {f"{make_n} {model_n}".strip(), model_n}
+
+
+def _libraw_name(make: str | None, model: str | None) -> str:
+    return _normalise_camera_name(" ".join(normalise(make, model)))
+
+
+@functools.cache
+def library_profile(camera: LibraryCamera) -> CameraProfile:
+    """A profile of a camera of the library: its D65 matrix as ColorMatrix1 and the levels of
+    `LibraryCamera.levels`. ProfileError for an entry rawback cannot use (four colours)."""
+    if camera.xyz_to_cam is None:
+        raise ProfileError(f"{camera.name} in LibRaw's colour table: {camera.unusable}")
+    black, white, bits, levels = camera.levels()
+    return CameraProfile(
+        name=camera.slug,
+        make=camera.make,
+        model=camera.model,
+        cfa_pattern="RGGB",
+        black_level=(black, black, black, black),
+        white_level=white,
+        bits=bits,
+        color_matrix_1=camera.xyz_to_cam,
+        illuminant_1=color.D65,
+        source=library_source(camera),
+        notes=(
+            "colour matrix: LibRaw's (from Adobe's DNG Converter, D65) for the models whose name starts "
+            f"with {camera.model or 'anything'!r}",
+            f"levels: {levels}",
+            "CFA pattern: RGGB, a free choice: the table has none, and a synthesised mosaic may take any "
+            "Bayer phase",
+        ),
+    )
+
+
+class ProfileSource(enum.Enum):
+    """Where a conversion's profile came from, in the order they are tried."""
+
+    GIVEN = "given"  # --camera
+    USER = "user"  # a user profile matched by EXIF
+    BUILTIN = "built-in"  # a built-in profile matched by EXIF
+    LIBRARY = "library"  # the camera library (LibRaw's colour table)
+    GENERIC = "generic"  # none of them
+
+
+@dataclass(frozen=True)
+class ChosenProfile:
+    profile: CameraProfile
+    source: ProfileSource
+    reason: str  # one line, printed in verbose mode
+
+
+def select_profile(
+    camera: str | None, make: str | None, model: str | None, *, alt_names: Sequence[str] = ()
+) -> ChosenProfile:
+    """The profile for a conversion: --camera, else a user profile, a built-in profile or the
+    camera library by the EXIF camera, else generic. `alt_names`: the camera's other model names
+    (a maker-note model name), tried in the library when the EXIF model finds nothing."""
     if camera:
         profile = resolve_profile(camera)
-        return profile, f"camera profile {profile.name} (from --camera)"
+        return ChosenProfile(profile, ProfileSource.GIVEN, f"camera profile {profile.name} (from --camera)")
+    exif = camera_display_name(make, model)
     match = match_profile(make, model)
     if match is not None:
-        return match, f"camera profile {match.name} (matched EXIF {camera_display_name(make, model)})"
-    generic = builtin_profiles()[GENERIC_NAME]
-    if make or model:
-        why = f"no profile for EXIF camera {camera_display_name(make, model)}"
+        if shipped_profiles().get(match.name) == match:
+            return ChosenProfile(
+                match, ProfileSource.BUILTIN, f"camera profile {match.name} (matched EXIF {exif})"
+            )
+        reason = f"camera profile {match.name} (user profile, matched EXIF {exif})"
+        return ChosenProfile(match, ProfileSource.USER, reason)
+    found = identify(make, model, alt_names=alt_names)
+    if found is not None and found.xyz_to_cam is not None:
+        profile = library_profile(found)
+        reason = (
+            f"camera profile {profile.name} (camera library: {found.name}, LibRaw colour table; EXIF {exif})"
+        )
+        return ChosenProfile(profile, ProfileSource.LIBRARY, reason)
+    if found is not None:
+        why = f"EXIF camera {exif} is LibRaw's {found.name}, {found.unusable}"
+    elif make or model:
+        why = f"no profile for EXIF camera {exif}, nor in the camera library"
     else:
         why = "the photo's EXIF names no camera"
-    return generic, f"camera profile {GENERIC_NAME} ({why}; choose one with --camera)"
+    generic = builtin_profiles()[GENERIC_NAME]
+    return ChosenProfile(
+        generic, ProfileSource.GENERIC, f"camera profile {GENERIC_NAME} ({why}; choose one with --camera)"
+    )
+
+
+def choose_profile(
+    camera: str | None, make: str | None, model: str | None, *, alt_names: Sequence[str] = ()
+) -> tuple[CameraProfile, str]:
+    """The profile for a conversion and a one-line reason (`select_profile` says which kind too)."""
+    chosen = select_profile(camera, make, model, alt_names=alt_names)
+    return chosen.profile, chosen.reason
 
 
 # --- extraction from RAW files -------------------------------------------------------------------
@@ -372,8 +474,12 @@ def profile_from_raw_image(raw: RawImage, name: str | None = None) -> CameraProf
     )
     # The camera's own names, as its JPEGs' EXIF gives them, when LibRaw's normalised ones would
     # not match them ("Eastman Kodak Company Kodak DC120 ZOOM Digital Camera" against "Kodak DC120").
+    # (Compared as written: matching would find them through LibRaw's names too, but the alias
+    # keeps the profile's file what it was, and complete for readers that do not rename.)
     own_make, own_model = read_tiff_make_model(path)
-    if (own_make or own_model) and match_profile(own_make, own_model, {profile.name: profile}) is None:
+    if (own_make or own_model) and _normalise_camera_name(f"{make} {model}") not in _exif_names(
+        own_make, own_model
+    ):
         profile = dataclasses.replace(profile, aliases=(f"{own_make} {own_model}".strip(),))
     return profile
 

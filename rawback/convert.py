@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rawback.camera import CameraProfile, choose_profile
+from rawback.camera import CameraProfile, ProfileSource, select_profile
 from rawback.choices import Compression, Method, ToneCurve, Transfer
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import UsageError
@@ -71,6 +71,7 @@ class Inversion:
     neutral: np.ndarray
     profile: CameraProfile
     notes: tuple[str, ...]
+    profile_source: ProfileSource  # --camera, a user or built-in profile, the camera library or generic
 
 
 def invert_image(
@@ -80,7 +81,8 @@ def invert_image(
     `progress` is told the fraction of the inversion done (by the learned method)."""
     from rawback.io.exif import exposure_value
 
-    profile, reason = choose_profile(options.camera, image.exif.make, image.exif.model)
+    chosen = select_profile(options.camera, image.exif.make, image.exif.model)
+    profile, reason = chosen.profile, chosen.reason
     tone_curve, tone_note = tone_curve_for(image.exif, profile, options.tone_curve)
     request = InverseRequest(
         rgb=image.rgb,
@@ -98,7 +100,7 @@ def invert_image(
     if image.color_note:
         notes = (*notes, image.color_note)
     notes = (*notes, *image.notes)
-    return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes)
+    return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes, chosen.source)
 
 
 def convert_file(

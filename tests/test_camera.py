@@ -70,9 +70,9 @@ def test_match_by_exif(make: str | None, model: str | None, expected: str | None
 
 
 def test_choose_profile_falls_back_to_generic_and_says_why() -> None:
-    profile, reason = camera.choose_profile(None, "Nikon", "D850")
+    profile, reason = camera.choose_profile(None, "Apple", "iPhone XR")  # a phone: not in the library
     assert profile.name == "generic"
-    assert "Nikon D850" in reason and "--camera" in reason
+    assert "Apple iPhone XR" in reason and "--camera" in reason
     profile, reason = camera.choose_profile("kodak-dc50", "Nikon", "D850")
     assert profile.name == "kodak-dc50" and "--camera" in reason
 
@@ -148,5 +148,10 @@ def test_the_reason_names_the_exif_camera_once() -> None:
     assert reason == "camera profile canon-powershot-s40 (matched EXIF Canon PowerShot S40)"
     _, reason = camera.choose_profile(None, "NIKON CORPORATION", "NIKON D750")
     assert reason == (
-        "camera profile generic (no profile for EXIF camera NIKON D750; choose one with --camera)"
+        "camera profile libraw-nikon-d750 (camera library: Nikon D750, LibRaw colour table; EXIF NIKON D750)"
+    )
+    _, reason = camera.choose_profile(None, "Hewlett-Packard", "hp photosmart 735")
+    assert reason == (
+        "camera profile generic (no profile for EXIF camera Hewlett-Packard hp photosmart 735, nor in the "
+        "camera library; choose one with --camera)"
     )

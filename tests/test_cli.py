@@ -276,6 +276,34 @@ def test_profile_show() -> None:
         assert field in result.stdout
 
 
+def test_profile_list_and_show_cover_the_camera_library(tmp_path: Path) -> None:
+    env = {"RAWBACK_PROFILE_DIR": str(tmp_path)}
+    result = run_cli("profile", "list", env=env)
+    assert "814 cameras of LibRaw's colour table" in result.stdout
+    assert "rawback profile list --library" in result.stdout
+    assert "libraw-" not in result.stdout  # the library is listed on request only
+    lines = run_cli("profile", "list", "--library", "eos 35", env=env).stdout.splitlines()
+    assert lines[0] == "Canon (1)"
+    assert lines[1].split() == [
+        "EOS",
+        "350D",
+        "libraw-canon-eos-350d",
+        "12",
+        "bits,",
+        "black",
+        "128,",
+        "white",
+        "4095",
+    ]
+    assert "four colours: not usable" in run_cli("profile", "list", "--library", "powershot g1").stdout
+    result = run_cli("profile", "show", "Canon EOS 350D", env=env)
+    assert result.exit_code == 0
+    shown = ("name: libraw-canon-eos-350d", "model: EOS 350D", "white_level: 4095", "daylight neutral")
+    shown += ("colordata.cpp line 111", "library entry: 'Canon EOS 350D'", "file (camera library)")
+    for field in shown:
+        assert field in result.stdout
+
+
 def test_profile_show_unknown() -> None:
     result = run_cli("profile", "show", "no-such-camera")
     assert result.exit_code == 1

@@ -117,8 +117,9 @@ ResidualOpt = Annotated[
 Camera = Annotated[
     str | None,
     typer.Option(
-        help="Camera profile: a profile name (rawback profile list), an EXIF camera name, a profile "
-        ".json, or a RAW/DNG of the camera. Default: match the photo's EXIF Make/Model, else 'generic'.",
+        help="Camera profile: a profile name (rawback profile list), an EXIF camera name, a camera of the "
+        "library (rawback profile list --library), a profile .json, or a RAW/DNG of the camera. Default: "
+        "match the photo's EXIF Make/Model to a profile, else to the camera library, else 'generic'.",
         show_default=False,
     ),
 ]

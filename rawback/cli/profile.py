@@ -14,51 +14,113 @@ def _numbers(values, digits: int = 4) -> str:
 
 
 @profile_app.command("list")
-def profile_list() -> None:
-    """Built-in and user profiles (a user profile of the same name replaces the built-in)."""
+def profile_list(
+    text: Annotated[
+        str | None,
+        typer.Argument(help="Only cameras whose name holds this text (case ignored).", show_default=False),
+    ] = None,
+    library: Annotated[
+        bool, typer.Option("--library", help="List the camera library (LibRaw's colour table) instead.")
+    ] = False,
+) -> None:
+    """Built-in and user profiles (a user profile of the same name replaces the built-in), and how
+    many cameras the library adds; with --library, the library's cameras by make."""
     with user_errors():
-        from rich import box
         from rich.console import Console
-        from rich.table import Table
 
-        from rawback.camera import builtin_profiles, profiles_in, user_folder
+        from rawback.camera_library import cameras_named
 
-        measured = "* tone curve measured by rawback profile curve"
-        user = f"+ user profile ({user_folder()}), matched before the built-in ones"
-        caption = f"{user}\n{measured}"
-        user_names = set(profiles_in(user_folder()))
-        # Light rules, and the derived white balance left to `profile show`: on an 80-column
-        # terminal the boxed table with it cut camera names to "Power…".
-        table = Table(title="camera profiles", caption=caption, box=box.SIMPLE_HEAD)
-        table.add_column("name", no_wrap=True)
-        table.add_column("camera")
-        table.add_column("CFA")
-        table.add_column("bits", justify="right")
-        table.add_column("black/white", justify="right", no_wrap=True)
-        for name, profile in sorted(builtin_profiles().items()):
-            black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
-            marks = ("+" if name in user_names else "") + ("*" if profile.tone_curve is not None else "")
-            table.add_row(
-                f"{name} {marks}".rstrip(),
-                f"{profile.make} {profile.model}",
-                profile.cfa_pattern,
-                str(profile.bits),
-                f"{black}/{profile.white_level}",
-            )
-        Console().print(table)
+        found = cameras_named(text or "")
+        if library:
+            for line in _library_lines(found):
+                echo(line)
+            return
+        Console().print(_profile_table(text or ""))
+        which = f"match {text!r}" if text else "follow them, for cameras without a profile"
+        echo(f"{len(found)} cameras of LibRaw's colour table {which}:")
+        echo(f"  rawback profile list --library {text or '[TEXT]'}")
+
+
+def _profile_table(text: str):
+    from rich import box
+    from rich.table import Table
+
+    from rawback.camera import builtin_profiles, profiles_in, user_folder
+
+    measured = "* tone curve measured by rawback profile curve"
+    user = f"+ user profile ({user_folder()}), matched before the built-in ones"
+    caption = f"{user}\n{measured}"
+    user_names = set(profiles_in(user_folder()))
+    # Light rules, and the derived white balance left to `profile show`: on an 80-column
+    # terminal the boxed table with it cut camera names to "Power…".
+    table = Table(title="camera profiles", caption=caption, box=box.SIMPLE_HEAD)
+    table.add_column("name", no_wrap=True)
+    table.add_column("camera")
+    table.add_column("CFA")
+    table.add_column("bits", justify="right")
+    table.add_column("black/white", justify="right", no_wrap=True)
+    for name, profile in sorted(builtin_profiles().items()):
+        camera = f"{profile.make} {profile.model}"
+        if text.lower() not in f"{name} {camera}".lower():
+            continue
+        black = ",".join(f"{b:g}" for b in dict.fromkeys(profile.black_level))
+        marks = ("+" if name in user_names else "") + ("*" if profile.tone_curve is not None else "")
+        table.add_row(
+            f"{name} {marks}".rstrip(),
+            camera,
+            profile.cfa_pattern,
+            str(profile.bits),
+            f"{black}/{profile.white_level}",
+        )
+    return table
+
+
+def _library_lines(cameras) -> list[str]:
+    """Grouped by make; within a make in LibRaw's order, which is the order a photo's model is
+    matched in. Plain lines: 814 of them are for searching, and a table would wrap them on 80
+    columns."""
+    if not cameras:
+        return ["no camera of the library matches"]
+    model_width = max(len(c.model) for c in cameras)
+    slug_width = max(len(c.slug) for c in cameras)
+    lines = []
+    for make in sorted({c.make for c in cameras}, key=str.lower):
+        group = [c for c in cameras if c.make == make]
+        lines.append(f"{make} ({len(group)})")
+        for camera in group:
+            if camera.unusable:
+                levels = "four colours: not usable"
+            else:
+                black, white, bits, _ = camera.levels()
+                levels = f"{bits:2d} bits, black {black:g}, white {white}"
+            lines.append(f"  {camera.model or '(any)':{model_width}}  {camera.slug:{slug_width}}  {levels}")
+    lines.append("A photo gets the first camera of its make whose name starts its model, after LibRaw's")
+    lines.append("renaming (docs/cameras.md); --camera takes a name from either column.")
+    return lines
 
 
 @profile_app.command("show")
 def profile_show(
     name: Annotated[
-        str, typer.Argument(help="A profile name, a profile .json or a RAW file.", show_default=False)
+        str,
+        typer.Argument(
+            help='A profile name, a profile .json, a RAW file or a camera of the library ("Canon EOS 350D").',
+            show_default=False,
+        ),
     ],
 ) -> None:
     """Every field of a profile, and what rawback derives from it."""
     with user_errors():
         import dataclasses
 
-        from rawback.camera import PROFILE_SUFFIX, builtin_folder, resolve_profile, user_folder
+        from rawback.camera import (
+            PROFILE_SUFFIX,
+            builtin_folder,
+            library_profile,
+            resolve_profile,
+            user_folder,
+        )
+        from rawback.camera_library import find_camera
         from rawback.provenance import describe
 
         profile = resolve_profile(name)
@@ -77,6 +139,14 @@ def profile_show(
         echo(f"daylight multipliers (derived, 1 / neutral): {_numbers(1.0 / neutral)}")
         if Path(name).expanduser().is_file():  # a profile .json or a RAW: that file, not a saved one
             echo(f"file: {Path(name).expanduser()}")
+            return
+        entry = find_camera(name)
+        if entry is not None and library_profile(entry) == profile:
+            echo(
+                f"library entry: {entry.name!r}, LibRaw's table order {entry.order}; as the table gives "
+                f"them: black {entry.black}, maximum {entry.maximum} (0: not given)"
+            )
+            echo("file (camera library): rawback/data/camera_library.json (rawback profile list --library)")
             return
         for folder, kind in ((user_folder(), "user"), (builtin_folder(), "built-in")):
             path = folder / f"{profile.name}{PROFILE_SUFFIX}"
