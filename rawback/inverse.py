@@ -39,6 +39,9 @@ class InverseResult:
     neutral: np.ndarray  # the scene white the result assumes; written as AsShotNeutral
     notes: tuple[str, ...] = ()
     exposure: float = 1.0  # the exposure gain of the finish the method undid (1 = none)
+    # (H, W) bool: sites where the method put its own value above what the photo states (the
+    # learned residual); where the photo is clipped they keep it (rawback.isp.highlights). None: none.
+    reconstructed: np.ndarray | None = None
 
 
 Method = Callable[[InverseRequest], InverseResult]
