@@ -59,11 +59,16 @@ def blown_pixels(rgb: np.ndarray) -> np.ndarray:
     seeds = _eroded(floor >= CEILING, SEED_SIZE // 2)
     if not seeds.any():
         return np.zeros_like(near)
-    labels, count = ndimage.label(near)  # 4-connected areas near the ceiling
+    # Label only the box around what is near the ceiling: a sky is a band, a lamp a speck.
+    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    labels, count = ndimage.label(near[box])  # 4-connected areas near the ceiling
     seeded = np.zeros(count + 1, bool)
-    seeded[labels[seeds]] = True
+    seeded[labels[seeds[box]]] = True
     seeded[0] = False  # the background label (pixels not near the ceiling)
-    return seeded[labels]
+    blown = np.zeros_like(near)
+    blown[box] = seeded[labels]
+    return blown
 
 
 def whole_quads(mask: np.ndarray) -> np.ndarray:
