@@ -16,6 +16,7 @@ from rawback.errors import UsageError
 from rawback.finish import tone_curve_for, undo_tone_curve_for
 from rawback.inverse import InverseRequest
 from rawback.io.atomic import check_writable
+from rawback.isp.highlights import restore_clipping
 from rawback.isp.unprocess import UnprocessSettings, to_counts
 from rawback.methods import get_method
 
@@ -96,11 +97,14 @@ def invert_image(
         progress=progress,
     )
     result = get_method(options.method)(request)
-    notes = (reason, *((tone_note,) if tone_note else ()), *result.notes, *(image.exif.warnings or ()))
+    # Blown areas read as a saturated sensor, so raw editors see them clipped (isp/highlights.py).
+    highlights = restore_clipping(result.mosaic, image.rgb, result.reconstructed)
+    method_notes = (*result.notes, *highlights.notes)
+    notes = (reason, *((tone_note,) if tone_note else ()), *method_notes, *(image.exif.warnings or ()))
     if image.color_note:
         notes = (*notes, image.color_note)
     notes = (*notes, *image.notes)
-    return Inversion(to_counts(result.mosaic, profile), result.neutral, profile, notes, chosen.source)
+    return Inversion(to_counts(highlights.mosaic, profile), result.neutral, profile, notes, chosen.source)
 
 
 def convert_file(

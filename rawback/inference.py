@@ -42,6 +42,7 @@ from rawback.tiling import TiledDenoiser
 from rawback.weights import BUNDLED, load_weights
 
 Progress = Callable[[float], None]  # fraction of a photo's network work done, 0..1
+RECONSTRUCTION_SIGMAS = 3.0  # a lift above the prior that counts as reconstructed, in sigma_data
 
 
 def as_run(settings: DiffusionSettings) -> DiffusionSettings:
@@ -332,7 +333,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     )
     notes.extend(finish.notes)
     estimate = estimate.with_finish(finish)
-    packed, _, network_ran = reconstruct_packed(
+    packed, prior, network_ran = reconstruct_packed(
         model,
         request.rgb,
         request.profile,
@@ -347,10 +348,19 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes.insert(network_note_at, "nothing in the photo is clipped, so the network did not run")
     h, w = request.rgb.shape[:2]
     mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
+    reconstructed = None
+    if network_ran:
+        # Sites the residual lifted above the analytic prior by more than its own spread (3 sigma_data
+        # of the training residuals): light the photo lost that the model restores. Smaller lifts are
+        # the residual's noise, and kept in a blown area they would read as unclipped data.
+        margin = RECONSTRUCTION_SIGMAS * model.config.sigma_data
+        lifted = (packed > prior + margin).astype(np.float32)
+        reconstructed = packed_to_pattern(lifted, request.profile.cfa_pattern, h, w) > 0.5
     return InverseResult(
         mosaic=mosaic,
         neutral=estimate.neutral,
         notes=tuple(notes),
         exposure=finish.undone_exposure,
         neutral_source=source,
+        reconstructed=reconstructed,
     )

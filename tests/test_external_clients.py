@@ -226,3 +226,214 @@ def test_rawtherapee_applies_the_orientation(rotated_dng: Path, tmp_path: Path) 
     cmd = ["rawtherapee-cli", "-q", "-d", "-Y", "-n", "-o", str(out), "-c", str(rotated_dng)]
     run(cmd, env={**os.environ, "HOME": str(home)})
     assert_portrait_with_grey_centre(out)
+
+
+# --- Clipped highlights (rawback.isp.highlights; docs/dng-layout.md "Clipped highlights") -----------
+#
+# A photo with a blown sky, a lamp with a clipped core and a warm halo, and unclipped patches (one of
+# them a red flower at 255 in red only), inverted by the analytic method. Its DNG is written at the
+# as-shot white balance (daylight) and with the AsShotNeutral of an illuminant 2000 K hotter and one
+# 2000 K cooler: a white-balance change in an editor is other multipliers over the same raw data.
+# The blown areas must render neutral white at all three; the rest as it did without the change.
+
+BLOWN_SHAPE = (240, 320)
+BLOWN_REGIONS = {  # inner parts of each area, (rows, columns) of the photo
+    "sky": (slice(10, 50), slice(20, 300)),
+    "lamp": (slice(163, 177), slice(243, 257)),
+    "grey": (slice(150, 180), slice(30, 60)),
+    "red": (slice(150, 180), slice(90, 120)),
+    "flower": (slice(205, 225), slice(30, 60)),
+    "white": (slice(205, 225), slice(90, 120)),
+}
+CLIPPED, UNCLIPPED = ("sky", "lamp"), ("grey", "red", "flower", "white")
+WHITE_BALANCES = {"as-shot": 0.0, "+2000 K": 2000.0, "-2000 K": -2000.0}
+
+
+def blown_photo() -> np.ndarray:
+    """sRGB in [0, 1], quantised to 8 bits like a JPEG's pixels."""
+    h, w = BLOWN_SHAPE
+    rng = np.random.default_rng(0)
+    rgb = np.full((h, w, 3), 0.45)
+    blue = np.array([0.45, 0.62, 0.9])
+    for row in range(110):  # blown down to row 70, then fading to a blue sky
+        rgb[row] = blue + (1 - blue) * min(1.0, (110 - row) / 40)
+    rows, cols = np.mgrid[:h, :w]
+    distance = np.hypot(rows - 170, cols - 250)
+    halo = np.clip(1 - (distance - 18) / 25, 0, 1)[..., None]
+    rgb = rgb * (1 - halo) + np.array([1.0, 0.7, 0.35]) * halo
+    rgb[distance < 18] = 1.0
+    rgb[140:190, 20:70] = 0.46  # 18 % grey
+    rgb[140:190, 80:130] = (0.7, 0.15, 0.12)
+    rgb[195:235, 20:70] = (1.0, 0.12, 0.10)  # a red flower: red at 255, not blown
+    rgb[195:235, 80:130] = 0.85
+    rgb = np.clip(rgb + rng.normal(0, 0.004, rgb.shape), 0, 1)
+    return (np.rint(rgb * 255) / 255).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def blown_dngs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """'after <white balance>': the DNGs rawback writes; 'before': the same mosaic without the
+    highlights step (what rawback wrote before it), at the as-shot white balance."""
+    from rawback.inverse import InverseRequest
+    from rawback.isp.highlights import restore_clipping
+    from rawback.isp.unprocess import neutral_for_illuminant, to_counts
+    from rawback.methods import analytic
+
+    folder = tmp_path_factory.mktemp("blown")
+    photo = blown_photo()
+    result = analytic(InverseRequest(rgb=photo, bit_depth=8, profile=PROFILE))
+    highlights = restore_clipping(result.mosaic, photo)
+    assert 0.15 < highlights.clipped < 0.35
+    preview = np.rint(photo * 255).astype(np.uint8)
+    mosaics = {"after": to_counts(highlights.mosaic, PROFILE), "before": to_counts(result.mosaic, PROFILE)}
+    wanted = [("before", "as-shot"), *(("after", label) for label in WHITE_BALANCES)]
+    out = {}
+    for version, label in wanted:
+        shift = WHITE_BALANCES[label]
+        neutral = neutral_for_illuminant(PROFILE, 6504.0 + shift) if shift else result.neutral
+        path = folder / f"{version}-{label.replace(' ', '')}.dng"
+        # uncompressed: RawTherapee refuses files under 100 kB, and a flat blown sky compresses well
+        write_dng(
+            path, mosaics[version], sensor=PROFILE.dng_sensor(), as_shot_neutral=neutral,
+            preview=preview, compression="none",
+        )  # fmt: skip
+        out[f"{version} {label}"] = path
+    return out
+
+
+def region_means(png: Path) -> dict[str, np.ndarray]:
+    """Mean 8-bit RGB of each region; a client's output may lose a few pixels at each border."""
+    rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
+    top, left = ((size - got) // 2 for size, got in zip(BLOWN_SHAPE, rgb.shape[:2], strict=True))
+    return {
+        name: rgb[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
+        .reshape(-1, 3)
+        .mean(0)
+        for name, (rows, cols) in BLOWN_REGIONS.items()
+    }
+
+
+def spread(rgb: np.ndarray) -> float:
+    """Channel spread of a colour: (max - min) / max."""
+    return float((rgb.max() - rgb.min()) / rgb.max())
+
+
+def assert_blown_areas_neutral(means: dict[str, np.ndarray], what: str) -> None:
+    for name in CLIPPED:
+        assert spread(means[name]) < 0.03, f"{name} at {what} renders {means[name].round(1)}: not neutral"
+        assert means[name].min() > 200, f"{name} at {what} renders {means[name].round(1)}: not white"
+    flower = means["flower"]
+    assert flower[0] > flower[1] + 100, f"the red flower at {what} renders {flower.round(1)}: not red"
+
+
+def assert_unclipped_unchanged(means: dict[str, np.ndarray], before: dict[str, np.ndarray]) -> None:
+    for name in UNCLIPPED:
+        difference = np.abs(means[name] - before[name]).max()
+        assert difference <= 1.0, f"{name}: {means[name].round(1)} now, {before[name].round(1)} before"
+
+
+# darktable's highlight reconstruction mode, set through an XMP sidecar whose history holds only
+# that module: the auto-applied modules (exposure, filmic) and the white balance stay the defaults.
+DARKTABLE_SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/" darktable:xmp_version="5"
+ darktable:raw_params="0" darktable:auto_presets_applied="0" darktable:history_end="1"
+ darktable:iop_order_version="2"><darktable:history><rdf:Seq>
+<rdf:li darktable:num="0" darktable:operation="highlights" darktable:enabled="1" darktable:modversion="4"
+ darktable:params="{params}" darktable:multi_name="" darktable:multi_priority="0"/>
+</rdf:Seq></darktable:history></rdf:Description></rdf:RDF></x:xmpmeta>
+"""
+DARKTABLE_CLIP = 0  # "clip highlights" (4.2's default for raws is 5, "inpaint opposed")
+
+
+def darktable_highlights_params(mode: int) -> str:
+    """dt_iop_highlights_params_t version 4: mode, blendL, blendC, strength, clip, noise_level,
+    iterations, scales, candidating, combine, recovery, solid_color (darktable's defaults)."""
+    import struct
+
+    return struct.pack("<ifffffiiffif", mode, 1.0, 0.0, 0.0, 1.0, 0.0, 1, 5, 0.4, 2.0, 0, 0.0).hex()
+
+
+def render_darktable(dng: Path, folder: Path, mode: int | None = None) -> dict[str, np.ndarray]:
+    """None: darktable's defaults; else that highlight reconstruction mode."""
+    config = folder / f"config-{dng.stem}-{mode}"
+    config.mkdir()
+    out = config / "out.png"
+    sidecar = []
+    if mode is not None:
+        (config / "sidecar.xmp").write_text(
+            DARKTABLE_SIDECAR.format(params=darktable_highlights_params(mode))
+        )
+        sidecar = [str(config / "sidecar.xmp")]
+    cmd = ["darktable-cli", str(dng), *sidecar, str(out), "--core", "--configdir", str(config)]
+    result = run([*cmd, "--library", ":memory:"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    return region_means(out)
+
+
+def render_rawtherapee(dng: Path, folder: Path) -> dict[str, np.ndarray]:
+    """RawTherapee's default profile (highlight reconstruction "Blend") without its automatic
+    chromatic-aberration correction, which fits one model to the whole image: a change anywhere
+    then moves colours everywhere by a level or two, and unchanged areas could not be compared."""
+    home = folder / f"home-{dng.stem}"
+    home.mkdir()
+    profile = home / "no-auto-ca.pp3"
+    profile.write_text("[Version]\nAppVersion=5.9\nVersion=346\n\n[RAW]\nCA=false\n")
+    out = home / "out.png"
+    cmd = ["rawtherapee-cli", "-q", "-d", "-p", str(profile), "-Y", "-n", "-o", str(out), "-c", str(dng)]
+    run(cmd, env={**os.environ, "HOME": str(home)})
+    assert out.is_file(), f"RawTherapee wrote nothing for {dng.name}"
+    return region_means(out)
+
+
+@needs("rawtherapee-cli")
+def test_rawtherapee_renders_blown_highlights_white_at_any_white_balance(
+    blown_dngs: dict[str, Path], tmp_path: Path
+) -> None:
+    before = render_rawtherapee(blown_dngs["before as-shot"], tmp_path)
+    for label in WHITE_BALANCES:
+        means = render_rawtherapee(blown_dngs[f"after {label}"], tmp_path)
+        assert_blown_areas_neutral(means, label)
+        if label == "as-shot":
+            assert_unclipped_unchanged(means, before)
+
+
+@pytest.fixture(scope="module")
+def blown_darktable(
+    blown_dngs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, int | None], dict[str, np.ndarray]]:
+    """darktable's renders of the blown photo, by (DNG, mode): its default (None) and "clip
+    highlights" at each white balance, and the DNG without rawback's step at its default."""
+    if shutil.which("darktable-cli") is None:
+        pytest.skip("darktable-cli is not installed")
+    folder = tmp_path_factory.mktemp("darktable")
+    renders = {("before as-shot", None): render_darktable(blown_dngs["before as-shot"], folder)}
+    for label in WHITE_BALANCES:
+        for mode in (None, DARKTABLE_CLIP):
+            renders[(f"after {label}", mode)] = render_darktable(blown_dngs[f"after {label}"], folder, mode)
+    return renders
+
+
+def test_darktable_clip_highlights_renders_blown_highlights_white_at_any_white_balance(
+    blown_darktable: dict[tuple[str, int | None], dict[str, np.ndarray]],
+) -> None:
+    for label in WHITE_BALANCES:
+        assert_blown_areas_neutral(blown_darktable[(f"after {label}", DARKTABLE_CLIP)], label)
+
+
+def test_darktable_default_reconstruction_acts_on_blown_highlights(
+    blown_darktable: dict[tuple[str, int | None], dict[str, np.ndarray]],
+) -> None:
+    """darktable 4.2's default mode, inpaint opposed, sees the blown areas as clipped and rebuilds
+    them brighter than "clip highlights" does. It keeps each clipped site's own value and fills the
+    others from their opposite channels, so a fully saturated area keeps a faint cast towards the
+    channel with the largest white-balance gain (red): 1-7 % here, as in darktable issue #13849 on
+    camera raws; without rawback's step the sky took the new white balance's colour (15-23 %)."""
+    for label in WHITE_BALANCES:
+        means = blown_darktable[(f"after {label}", None)]
+        clipped = blown_darktable[(f"after {label}", DARKTABLE_CLIP)]
+        for name in CLIPPED:
+            assert means[name].mean() > clipped[name].mean() + 5, f"{name} at {label}: nothing rebuilt"
+            assert spread(means[name]) < 0.08, f"{name} at {label} renders {means[name].round(1)}"
+    assert_unclipped_unchanged(
+        blown_darktable[("after as-shot", None)], blown_darktable[("before as-shot", None)]
+    )
