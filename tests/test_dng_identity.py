@@ -34,13 +34,15 @@ def test_known_camera_is_named_as_its_exif_names_it() -> None:
     assert identity.is_real
 
 
-def test_library_profile_names_the_unique_camera_model_as_libraw_does() -> None:
-    identity = decide(
-        exif=("Canon", "Canon EOS DIGITAL REBEL XT"),
-        profile_make="Canon",
-        profile_model="EOS 350D",
-        profile_name="libraw-canon-eos-350d",
-    )
+def test_unique_camera_model_is_the_exif_camera_normalised_or_the_callers_name() -> None:
+    # A library profile's model is LibRaw's model prefix ("SLT-A5"): the EXIF names the camera.
+    sony = dict(profile_make="Sony", profile_model="SLT-A5", profile_name="libraw-sony-slt-a5")
+    assert decide(exif=("SONY", "SLT-A57"), **sony) == DngIdentity("SONY", "SLT-A57", "Sony SLT-A57")
+    canon = dict(profile_make="Canon", profile_model="EOS 350D", profile_name="libraw-canon-eos-350d")
+    exif = ("Canon", "Canon EOS DIGITAL REBEL XT")
+    assert decide(exif=exif, **canon).unique_camera_model == "Canon EOS DIGITAL REBEL XT"
+    # The caller may give LibRaw's normalised name (camera_library.normalise).
+    identity = decide(exif=exif, unique_camera_model="Canon EOS 350D", **canon)
     assert identity == DngIdentity("Canon", "Canon EOS DIGITAL REBEL XT", "Canon EOS 350D")
 
 

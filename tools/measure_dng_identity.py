@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO))
 
 from rawback.camera import CameraProfile, builtin_profiles  # noqa: E402
 from rawback.io.dng import write_dng  # noqa: E402
-from rawback.io.dng_identity import DngIdentity, decide_identity  # noqa: E402
-from rawback.io.exif import ExifData, camera_display_name  # noqa: E402
+from rawback.io.dng_identity import DngIdentity, decide_identity, simplified_name  # noqa: E402
+from rawback.io.exif import ExifData  # noqa: E402
 from rawback.isp import bayer, color  # noqa: E402
 from rawback.samplechart import COLOR_CHECKER_SRGB  # noqa: E402
 
@@ -315,7 +315,8 @@ def write_pair(
     Make "rawback"."""
     exif = ExifData(make=camera.exif_make, model=camera.exif_model, datetime="2024:05:01 12:00:00")
     preview = preview_image(*mosaic.shape)
-    real = DngIdentity(camera.exif_make, camera.exif_model, camera_display_name(profile.make, profile.model))
+    unique = " ".join(simplified_name(camera.exif_make, camera.exif_model))
+    real = DngIdentity(camera.exif_make, camera.exif_model, unique)
     ours = decide_identity(
         profile_is_known=False,
         profile_make=profile.make,

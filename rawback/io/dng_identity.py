@@ -55,16 +55,19 @@ def decide_identity(
     exif_make: str | None,
     exif_model: str | None,
     exif_is_profile_camera: bool = True,
+    unique_camera_model: str | None = None,
 ) -> DngIdentity:
     """The identity a DNG states, from how its camera profile was chosen and the photo's EXIF.
 
     - Known camera, EXIF names it: Make and Model exactly as the camera wrote them in EXIF
       ("NIKON CORPORATION" / "NIKON D90"; the profile's make or model where EXIF lacks one), since
       rawspeed's cameras.xml, RawTherapee's camconst.json and LibRaw all look cameras up by those
-      strings and each normalises them its own way. UniqueCameraModel is the profile's camera
-      named once, Adobe-style ("Nikon D90", "Canon EOS 350D"; LibRaw's name for a library profile).
+      strings and each normalises them its own way. UniqueCameraModel names the same camera
+      Adobe-style, "Make Model" normalised: `unique_camera_model` when given (LibRaw's name from
+      the camera library, "Canon EOS 350D" for a "Canon EOS DIGITAL REBEL XT"), else the EXIF
+      names simplified as dcraw does ("Nikon D90", "Sony SLT-A57", "Pentax *ist DL").
     - Known camera, EXIF names none (a profile chosen with `--camera`): the profile's make and
-      model.
+      model; UniqueCameraModel `unique_camera_model` or the profile's camera.
     - Unknown camera (the generic profile), a profile that is not the photo's camera
       (`exif_is_profile_camera=False`: `--camera` forced another camera's colour onto the photo),
       or a camera whose DNGs a raw developer crops or re-blacks (`CROPPED_OR_REBLACKED`): Make
@@ -77,6 +80,9 @@ def decide_identity(
         exif_make, exif_model: the photo's EXIF Make and Model; None when absent.
         exif_is_profile_camera: whether the EXIF camera is the camera the profile describes
             (True when the profile was matched from the EXIF).
+        unique_camera_model: the camera's normalised name for UniqueCameraModel, if the caller
+            has one (a library profile's model is LibRaw's model *prefix*, "SLT-A5" for an
+            SLT-A57, so the profile's names are not used when the EXIF names the camera).
     """
     exif_make, exif_model = (exif_make or "").strip(), (exif_model or "").strip()
     profile_make, profile_model = profile_make.strip(), profile_model.strip()
@@ -94,12 +100,14 @@ def decide_identity(
         return rawback_identity(f'DNG Make "rawback": the colour profile is not the {camera}\'s')
     if exif_names_camera:  # the EXIF's strings; a name the camera left out is the profile's
         make, model = exif_make or profile_make, exif_model or profile_model
+        unique = unique_camera_model or " ".join(simplified_name(make, model))
     else:
         make, model = profile_make, profile_model
+        unique = unique_camera_model or profile_camera
     if client_key(make, model) in CROPPED_OR_REBLACKED:
         named = camera_display_name(make, model)
         return rawback_identity(f'DNG Make "rawback": raw developers crop or re-black files named {named}')
-    return DngIdentity(make, model, profile_camera)
+    return DngIdentity(make, model, unique.strip())
 
 
 def _unrecognised(camera: str, full_name: str) -> str:
@@ -120,11 +128,17 @@ def _unrecognised(camera: str, full_name: str) -> str:
 
 
 def client_key(make: str, model: str) -> str:
-    """ "MAKE MODEL" as dcraw and RawTherapee 5.9 normalise a camera's name before looking it up
-    (dcraw.c identify(): company names simplified, Kodak's and Leica's " DIGITAL CAMERA" dropped,
-    the make removed from the start of the model, "FinePix " dropped), upper-cased as
-    RawTherapee's camconst.json lookup does: "NIKON CORPORATION" + "NIKON D90" -> "NIKON D90",
-    "LEICA CAMERA AG" + "LEICA SL2" -> "LEICA SL2"."""
+    """ "MAKE MODEL" as RawTherapee looks a camera up in camconst.json: `simplified_name`,
+    upper-cased ("NIKON CORPORATION" + "NIKON D90" -> "NIKON D90")."""
+    return " ".join(" ".join(simplified_name(make, model)).upper().split())
+
+
+def simplified_name(make: str, model: str) -> tuple[str, str]:
+    """A camera's make and model as dcraw and RawTherapee 5.9 simplify them (dcraw.c identify():
+    company names cut to one word, Kodak's and Leica's " DIGITAL CAMERA" dropped, a model that
+    starts with "PENTAX" made a Pentax, the make removed from the start of the model, "FinePix "
+    dropped): ("NIKON CORPORATION", "NIKON D90") -> ("Nikon", "D90"), ("LEICA CAMERA AG",
+    "LEICA SL2") -> ("Leica", "SL2")."""
     make, model = make.strip(), model.strip()
     for corporation in _CORPORATIONS:
         if corporation.lower() in make.lower():
@@ -142,4 +156,4 @@ def client_key(make: str, model: str) -> str:
     for prefix in ("FinePix ", "Digital Camera "):
         if model.startswith(prefix):
             model = model[len(prefix) :]
-    return " ".join(f"{make} {model}".upper().split())
+    return make, model.strip()
