@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +255,79 @@ def test_caption_artist_and_copyright_reach_the_dng(tmp_path: Path) -> None:
         assert tags["ImageDescription"].value == "Lac Léman at dusk"
         assert tags["Artist"].value == "Jane Doe"
         assert tags["Copyright"].value == "(c) 2026 Jane Doe; Editor Ltd"
+
+
+KODAK_MODEL = b"KODAK CX7530 ZOOM DIGITAL CAMERA"  # 32 characters, as this Kodak writes them
+
+
+def tiff_with_unterminated_text() -> bytes:
+    """A little-endian EXIF TIFF whose Model fills its count of 32 with no terminating NUL, as
+    Kodak's EasyShare cameras write it; a LensModel and a 4-byte (inline) Software the same way."""
+    lens = b"KODAK AF 3X OPTICAL"  # 19 bytes, no NUL
+    software = b"V5.0"  # fits in the entry itself
+    make = b"EASTMAN KODAK COMPANY\0"
+    ifd0_at, exif_at = 8, 8 + 2 + 5 * 12 + 4
+    data_at = exif_at + 2 + 1 * 12 + 4
+    make_at, model_at, lens_at = data_at, data_at + len(make), data_at + len(make) + len(KODAK_MODEL)
+    ifd0 = b"".join([
+        (5).to_bytes(2, "little"),
+        struct.pack("<HHII", 271, 2, len(make), make_at),
+        struct.pack("<HHII", 272, 2, len(KODAK_MODEL), model_at),
+        struct.pack("<HHIHH", 274, 3, 1, 1, 0),
+        struct.pack("<HHI4s", 305, 2, len(software), software),
+        struct.pack("<HHII", 34665, 4, 1, exif_at),
+        (0).to_bytes(4, "little"),
+    ])  # fmt: skip
+    exif = b"".join([
+        (1).to_bytes(2, "little"),
+        struct.pack("<HHII", NAMES["LensModel"], 2, len(lens), lens_at),
+        (0).to_bytes(4, "little"),
+    ])  # fmt: skip
+    tiff = b"II*\0" + ifd0_at.to_bytes(4, "little") + ifd0 + exif + make + KODAK_MODEL + lens
+    assert len(b"II*\0" + ifd0_at.to_bytes(4, "little") + ifd0 + exif) == data_at
+    return tiff
+
+
+def test_text_that_fills_its_count_keeps_its_last_character() -> None:
+    """piexif reads an ASCII value of count n as n - 1 bytes; a Kodak Model of exactly 32
+    characters without a NUL came out "KODAK CX7530 ZOOM DIGITAL CAMER"."""
+    exif = read_exif(b"Exif\0\0" + tiff_with_unterminated_text())
+    assert exif.make == "EASTMAN KODAK COMPANY"
+    assert exif.model == KODAK_MODEL.decode()
+    assert exif.software == ("V5.0",)
+    assert exif.exif[NAMES["LensModel"]] == b"KODAK AF 3X OPTICAL"
+    assert exif.warnings == []
+
+
+def test_kodak_32_character_model_reaches_the_dng(tmp_path: Path) -> None:
+    """The whole path the bug was seen on: JPEG -> read_image -> write_dng -> Model tag."""
+    import tifffile
+
+    from rawback.io.dng import write_dng
+    from rawback.io.dng_identity import decide_identity
+    from rawback.io.image import read_image
+    from tests.test_dng import NEUTRAL, make_profile, random_mosaic
+
+    jpeg = tmp_path / "kodak.jpg"
+    Image.new("RGB", (64, 48), (120, 120, 120)).save(jpeg, exif=b"Exif\0\0" + tiff_with_unterminated_text())
+    photo = read_image(jpeg)
+    assert photo.exif.model == KODAK_MODEL.decode()
+    sensor = make_profile().dng_sensor()
+    for identity in (
+        None,  # Make "rawback": the Model names the camera
+        decide_identity(
+            profile_is_known=True,
+            profile_make="Kodak",
+            profile_model="CX7530",
+            profile_name="kodak-cx7530",
+            exif_make=photo.exif.make,
+            exif_model=photo.exif.model,
+        ),
+    ):
+        path = tmp_path / f"{identity is None}.dng"
+        write_dng(
+            path, random_mosaic((48, 64), 16383), sensor=sensor, as_shot_neutral=NEUTRAL,
+            exif=photo.exif, identity=identity,
+        )  # fmt: skip
+        with tifffile.TiffFile(path) as tif:
+            assert tif.pages[0].tags["Model"].value == KODAK_MODEL.decode()

@@ -437,3 +437,83 @@ def test_darktable_default_reconstruction_acts_on_blown_highlights(
     assert_unclipped_unchanged(
         blown_darktable[("after as-shot", None)], blown_darktable[("before as-shot", None)]
     )
+
+
+# --- the camera's real identity (docs/dng-layout.md, "Make and Model") ---------------------------
+
+D90_MATRIX = (0.7309, -0.1403, -0.0519, -0.8474, 1.6008, 0.2622, -0.2434, 0.2826, 0.8064)  # LibRaw's
+
+
+@pytest.fixture(scope="module")
+def identity_pair(tmp_path_factory: pytest.TempPathFactory, mosaic: np.ndarray) -> tuple[Path, Path]:
+    """The same Nikon D90 mosaic named as the camera and with Make "rawback"."""
+    from dataclasses import replace
+
+    from rawback.io.dng_identity import decide_identity
+
+    folder = tmp_path_factory.mktemp("identity")
+    profile = replace(PROFILE, name="libraw-nikon-d90", make="Nikon", model="D90", color_matrix_1=D90_MATRIX)
+    exif = ExifData(make="NIKON CORPORATION", model="NIKON D90")
+    paths = []
+    for known in (True, False):
+        identity = decide_identity(
+            profile_is_known=known, profile_make=profile.make, profile_model=profile.model,
+            profile_name=profile.name, exif_make=exif.make, exif_model=exif.model,
+        )  # fmt: skip
+        assert identity.is_real is known
+        path = folder / f"{identity.make}.dng"
+        preview = np.full((*SHAPE, 3), 118, np.uint8)
+        write_dng(
+            path, mosaic, sensor=profile.dng_sensor(), as_shot_neutral=NEUTRAL, exif=exif, preview=preview,
+            identity=identity,
+        )  # fmt: skip
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def assert_same_render(real: Path, ours: Path) -> None:
+    a = np.asarray(Image.open(real).convert("RGB"), dtype=np.float64)
+    b = np.asarray(Image.open(ours).convert("RGB"), dtype=np.float64)
+    assert a.shape == b.shape, f"the real identity changed the size: {a.shape} against {b.shape}"
+    assert np.abs(a - b).mean() < 1.0, f"the real identity changed the render by {np.abs(a - b).mean():.1f}"
+    h, w, _ = a.shape
+    grey = a[int(h * 0.4) : int(h * 0.6), int(w * 0.3) : int(w * 0.7)].reshape(-1, 3).mean(0)
+    assert 20 < grey.mean() < 240 and np.ptp(grey) <= 3, f"grey patch is {grey}"
+
+
+@needs("darktable-cli")
+def test_darktable_renders_a_known_camera_like_make_rawback(
+    identity_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    outs = []
+    for path in identity_pair:
+        out, config = tmp_path / f"{path.stem}.png", tmp_path / f"{path.stem}-config"
+        config.mkdir()
+        cmd = [
+            "darktable-cli",
+            str(path),
+            str(out),
+            "--core",
+            "--configdir",
+            str(config),
+            "--library",
+            ":memory:",
+        ]
+        result = run(cmd)
+        assert result.returncode == 0, result.stdout + result.stderr
+        outs.append(out)
+    assert_same_render(*outs)
+
+
+@needs("rawtherapee-cli")
+def test_rawtherapee_renders_a_known_camera_like_make_rawback(
+    identity_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    outs = []
+    for path in identity_pair:
+        out, home = tmp_path / f"{path.stem}.png", tmp_path / f"{path.stem}-home"
+        home.mkdir()
+        cmd = ["rawtherapee-cli", "-q", "-d", "-Y", "-n", "-o", str(out), "-c", str(path)]
+        run(cmd, env={**os.environ, "HOME": str(home)})
+        outs.append(out)
+    assert_same_render(*outs)

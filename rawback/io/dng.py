@@ -38,6 +38,7 @@ from PIL import Image
 import rawback
 from rawback.choices import Compression
 from rawback.io.atomic import atomic_output
+from rawback.io.dng_identity import RAWBACK_MAKE, DngIdentity
 from rawback.io.exif import camera_display_name
 from rawback.io.tiff import (
     ASCII,
@@ -130,6 +131,7 @@ def write_dng(
     preview: np.ndarray | None = None,
     compression: str = "ljpeg",
     camera_model: str | None = None,
+    identity: DngIdentity | None = None,
     overwrite: bool = False,
 ) -> None:
     """Write a Bayer mosaic as a DNG, atomically: readers see no file or the complete one.
@@ -146,8 +148,10 @@ def write_dng(
             preview SubIFD; None gives a neutral grey thumbnail and no preview.
         compression: "ljpeg" (lossless-JPEG 256x256 tiles, about half the size) or "none".
             Mosaics narrower than 256 px are always written uncompressed (see `_raw_ifd`).
-        camera_model: the Model tag; default the EXIF camera, else the sensor's (see
-            `camera_name`).
+        camera_model: the Model tag when `identity` is None; default the EXIF camera, else the
+            sensor's (see `camera_name`).
+        identity: Make, Model and UniqueCameraModel (rawback.io.dng_identity.decide_identity);
+            None: Make "rawback", Model `camera_name(...)`, the sensor's UniqueCameraModel.
         overwrite: replace an existing file instead of raising OutputError.
 
     Raises ValueError for bad arguments and OutputError when the file cannot be written.
@@ -157,7 +161,11 @@ def write_dng(
     with atomic_output(path, overwrite=overwrite) as tmp:
         small = None if preview is None else _preview_image(preview)
         raw = _raw_ifd(mosaic, sensor, compression)
-        ifd0 = _main_ifd(sensor, neutral, orientation, exif, small, mosaic.shape, camera_model)
+        if identity is None:
+            identity = DngIdentity(
+                RAWBACK_MAKE, camera_name(sensor, exif, camera_model), sensor.unique_camera_model
+            )
+        ifd0 = _main_ifd(sensor, neutral, orientation, exif, small, mosaic.shape, identity)
         ifd0.children[SUB_IFDS] = [raw]
         if small is not None:
             ifd0.children[SUB_IFDS].append(_preview_ifd(small))
@@ -169,10 +177,8 @@ def write_dng(
 
 
 def camera_name(sensor: DngSensor, exif: ExifData | None, camera_model: str | None) -> str:
-    """The Model tag: the original camera, named once ("Canon PowerShot S40").
-
-    Make is always "rawback" (dng.md section 5): readers key per-camera quirks on Make/Model, and a
-    file labelled as a real camera whose sensor did not produce it renders wrongly in some of them.
+    """The Model tag of a DNG with Make "rawback": the original camera, named once ("Canon
+    PowerShot S40"). A DNG of a known camera names it as the camera does (rawback.io.dng_identity).
     """
     if camera_model:
         return camera_model
@@ -233,7 +239,7 @@ def _main_ifd(
     exif: ExifData | None,
     preview: Image.Image | None,
     shape: tuple[int, ...],
-    camera_model: str | None,
+    identity: DngIdentity,
 ) -> Ifd:
     """IFD0: the thumbnail and every tag a reader needs to render the raw (dng.md table 2)."""
     thumb = _thumbnail(preview, shape)
@@ -244,8 +250,8 @@ def _main_ifd(
     ifd.add(BITS_PER_SAMPLE, SHORT, [8, 8, 8])
     ifd.add(COMPRESSION, SHORT, COMPRESSION_NONE)
     ifd.add(PHOTOMETRIC, SHORT, PHOTOMETRIC_RGB)
-    ifd.add(MAKE, ASCII, "rawback")
-    ifd.add(MODEL, ASCII, camera_name(sensor, exif, camera_model))
+    ifd.add(MAKE, ASCII, identity.make)
+    ifd.add(MODEL, ASCII, identity.model)
     ifd.add(ORIENTATION, SHORT, orientation)  # darktable reads it from IFD0 only
     ifd.add(SAMPLES_PER_PIXEL, SHORT, 3)
     ifd.add(ROWS_PER_STRIP, LONG, thumb.shape[0])
@@ -268,7 +274,7 @@ def _main_ifd(
         ifd.add(GPS_IFD, LONG, 0)
     ifd.add(DNG_VERSION, BYTE, [1, 4, 0, 0])
     ifd.add(DNG_BACKWARD_VERSION, BYTE, [1, 1, 0, 0])  # Adobe 1.4 refuses 1.4 files without it
-    ifd.add(UNIQUE_CAMERA_MODEL, ASCII, sensor.unique_camera_model)
+    ifd.add(UNIQUE_CAMERA_MODEL, ASCII, identity.unique_camera_model)
     ifd.add(COLOR_MATRIX_1, SRATIONAL, sensor.color_matrix_1)
     ifd.add(CALIBRATION_ILLUMINANT_1, SHORT, sensor.illuminant_1)
     if sensor.color_matrix_2 is not None and sensor.illuminant_2 is not None:

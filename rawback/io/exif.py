@@ -100,6 +100,7 @@ def read_exif(data: bytes | None) -> ExifData:
             # claiming 2**31 SHORTs takes minutes and tens of GB. Pillow's parser checks sizes.
             raise ValueError("an entry larger than the EXIF data")
         ifds = piexif.load(tiff)
+        _restore_last_characters(tiff, ifds)
         notes: list[str] = []
     except Exception:  # piexif fails whole on any bad offset; it raises many different types
         ifds = _salvage(tiff)
@@ -138,6 +139,41 @@ def _sizes_fit(tiff: bytes) -> bool:
         if offset == ifd0 and end + 4 <= len(tiff):  # IFD0's next: IFD1, the thumbnail's
             pending.append(struct.unpack_from(f"{order}I", tiff, end)[0])
     return True
+
+
+_ASCII_TYPE = 2
+_IFD_NAMES = {34665: "Exif", 34853: "GPS", 40965: "Interop"}  # sub-IFD pointer: piexif's name
+
+
+def _restore_last_characters(tiff: bytes, ifds: dict[str, dict]) -> None:
+    """Put back the last character piexif drops from text that fills its count exactly.
+
+    piexif reads an ASCII value of count n as its first n - 1 bytes, taking the last for the
+    terminating NUL. Cameras that fill a field to the byte write no NUL: Kodak's EXIF Model
+    "KODAK CX7530 ZOOM DIGITAL CAMERA" is 32 bytes in a count of 32, and came out "...CAMER". So
+    every ASCII value piexif read (IFD0, Exif, GPS, Interop) is read again whole when its last byte
+    is not a NUL. `_sizes_fit` has already bounded every count.
+    """
+    order = "<" if tiff[:2] == b"II" else ">"
+    (ifd0,) = struct.unpack_from(f"{order}I", tiff, 4)
+    pending, seen = [("0th", ifd0)], set()
+    while pending and len(seen) < MAX_IFDS:
+        name, offset = pending.pop()
+        if offset in seen or offset == 0 or offset + 2 > len(tiff):
+            continue
+        seen.add(offset)
+        (entries,) = struct.unpack_from(f"{order}H", tiff, offset)
+        for index in range(entries):
+            at = offset + 2 + 12 * index
+            if at + 12 > len(tiff):
+                break
+            tag, type_, count, value = struct.unpack_from(f"{order}HHII", tiff, at)
+            if tag in _IFD_NAMES:
+                pending.append((_IFD_NAMES[tag], value))
+            elif type_ == _ASCII_TYPE and tag in ifds.get(name, {}):
+                text = tiff[at + 8 : at + 8 + count] if count <= 4 else tiff[value : value + count]
+                if len(text) == count and count and not text.endswith(b"\0"):
+                    ifds[name][tag] = text
 
 
 def _salvage(tiff: bytes) -> dict[str, dict[int, object]] | None:
