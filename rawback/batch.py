@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from rawback.camera import ProfileSource
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
 from rawback.errors import (
     DiskFullError,
@@ -30,6 +31,7 @@ from rawback.errors import (
     UsageError,
     first_line,
 )
+from rawback.inverse import NeutralSource
 from rawback.io.files import find_images, resolved
 from rawback.io.image import IMAGE_SUFFIXES
 from rawback.methods import get_method
@@ -75,6 +77,8 @@ class Summary:
     seconds: float = 0.0  # spent converting them (skips and failures excluded)
     wall_seconds: float = 0.0  # the whole run
     not_run: int = 0  # photos left when the batch stopped early (the disk was full)
+    generic_camera: int = 0  # converted photos whose camera was not identified (the generic profile)
+    daylight: int = 0  # converted photos left with the daylight white balance (nothing better known)
 
     def add(self, outcome: Outcome) -> None:
         counter = outcome.status.value  # the counters above are named after the statuses
@@ -83,6 +87,8 @@ class Summary:
             self.megapixels += outcome.result.megapixels
             self.seconds += outcome.result.seconds
             self.with_warnings += bool(outcome.result.warnings)
+            self.generic_camera += outcome.result.camera_source is ProfileSource.GENERIC
+            self.daylight += outcome.result.white_balance_source is NeutralSource.DAYLIGHT
 
     @property
     def seconds_per_megapixel(self) -> float | None:

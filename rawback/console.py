@@ -52,7 +52,19 @@ def summary_line(summary: Summary, *, dry_run: bool) -> str:
     )
     return (
         f"{summary.converted} converted{warned}, {summary.skipped} skipped, {summary.failed} failed "
-        f"in {summary.wall_seconds:.1f} s ({speed}){stopped}"
+        f"in {summary.wall_seconds:.1f} s ({speed}){stopped}{_fallbacks(summary)}"
+    )
+
+
+def _fallbacks(summary: Summary) -> str:
+    """How many converted photos were identified, and how many fell back to the generic profile or
+    the daylight white balance: what a user looks at first when colours are off."""
+    if not summary.converted:
+        return ""
+    identified = summary.converted - summary.generic_camera
+    return (
+        f"; cameras: {identified} identified, {summary.generic_camera} generic profile; "
+        f"white balance: {summary.daylight} daylight"
     )
 
 

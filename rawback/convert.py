@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rawback.camera import CameraProfile, ProfileSource, select_profile
+from rawback.camera import CameraProfile, ChosenProfile, ProfileSource, select_profile
 from rawback.choices import Compression, Method, ToneCurve, Transfer
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import UsageError
 from rawback.finish import tone_curve_for, undo_tone_curve_for
-from rawback.inverse import InverseRequest
+from rawback.inverse import InverseRequest, InverseResult, NeutralSource
 from rawback.io.atomic import check_writable
+from rawback.io.dng_identity import DngIdentity, decide_identity
+from rawback.io.exif import camera_display_name
 from rawback.isp.highlights import restore_clipping
 from rawback.isp.unprocess import UnprocessSettings, to_counts
 from rawback.methods import get_method
@@ -64,6 +66,8 @@ class ConvertResult:
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = field(default_factory=tuple)  # shown without --verbose: damaged input
+    camera_source: ProfileSource | None = None  # how the camera was known, for the batch summary
+    white_balance_source: NeutralSource | None = None  # where the white balance came from
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Inversion:
     profile: CameraProfile
     notes: tuple[str, ...]
     profile_source: ProfileSource  # --camera, a user or built-in profile, the camera library or generic
+    neutral_source: NeutralSource | None = None  # where the white balance came from
+    tone_curve_undone: bool = False
 
 
 def invert_image(
@@ -100,11 +106,37 @@ def invert_image(
     # Blown areas read as a saturated sensor, so raw editors see them clipped (isp/highlights.py).
     highlights = restore_clipping(result.mosaic, image.rgb, result.reconstructed)
     method_notes = (*result.notes, *highlights.notes)
-    notes = (reason, *((tone_note,) if tone_note else ()), *method_notes, *(image.exif.warnings or ()))
+    said = what_happened(chosen, result)
+    notes = (said, reason, *((tone_note,) if tone_note else ()), *method_notes, *(image.exif.warnings or ()))
     if image.color_note:
         notes = (*notes, image.color_note)
     notes = (*notes, *image.notes)
-    return Inversion(to_counts(highlights.mosaic, profile), result.neutral, profile, notes, chosen.source)
+    counts = to_counts(highlights.mosaic, profile)
+    return Inversion(
+        counts, result.neutral, profile, notes, chosen.source, result.neutral_source, result.tone_curve_undone
+    )
+
+
+_CAMERA_KINDS = {
+    ProfileSource.GIVEN: "--camera",
+    ProfileSource.USER: "user profile",
+    ProfileSource.BUILTIN: "built-in profile",
+    ProfileSource.LIBRARY: "camera library",
+    ProfileSource.GENERIC: "generic profile",
+}
+
+
+def what_happened(chosen: ChosenProfile, result: InverseResult) -> str:
+    """The -v line that sums a photo up: which camera, where the white balance came from, and
+    whether a tone curve was undone (the lines after it say why)."""
+    camera = (
+        chosen.profile.name
+        if chosen.source is ProfileSource.GENERIC
+        else camera_display_name(chosen.profile.make, chosen.profile.model)
+    )
+    source = result.neutral_source.value if result.neutral_source is not None else "unknown"
+    curve = "undone" if result.tone_curve_undone else "kept"
+    return f"camera: {camera} ({_CAMERA_KINDS[chosen.source]}); white balance: {source}; tone curve: {curve}"
 
 
 def convert_file(
@@ -120,10 +152,12 @@ def convert_file(
     image = read_image(source, min_side=MIN_SIDE)  # LibRaw and dcraw read no smaller raw file
     inversion = invert_image(image, options, progress)
     preview = np.rint(image.rgb * 255).astype(np.uint8) if options.preview else None
+    identity = dng_identity(inversion, image.exif)
     write_dng(
         output,
         inversion.counts,
         sensor=inversion.profile.dng_sensor(),
+        identity=identity,
         as_shot_neutral=inversion.neutral,
         orientation=image.exif.orientation,
         exif=image.exif,
@@ -138,6 +172,34 @@ def convert_file(
         profile=inversion.profile.name,
         megapixels=h * w / 1e6,
         seconds=time.perf_counter() - start,
-        notes=inversion.notes,
+        notes=(*inversion.notes, *((identity.reason,) if identity.reason else ())),
         warnings=image.warnings,
+        camera_source=inversion.profile_source,
+        white_balance_source=inversion.neutral_source,
+    )
+
+
+def dng_identity(inversion: Inversion, exif) -> DngIdentity:
+    """The camera the DNG names (rawback.io.dng_identity): the real one where the profile is the
+    photo's camera, "rawback" where the camera is unknown or another camera's colour was forced."""
+    from rawback import camera_library
+
+    profile, source = inversion.profile, inversion.profile_source
+    same_camera = (
+        source is not ProfileSource.GIVEN
+        or not (exif.make or exif.model)
+        or select_profile(None, exif.make, exif.model).profile.name == profile.name
+    )
+    unique = None
+    if source is ProfileSource.LIBRARY and (exif.make or exif.model):
+        unique = " ".join(camera_library.normalise(exif.make, exif.model)).strip() or None
+    return decide_identity(
+        profile_is_known=source is not ProfileSource.GENERIC,
+        profile_make=profile.make,
+        profile_model=profile.model,
+        profile_name=profile.name,
+        exif_make=exif.make,
+        exif_model=exif.model,
+        exif_is_profile_camera=same_camera,
+        unique_camera_model=unique,
     )

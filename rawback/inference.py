@@ -362,5 +362,6 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         notes=tuple(notes),
         exposure=finish.undone_exposure,
         neutral_source=source,
+        tone_curve_undone=finish.curve is not None,
         reconstructed=reconstructed,
     )

@@ -54,6 +54,7 @@ class InverseResult:
     notes: tuple[str, ...] = ()
     exposure: float = 1.0  # the exposure gain of the finish the method undid (1 = none)
     neutral_source: NeutralSource | None = None  # where `neutral` came from, for -v and summaries
+    tone_curve_undone: bool = False  # a finish's tone curve (measured or estimated) was undone
     # (H, W) bool: sites where the method put its own value above what the photo states (the
     # learned residual); where the photo is clipped they keep it (rawback.isp.highlights). None: none.
     reconstructed: np.ndarray | None = None

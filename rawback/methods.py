@@ -24,7 +24,13 @@ def analytic(request: InverseRequest) -> InverseResult:
         curve=curve, saturation=saturation,
     )  # fmt: skip
     notes = (note,) if finish is None else (note, measured_finish_note(request.profile))
-    return InverseResult(mosaic=mosaic, neutral=neutral, notes=notes, neutral_source=estimate.source)
+    return InverseResult(
+        mosaic=mosaic,
+        neutral=neutral,
+        notes=notes,
+        neutral_source=estimate.source,
+        tone_curve_undone=finish is not None,
+    )
 
 
 def diffusion(request: InverseRequest) -> InverseResult:
