@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import struct
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -420,3 +421,43 @@ def test_the_hostile_input_corpus_never_raises_or_hangs(tool: ExifTool, tmp_path
     assert readings["fifo.jpg"].notes == ("maker notes not read: not a readable regular file",)
     assert not any("did not answer" in w or "stopped" in w for r in readings.values() for w in r.warnings)
     assert tool.off_reason == ""
+
+
+@needs_exiftool
+def test_requests_are_answered_in_any_order_of_collection(
+    tool: ExifTool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`request` before the decode, `result` after: several may be out at once."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    photos = {write(tmp_path, f"{name}.jpg", build()): tag for name, (build, tag, _) in MADE.items()}
+    pending = {photo: makernotes.request(photo, tool) for photo in photos}
+    for photo in reversed(list(pending)):
+        as_shot = pending[photo].result()
+        assert as_shot.as_shot is not None and as_shot.as_shot.tag == photos[photo]
+        assert pending[photo].result() is as_shot  # collected once
+    assert not list(tmp_path.glob("rawback-*.exif"))
+
+
+@needs_exiftool
+def test_a_request_dropped_unread_leaves_no_temporary_file(
+    tool: ExifTool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pending = makernotes.request(write(tmp_path, "c.jpg", made.canon()), tool)
+    assert len(list(tmp_path.glob("rawback-*.exif"))) == 1
+    del pending
+    gc.collect()
+    assert not list(tmp_path.glob("rawback-*.exif"))
+    assert read_maker_notes(write(tmp_path, "p.jpg", made.pentax()), tool).as_shot is not None
+
+
+def test_requests_out_when_exiftool_is_restarted_fail_alone(tmp_path: Path) -> None:
+    """A hang kills the process: requests sent to it fail without counting as a second failure."""
+    photo = write(tmp_path, "c.jpg", made.canon())
+    with ExifTool(fake_exiftool(tmp_path, "exec sleep 60"), timeout_s=0.3) as exiftool:
+        first, second = makernotes.request(photo, exiftool), makernotes.request(photo, exiftool)
+        assert "it will be restarted" in first.result().warnings[0]
+        assert "restarted before it answered" in second.result().warnings[0]
+        assert exiftool.off_reason == ""

@@ -3,10 +3,11 @@
 Why exiftool: it decodes (and decrypts) the maker notes of every make rawback reads a white balance
 from, including Canon's ColorData and Sony's enciphered 0x2010/0x9400 blocks, which exiv2 leaves as
 raw bytes (docs/white-balance.md has the comparison). Its cost is Perl's start-up (~0.2-0.4 s), so
-one process runs in `-stay_open` mode for the whole run: `start()` launches it early, so that the
-start-up overlaps the JPEG decode, and each `query()` then costs ~20 ms.
+one process runs in `-stay_open` mode for the whole run: `start()` launches it early, `submit()`
+sends a request and returns at once, so that exiftool works while the caller decodes its photo,
+and `Pending.answer()` collects the answer (~20 ms of exiftool's time a photo).
 
-Failure is never fatal: when exiftool is missing, hung or dead, `query()` answers no output and why.
+Failure is never fatal: when exiftool is missing, hung or dead, the answer is no output and why.
 A hung or dead process is killed and restarted once; a second failure turns it off for the run.
 """
 
@@ -18,6 +19,7 @@ import contextlib
 import itertools
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -77,6 +79,8 @@ class ExifTool:
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=5)
         self._pid = os.getpid()  # a forked child must not share its parent's pipes
         self._numbers = itertools.count(1)
+        self._answers: dict[int, bytes] = {}  # answers read for requests not collected yet
+        self._generation = 0  # counts processes started: a request dies with its process
         self._restarts_left = 1
         self.off_reason = ""  # set when exiftool is missing or was turned off for the run
         self.missing = False  # not found, or could not be started
@@ -129,6 +133,8 @@ class ExifTool:
             self.missing = True
             return False
         self._process, self._pid = process, os.getpid()
+        self._generation += 1
+        self._answers.clear()
         self._lines = queue.Queue()
         self._stderr.clear()
         lines = self._lines
@@ -164,56 +170,90 @@ class ExifTool:
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def query(self, arguments: Sequence[bytes]) -> Answer:
-        """Run exiftool with `arguments` (each one argfile line, without its newline; see
-        `argument_line`) and return its standard output."""
+    def submit(self, arguments: Sequence[bytes]) -> Pending:
+        """Send exiftool `arguments` (each one argfile line, without its newline; see
+        `argument_line`) now, and return at once: exiftool works while the caller decodes its
+        photo, and `Pending.answer()` collects the answer. Answers come in the order asked."""
         with self._lock:
             was_off = bool(self.off_reason)
             if not self._ensure_started():
-                return Answer(None, self.off_reason, fresh=not was_off)
+                return Pending(self, 0, 0, Answer(None, self.off_reason, fresh=not was_off))
             number = next(self._numbers)
             request = b"".join(a + b"\n" for a in arguments) + b"-execute%d\n" % number
-            output, problem = self._exchange(request, b"{ready%d}" % number)
-            if output is not None:
-                return Answer(output.decode("utf-8", errors="replace"))
-            self._stop(polite=False)
-            if self._restarts_left > 0:
-                self._restarts_left -= 1
-                return Answer(None, f"{problem}; it will be restarted")
-            self.off_reason = f"{problem} again; maker notes are off for the rest of this run"
-            return Answer(None, self.off_reason)
+            try:
+                self._process.stdin.write(request)
+                self._process.stdin.flush()
+            except (OSError, ValueError):
+                return Pending(self, number, self._generation, self._failed(self._died()))
+            return Pending(self, number, self._generation)
 
-    def _exchange(self, request: bytes, ready: bytes) -> tuple[bytes | None, str]:
-        process = self._process
-        assert process is not None
-        try:
-            process.stdin.write(request)
-            process.stdin.flush()
-        except (OSError, ValueError):
-            return None, self._died()
-        deadline = time.monotonic() + self._timeout_s
+    def query(self, arguments: Sequence[bytes]) -> Answer:
+        """Send `arguments` and wait for exiftool's standard output (see `submit`)."""
+        return self.submit(arguments).answer()
+
+    def _answer(self, number: int, generation: int) -> Answer:
+        with self._lock:
+            if generation != self._generation or self._process is None:
+                return Answer(None, "exiftool was restarted before it answered")
+            deadline = time.monotonic() + self._timeout_s
+            while number not in self._answers:
+                problem = self._read_one(deadline)
+                if problem:
+                    return self._failed(problem)
+            return Answer(self._answers.pop(number).decode("utf-8", errors="replace"))
+
+    def _read_one(self, deadline: float) -> str:
+        """Read exiftool's next answer into `_answers`; a problem, or "" when one came."""
         output = bytearray()
         while True:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                return None, f"exiftool did not answer within {self._timeout_s:g} s"
+                return f"exiftool did not answer within {self._timeout_s:g} s"
             if line is None:
-                return None, self._died()
-            if line.rstrip(b"\r\n") == ready:
-                return bytes(output), ""
+                return self._died()
+            ready = _READY.fullmatch(line.rstrip(b"\r\n"))
+            if ready:
+                self._answers[int(ready[1])] = bytes(output)
+                return ""
             output += line
             if len(output) > _MAX_OUTPUT:
-                return None, "exiftool's answer was unexpectedly long"
+                return "exiftool's answer was unexpectedly long"
+
+    def _failed(self, problem: str) -> Answer:
+        """Kill exiftool after `problem`; restart it for the next request once, then turn it off."""
+        self._stop(polite=False)
+        if self._restarts_left > 0:
+            self._restarts_left -= 1
+            return Answer(None, f"{problem}; it will be restarted")
+        self.off_reason = f"{problem} again; maker notes are off for the rest of this run"
+        return Answer(None, self.off_reason)
 
     def _died(self) -> str:
+        process = self._process
+        assert process is not None
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(timeout=1)
+            process.wait(timeout=1)
         if self._stderr_pump is not None:
             self._stderr_pump.join(timeout=1)  # its last words may still be in the pipe
         last = b" ".join(line.strip() for line in self._stderr)[-200:].decode("utf-8", "replace")
-        code = self._process.poll()
-        return f"exiftool stopped (exit status {code})" + (f": {last}" if last else "")
+        return f"exiftool stopped (exit status {process.poll()})" + (f": {last}" if last else "")
+
+
+class Pending:
+    """A request sent to exiftool; `answer()` waits for its answer (once; later calls repeat it)."""
+
+    def __init__(self, tool: ExifTool, number: int, generation: int, answer: Answer | None = None) -> None:
+        self._tool, self._number, self._generation = tool, number, generation
+        self._answer = answer
+
+    def answer(self) -> Answer:
+        if self._answer is None:
+            self._answer = self._tool._answer(self._number, self._generation)
+        return self._answer
+
+
+_READY = re.compile(rb"\{ready(\d+)\}")
 
 
 def _pump(stream: IO[bytes], sink: Callable[[bytes], object], at_end: Callable[[], object] = bool) -> None:
