@@ -263,6 +263,7 @@ def as_shot_from_record(record: Mapping[str, object]) -> MakerNoteReading:
     """The as-shot white balance in one file's exiftool record (`-json -G1`, numbers with `#`)."""
     model_names = _model_names(record)
     rejected: list[str] = []
+    seen: set[str] = set()  # values already rejected (Canon's composite repeats AsShot's)
     for rule in RULES:
         if rule.when is not None:
             needed, wanted = rule.when
@@ -271,6 +272,8 @@ def as_shot_from_record(record: Mapping[str, object]) -> MakerNoteReading:
         if not all(tag in record for tag in rule.tags):
             continue
         raw = [record[tag] for tag in rule.tags]
+        if json.dumps(raw) in seen:
+            continue
         tag = rule.tags[0] + "".join("/" + t.split(":", 1)[1] for t in rule.tags[1:])
         shown = " | ".join(_shown(v) for v in raw)
         try:
@@ -278,6 +281,7 @@ def as_shot_from_record(record: Mapping[str, object]) -> MakerNoteReading:
         except (Rejected, ZeroDivisionError, IndexError, ValueError) as error:
             reason = str(error) if isinstance(error, Rejected) else "unusable levels"
             rejected.append(f"maker-note white balance {tag} = {shown!r} ignored: {reason}")
+            seen.add(json.dumps(raw))
             continue
         multipliers = (gains[0], 1.0, gains[1])
         as_shot = AsShot(multipliers, tag, " | ".join(map(str, raw)), model_names, tuple(rejected))
@@ -376,13 +380,17 @@ def request(path: Path | str, exiftool: ExifTool | None = None) -> PendingReadin
     """
     try:
         exif = _exif_block(path)
-    except OSError:  # exiftool would wait forever on a FIFO, read /dev/zero to its end
+    except (OSError, ValueError):  # exiftool would wait forever on a FIFO, read /dev/zero to its end
         return _done(notes=("maker notes not read: not a readable regular file",))
     if exif is None:
         return _done(notes=("no EXIF block, so no maker notes (read from JPEG, HEIF, PNG)",))
-    handle, name = tempfile.mkstemp(prefix="rawback-", suffix=".exif")
-    with os.fdopen(handle, "wb") as temporary:
-        temporary.write(exif)
+    try:
+        handle, name = tempfile.mkstemp(prefix="rawback-", suffix=".exif")
+        with os.fdopen(handle, "wb") as temporary:
+            temporary.write(exif)
+    except OSError as error:
+        problem = f"maker notes not read: no temporary file ({error.strerror or error})"
+        return _done(warnings=(problem,), notes=(problem,))
     line = argument_line(name)
     if line is None:  # a temporary folder whose name holds a newline and a `$`
         _remove(name)
