@@ -325,8 +325,8 @@ def start() -> bool:
 
 
 def missing_notice() -> str | None:
-    """Once per run, when exiftool is missing (or could not be started): the line to tell the
-    user. None otherwise, and every later time."""
+    """Once per run, when exiftool is missing (or could not be started; known after `start()` or
+    the first request): the line to tell the user. None otherwise, and every later time."""
     global _notice_given
     tool = shared_exiftool()
     with _shared_lock:
