@@ -7,7 +7,8 @@ and for trying `rawback batch` by hand:
 Every file is small (a few KB) and named for what it is: truncated and corrupted JPEG, PNG and TIFF
 at several cut points, empty files, text and wrong extensions, headers claiming 100000x100000 or
 65535x65535 pixels (which the pixel limit must refuse before anything is allocated), mistyped TIFF
-tags, XMP nested thousands deep, EXIF with garbage counts and offsets, garbage ICC profiles, a CMYK
+tags, XMP nested thousands deep, EXIF with garbage counts and offsets, maker notes whose white
+balance is truncated, huge, mistyped or absurd (tools/makernote_jpegs.py), garbage ICC profiles, a CMYK
 JPEG without a profile, unusual but valid photos (16-bit, palette with transparency, 2x2), names
 with spaces, newlines and non-UTF-8 bytes, and things that are not files at all (a FIFO, link
 loops, a dangling link, a folder named like a photo).
@@ -29,6 +30,10 @@ import numpy as np
 import piexif
 import tifffile
 from PIL import Image, PngImagePlugin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: tools/ is on the path
+
+from tools import makernote_jpegs as mn
 
 # --- valid building blocks -----------------------------------------------------------------------
 
@@ -313,6 +318,34 @@ def _files() -> dict[str, Callable[[], bytes]]:
         png, _png_chunk(b"eXIf", b"MM\0*" + b"\xff" * 40)
     )
     files["jpeg-exif-control-characters-in-make-model.jpg"] = lambda: _control_character_exif(jpeg)
+
+    # Maker notes whose white balance is truncated, huge, mistyped or absurd (and one valid).
+    files["jpeg-makernote-canon-valid.jpg"] = lambda: mn.canon()
+    files["jpeg-makernote-canon-wb-levels-zero.jpg"] = lambda: mn.canon((0, 0, 0, 0))
+    files["jpeg-makernote-canon-wb-levels-absurd.jpg"] = lambda: mn.canon((30000, 16, 16, 65000))
+    files["jpeg-makernote-canon-colordata-truncated.jpg"] = lambda: mn.canon(
+        color_data=(0x4001, mn.SHORT, 582, b"\1\0" * 40)
+    )
+    files["jpeg-makernote-canon-colordata-offset-past-end.jpg"] = lambda: mn.canon(
+        color_data=(0x4001, mn.SHORT, 582, struct.pack("<I", 0x7FFFFFF0))
+    )
+    files["jpeg-makernote-nikon-wb-count-huge.jpg"] = lambda: mn.nikon(
+        [(0x000C, mn.RATIONAL, 0x7FFFFFF0, b"\0" * 32)]
+    )
+    files["jpeg-makernote-nikon-wb-text.jpg"] = lambda: mn.nikon([(0x000C, mn.ASCII, None, "1.8 x 1 1")])
+    files["jpeg-makernote-nikon-wb-divide-by-zero.jpg"] = lambda: mn.nikon(
+        [(0x000C, mn.RATIONAL, None, (461, 0, 335, 0, 1, 1, 1, 1))]
+    )
+    files["jpeg-makernote-pentax-white-point-truncated.jpg"] = lambda: mn.pentax(
+        [(0x0201, mn.SHORT, None, (12736,))]
+    )
+    files["jpeg-makernote-pentax-white-point-text.jpg"] = lambda: mn.pentax(
+        [(0x0201, mn.ASCII, None, "white")]
+    )
+    files["jpeg-makernote-samsung-black-above-levels.jpg"] = lambda: mn.samsung(black=(5000,) * 4)
+    files["jpeg-makernote-entry-count-65535.jpg"] = lambda: mn.jpeg_with_exif(
+        mn.exif_with_maker_note("Canon", "Canon EOS 5D", lambda _: struct.pack("<H", 0xFFFF) + b"\xff" * 64)
+    )
 
     # ICC profiles that are garbage, or missing where needed.
     files["jpeg-icc-garbage.jpg"] = lambda: _jpeg(icc_profile=b"garbage " * 100)
