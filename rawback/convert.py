@@ -15,12 +15,15 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import UsageError
 from rawback.finish import tone_curve_for, undo_tone_curve_for
 from rawback.inverse import InverseRequest, InverseResult, NeutralSource
+from rawback.io import makernotes
 from rawback.io.atomic import check_writable
 from rawback.io.dng_identity import DngIdentity, decide_identity
 from rawback.io.exif import camera_display_name
+from rawback.io.makernotes import MakerNoteReading
 from rawback.isp.highlights import restore_clipping
 from rawback.isp.unprocess import UnprocessSettings, to_counts
 from rawback.methods import get_method
+from rawback.white_balance import camera_white
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,11 @@ class ConvertOptions:
     # Tone curve to undo; "auto": the profile's measured finish, if any, for photos from the renderer
     # it was measured on; "measured": that finish whatever rendered the photo (rawback.finish).
     tone_curve: str = ToneCurve.AUTO.value
-    white_balance: str = "auto"  # "auto" (EXIF LightSource, else daylight) or "R,G,B" neutral
+    white_balance: str = "auto"  # "auto" (maker notes, EXIF LightSource, the model, daylight) or "R,G,B"
     compression: str = Compression.LJPEG.value  # "ljpeg" (lossless JPEG tiles) or "none"
     preview: bool = True  # embed a JPEG preview (RawTherapee matches its tone curve to it)
     overwrite: bool = False
+    maker_notes: bool = True  # read the camera's as-shot white balance and model names (exiftool)
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)  # sampler, steps, seed, tiles
 
     def __post_init__(self) -> None:
@@ -82,14 +86,21 @@ class Inversion:
 
 
 def invert_image(
-    image, options: ConvertOptions, progress: Callable[[float], None] | None = None
+    image,
+    options: ConvertOptions,
+    progress: Callable[[float], None] | None = None,
+    maker_notes: MakerNoteReading | None = None,
 ) -> Inversion:
     """Run the chosen method on a decoded photo: raw counts, the neutral used, and notes.
-    `progress` is told the fraction of the inversion done (by the learned method)."""
+    `progress` is told the fraction of the inversion done (by the learned method); `maker_notes`
+    (rawback.io.makernotes) name the camera further and give its as-shot white balance."""
     from rawback.io.exif import exposure_value
 
-    chosen = select_profile(options.camera, image.exif.make, image.exif.model)
+    reading = maker_notes or MakerNoteReading(None)
+    make, model = image.exif.make, image.exif.model
+    chosen = select_profile(options.camera, make, model, alt_names=reading.model_names)
     profile, reason = chosen.profile, chosen.reason
+    white = camera_white(reading, chosen, make, model)
     tone_curve, tone_note = tone_curve_for(image.exif, profile, options.tone_curve)
     request = InverseRequest(
         rgb=image.rgb,
@@ -97,6 +108,8 @@ def invert_image(
         profile=profile,
         settings=UnprocessSettings(options.transfer, tone_curve),
         neutral=parse_white_balance(options.white_balance),
+        as_shot=white.neutral,
+        as_shot_note=white.note,
         light_source=image.exif.light_source,
         exposure_value=exposure_value(image.exif),
         diffusion=undo_tone_curve_for(image.exif, tone_curve, options.diffusion),
@@ -105,8 +118,10 @@ def invert_image(
     result = get_method(options.method)(request)
     # Blown areas read as a saturated sensor, so raw editors see them clipped (isp/highlights.py).
     highlights = restore_clipping(result.mosaic, image.rgb, result.reconstructed)
-    method_notes = (*result.notes, *highlights.notes)
-    said = what_happened(chosen, result)
+    method_notes = (*result.notes, *highlights.notes, *reading.notes)
+    if white.neutral is None and white.note:
+        method_notes = (*method_notes, white.note)
+    said = what_happened(chosen, result, make, model)
     notes = (said, reason, *((tone_note,) if tone_note else ()), *method_notes, *(image.exif.warnings or ()))
     if image.color_note:
         notes = (*notes, image.color_note)
@@ -126,14 +141,17 @@ _CAMERA_KINDS = {
 }
 
 
-def what_happened(chosen: ChosenProfile, result: InverseResult) -> str:
+def what_happened(chosen: ChosenProfile, result: InverseResult, make: str | None, model: str | None) -> str:
     """The -v line that sums a photo up: which camera, where the white balance came from, and
     whether a tone curve was undone (the lines after it say why)."""
-    camera = (
-        chosen.profile.name
-        if chosen.source is ProfileSource.GENERIC
-        else camera_display_name(chosen.profile.make, chosen.profile.model)
-    )
+    from rawback.camera_library import normalise
+
+    if chosen.source is ProfileSource.GENERIC:
+        camera = chosen.profile.name
+    elif chosen.source is not ProfileSource.GIVEN and (make or model):
+        camera = " ".join(normalise(make, model)).strip()  # a library entry's model is a prefix
+    else:
+        camera = camera_display_name(chosen.profile.make, chosen.profile.model)
     source = result.neutral_source.value if result.neutral_source is not None else "unknown"
     curve = "undone" if result.tone_curve_undone else "kept"
     return f"camera: {camera} ({_CAMERA_KINDS[chosen.source]}); white balance: {source}; tone curve: {curve}"
@@ -149,8 +167,11 @@ def convert_file(
 
     start = time.perf_counter()
     check_writable(output, overwrite=options.overwrite)  # fail before the expensive part
+    # exiftool reads the maker notes while the photo decodes (its answer is collected after).
+    pending = makernotes.request(source) if options.maker_notes else None
     image = read_image(source, min_side=MIN_SIDE)  # LibRaw and dcraw read no smaller raw file
-    inversion = invert_image(image, options, progress)
+    reading = pending.result() if pending is not None else None
+    inversion = invert_image(image, options, progress, reading)
     preview = np.rint(image.rgb * 255).astype(np.uint8) if options.preview else None
     identity = dng_identity(inversion, image.exif)
     write_dng(
@@ -173,7 +194,7 @@ def convert_file(
         megapixels=h * w / 1e6,
         seconds=time.perf_counter() - start,
         notes=(*inversion.notes, *((identity.reason,) if identity.reason else ())),
-        warnings=image.warnings,
+        warnings=(*image.warnings, *(reading.warnings if reading is not None else ())),
         camera_source=inversion.profile_source,
         white_balance_source=inversion.neutral_source,
     )

@@ -95,6 +95,12 @@ def _run(
         if removed := remove_stale_parts(job.output for job in jobs):
             print_warning(f"removed {removed} temporary file(s) an interrupted run left (kill -9?)")
     if not dry_run and any(job.problem is None for job in jobs):
+        if options.maker_notes:  # exiftool starts while the model loads; said once if missing
+            from rawback.io import makernotes
+
+            makernotes.start()
+            if notice := makernotes.missing_notice():
+                print_warning(notice)
         batch.preload_model(options)
     reporter = make_reporter(quiet=quiet, verbose=verbose, dry_run=dry_run, list_files=not batch_mode)
     finished: list[batch.Outcome] = []
