@@ -21,6 +21,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -258,6 +259,11 @@ _READY = re.compile(rb"\{ready(\d+)\}")
 
 def _pump(stream: IO[bytes], sink: Callable[[bytes], object], at_end: Callable[[], object] = bool) -> None:
     """Copy `stream`'s lines to `sink` until it closes, then call `at_end`."""
+    if hasattr(signal, "pthread_sigmask"):
+        # The kernel hands a process's Ctrl-C or SIGTERM to any thread that does not block it; in
+        # this one, Python would only run the handler at the main thread's next check, which could
+        # fall after a block that defers signals (rawback.train.loop.signals_deferred) has ended.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     with contextlib.suppress(OSError, ValueError):
         for line in iter(stream.readline, b""):
             sink(line)
