@@ -143,12 +143,16 @@ def test_an_interrupt_during_an_optimiser_step_arrives_after_the_step_count() ->
     ahead of its count, which would not resume exactly: the interrupt waits for the block."""
     import os
     import signal
+    import time
 
     from rawback.train.loop import signals_deferred
 
     done = []
     with pytest.raises(KeyboardInterrupt), signals_deferred():
         os.kill(os.getpid(), signal.SIGINT)
+        # Python runs a signal's handler at the main thread's next check; a sleep is one, so the
+        # interrupt has surely arrived inside the block (without it, CI saw it arrive after).
+        time.sleep(0.05)
         done.append("weights")
         done.append("step")
     assert done == ["weights", "step"]
