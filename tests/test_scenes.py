@@ -127,6 +127,7 @@ def test_cli_train_with_scenes_runs_and_records_them(raw_folder, cache_dir, scen
             "--scenes", str(scene_folder), "--set", "scene_fraction=0.5", *sets]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "3 scenes (50% of items)" in result.output
     assert (out / "model.pt").is_file()
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["scenes"] == str(scene_folder) and saved["scene_fraction"] == 0.5

@@ -381,7 +381,8 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         record = {"event": "resume", "step": start, "changed": changed, "time": time.time()}
         log.write(json.dumps(record) + "\n")
     emit({"event": "start", "step": start, "total": config.steps, "files": len(train_folders),
-          "validation": len(val_images), "device": str(device), "bf16": use_bf16})  # fmt: skip
+          "validation": len(val_images), "device": str(device), "bf16": use_bf16,
+          "scenes": len(scenes), "scene_fraction": dataset.scene_fraction})  # fmt: skip
     step = start
     window_start, window_steps = time.perf_counter(), 0
     # Creating the loader's iterator draws from torch's global RNG: restore a checkpoint's RNG state
