@@ -118,6 +118,9 @@ def test_the_training_config_holds_the_scenes_and_their_share(tmp_path) -> None:
     assert json.loads(config.to_json())["scenes"] == str(tmp_path)
     with pytest.raises(UsageError, match="scene_fraction is a probability"):
         TrainConfig(scene_fraction=1.5)
+    assert train_config(overrides=["scene_exposure_stops=[0.5, 2]"]).scene_exposure_stops == (0.5, 2)
+    with pytest.raises(UsageError, match="scene_exposure_stops must be"):
+        train_config(overrides=["scene_exposure_stops=[2, 1]"])
 
 
 def test_cli_train_with_scenes_runs_and_records_them(raw_folder, cache_dir, scene_folder, tmp_path) -> None:

@@ -44,6 +44,8 @@ class TrainConfig:
     # from the RAW files of --data, the only real sensors. No folder: RAW files only.
     scenes: str = ""
     scene_fraction: float = 0.5
+    # The scene photo's exposure over its RAW's, 2 ** U(range) stops: how much of it clips.
+    scene_exposure_stops: tuple[float, ...] = (0.0, 1.5)
     workers: int = 2  # DataLoader worker processes (spawn)
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
@@ -75,6 +77,9 @@ class TrainConfig:
             raise UsageError(f"scene_crops is a probability, not {self.scene_crops}")
         if not 0.0 <= self.scene_fraction <= 1.0:
             raise UsageError(f"scene_fraction is a probability, not {self.scene_fraction}")
+        stops = self.scene_exposure_stops
+        if len(stops) != 2 or not all(isinstance(v, (int, float)) for v in stops) or stops[0] > stops[1]:
+            raise UsageError(f"scene_exposure_stops must be [low, high] stops, not {list(stops)}")
         if self.workers < 0 or self.warmup < 0:
             raise UsageError("workers and warmup must not be negative")
         self.simulator_settings()  # a bad simulator field is a usage error before any work

@@ -45,7 +45,7 @@ from rawback.train.checkpoint import (
 )
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
-from rawback.train.scenes import ScenePairs
+from rawback.train.scenes import ScenePairs, SceneSettings
 
 Progress = Callable[[dict], None]
 
@@ -346,11 +346,15 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         scene_crops=config.scene_crops,
         simulator=config.simulator_settings(),
     )
+    scene_settings = SceneSettings(condition_stops=tuple(config.scene_exposure_stops))
+    scene_source = None
+    if scenes:
+        scene_source = ScenePairs(scenes, pair_settings, seed=config.seed, scene=scene_settings)
     dataset = TrainingPairs(
         train_folders,
         pair_settings,
         seed=config.seed,
-        scenes=ScenePairs(scenes, pair_settings, seed=config.seed) if scenes else None,
+        scenes=scene_source,
         scene_fraction=config.scene_fraction,
     )
     loader = torch.utils.data.DataLoader(
