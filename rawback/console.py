@@ -315,8 +315,13 @@ class TrainProgress(_LiveProgress):
             else:
                 self.line(f"[{event['index'] + 1}/{event['total']}] reading {event['file']}")
         elif kind == "start":
+            scenes = (
+                f"{event['scenes']} scenes ({event['scene_fraction']:.0%} of items), "
+                if event.get("scenes")
+                else ""
+            )
             self.line(
-                f"training on {event['files']} files ({event['validation']} for validation), "
+                f"training on {event['files']} files ({event['validation']} for validation), {scenes}"
                 f"{event['device']}{', bf16' if event['bf16'] else ''}, "
                 f"from step {event['step']} of {event['total']}"
             )

@@ -37,6 +37,14 @@ def train(
         ),
     ] = None,
     exclude: Exclude = None,
+    scenes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of photographs to film with library cameras as synthetic training pairs, "
+            "mixed with the RAW files (share: --set scene_fraction=..., default 0.5).",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt exactly.")
     ] = False,
@@ -58,7 +66,11 @@ def train(
         from rawback.train.loop import train as run_training
 
         settings = train_config(
-            config_file=config, overrides=set_ or (), validation=validation or (), exclude=exclude or ()
+            config_file=config,
+            overrides=set_ or (),
+            validation=validation or (),
+            exclude=exclude or (),
+            scenes=scenes,
         )
         check_new_run(out, resume=resume)
         options = TrainOptions(

@@ -39,6 +39,13 @@ class TrainConfig:
     # for a head that otherwise learns the training photos' tones by heart. 0 (whole photos) is how
     # the bundled model was trained; docs/training.md has what crops changed when measured.
     scene_crops: float = 0.0
+    # Synthetic scenes (docs/training.md, "Synthetic scenes"): a folder of photographs (`--scenes`)
+    # filmed with library cameras, and the share of training items drawn from them; the rest come
+    # from the RAW files of --data, the only real sensors. No folder: RAW files only.
+    scenes: str = ""
+    scene_fraction: float = 0.5
+    # The scene photo's exposure over its RAW's, 2 ** U(range) stops: how much of it clips.
+    scene_exposure_stops: tuple[float, ...] = (0.0, 1.5)
     workers: int = 2  # DataLoader worker processes (spawn)
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
@@ -68,6 +75,11 @@ class TrainConfig:
                 raise UsageError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0.0 <= self.scene_crops <= 1.0:
             raise UsageError(f"scene_crops is a probability, not {self.scene_crops}")
+        if not 0.0 <= self.scene_fraction <= 1.0:
+            raise UsageError(f"scene_fraction is a probability, not {self.scene_fraction}")
+        stops = self.scene_exposure_stops
+        if len(stops) != 2 or not all(isinstance(v, (int, float)) for v in stops) or stops[0] > stops[1]:
+            raise UsageError(f"scene_exposure_stops must be [low, high] stops, not {list(stops)}")
         if self.workers < 0 or self.warmup < 0:
             raise UsageError("workers and warmup must not be negative")
         self.simulator_settings()  # a bad simulator field is a usage error before any work
@@ -162,14 +174,18 @@ def train_config(
     overrides: Sequence[str] = (),
     validation: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    scenes: Path | None = None,
 ) -> TrainConfig:
     """The settings of `rawback train`: the config file's (else the defaults), then the `--set`
-    overrides, then the --validation and --exclude globs, which go through the same overrides
-    (so they are checked, and saved in the run's config.json, like any other setting)."""
+    overrides, then the --validation and --exclude globs and the --scenes folder, which go through
+    the same overrides (so they are checked, and saved in the run's config.json, like any other
+    setting)."""
     settings = TrainConfig.from_file(config_file) if config_file else TrainConfig()
     overrides = list(overrides)
     if validation:
         overrides.append(f"validation={json.dumps(list(validation))}")
     if exclude:
         overrides.append(f"exclude={json.dumps(list(exclude))}")
+    if scenes is not None:
+        overrides.append(f"scenes={json.dumps(str(scenes))}")
     return settings.with_overrides(overrides)

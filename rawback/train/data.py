@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -248,11 +248,27 @@ class PairSettings:
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)  # the condition's finish
 
 
+class PairCamera(Protocol):
+    """What a training item needs of its source: a cached RAW file, or a synthetic scene's shot."""
+
+    name: str
+    profile: CameraProfile  # RGGB, as the item's truth
+    neutral: np.ndarray  # the as-shot white balance
+    exposure_value: float | None
+
+
+class DrawSource(Protocol):
+    def draw(self, index: int) -> Draw: ...
+
+
+MIX_STREAM = 1  # the generator that decides an item's source: (seed, index, MIX_STREAM)
+
+
 @dataclass(frozen=True)
 class Draw:
     """One random training item before the prior is made (see TrainingPairs.draw)."""
 
-    item: CachedRaw
+    item: PairCamera
     truth: np.ndarray  # (patch, patch) normalised RGGB mosaic
     rgb: np.ndarray  # (patch, patch, 3) float32 simulated photo in [0, 1]
     sim: Simulated
@@ -263,14 +279,26 @@ class Draw:
 
 
 class TrainingPairs(torch.utils.data.Dataset):
-    """Random training items from cached RAW files; item i depends only on (seed, i)."""
+    """Random training items from cached RAW files, and with chance `scene_fraction` from a second
+    source of draws (the synthetic scenes, rawback.train.scenes); item i depends only on (seed, i)."""
 
     def __init__(
-        self, folders: list[Path], settings: PairSettings, *, seed: int, length: int = 10**9
+        self,
+        folders: list[Path],
+        settings: PairSettings,
+        *,
+        seed: int,
+        length: int = 10**9,
+        scenes: DrawSource | None = None,
+        scene_fraction: float = 0.0,
     ) -> None:
         if settings.patch % 2 or settings.patch < 8:
             raise ValueError(f"patch must be even and >= 8, got {settings.patch}")
+        if not 0.0 <= scene_fraction <= 1.0:
+            raise ValueError(f"scene_fraction is a probability, not {scene_fraction}")
         self.folders = list(folders)
+        self.scenes = scenes
+        self.scene_fraction = scene_fraction if scenes is not None else 0.0
         self.settings = settings
         self.seed = seed
         self.length = length
@@ -293,6 +321,8 @@ class TrainingPairs(torch.utils.data.Dataset):
         and the whole photo's thumbnail under the same finish (the draw depends on (seed, index))."""
         from rawback.isp.simulate import simulate
 
+        if self.is_scene(index):
+            return self.scenes.draw(index)  # type: ignore[union-attr]
         rng = np.random.default_rng([self.seed, index])
         files = self.files()
         # Bigger photos hold more distinct patches: weight by the square root of their size.
@@ -333,6 +363,13 @@ class TrainingPairs(torch.utils.data.Dataset):
             global_target=target,
             rng=rng,
         )
+
+    def is_scene(self, index: int) -> bool:
+        """Whether item `index` is drawn from the scenes. Its own generator, so the real items are
+        the ones they were without scenes (with no scenes no number is drawn at all)."""
+        if not self.scene_fraction:
+            return False
+        return bool(np.random.default_rng([self.seed, index, MIX_STREAM]).random() < self.scene_fraction)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         d = self.draw(index)
@@ -377,28 +414,37 @@ class TrainingPairs(torch.utils.data.Dataset):
     def thumbnail(
         self, item: CachedRaw, view: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The head's input from a finish of `view` (the patch's finish, given the same generator), and
-        its target (log R/G and log B/G of the applied neutral relative to daylight, log2 of the
-        applied exposure, then the knots of the finish's inverse tone curve when configured)."""
-        from rawback.isp import tone
-        from rawback.isp.simulate import simulate, tone_response
+        """The head's input and target for `view` under the patch's finish (see `head_thumbnail`)."""
+        return head_thumbnail(item.profile, item.neutral, view, rng, self.settings)
 
-        sim = simulate(
-            view[0], item.profile, item.neutral, rng, libraw_rgb8=view[1], settings=self.settings.simulator
-        )
-        transfer = sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value
-        rgb = sim.rgb8.astype(np.float32) / 255.0
-        thumb = thumbnail_input(rgb, item.profile, transfer, self.settings.thumb)
-        daylight = item.profile.daylight_neutral()
-        target = np.array(
-            [
-                np.log(sim.neutral[0] / daylight[0]),
-                np.log(sim.neutral[2] / daylight[2]),
-                np.log2(sim.exposure),
-            ],
-            dtype=np.float32,
-        )
-        if self.settings.tone_knots:
-            knots = tone.inverse_log_gains(lambda x: tone_response(sim.params, x), self.settings.tone_knots)
-            target = np.concatenate([target, knots])
-        return thumb, torch.from_numpy(target)
+
+def head_thumbnail(
+    profile: CameraProfile,
+    neutral: np.ndarray,
+    view: tuple[np.ndarray, np.ndarray | None],
+    rng: np.random.Generator,
+    settings: PairSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's input from a finish of `view` (the patch's finish, given the same generator), and
+    its target (log R/G and log B/G of the applied neutral relative to daylight, log2 of the
+    applied exposure, then the knots of the finish's inverse tone curve when configured)."""
+    from rawback.isp import tone
+    from rawback.isp.simulate import simulate, tone_response
+
+    sim = simulate(view[0], profile, neutral, rng, libraw_rgb8=view[1], settings=settings.simulator)
+    transfer = sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value
+    rgb = sim.rgb8.astype(np.float32) / 255.0
+    thumb = thumbnail_input(rgb, profile, transfer, settings.thumb)
+    daylight = profile.daylight_neutral()
+    target = np.array(
+        [
+            np.log(sim.neutral[0] / daylight[0]),
+            np.log(sim.neutral[2] / daylight[2]),
+            np.log2(sim.exposure),
+        ],
+        dtype=np.float32,
+    )
+    if settings.tone_knots:
+        knots = tone.inverse_log_gains(lambda x: tone_response(sim.params, x), settings.tone_knots)
+        target = np.concatenate([target, knots])
+    return thumb, torch.from_numpy(target)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from rawback.device import autocast, resolve_device, uses_bf16
-from rawback.errors import OutputError, RawbackError
+from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.features import profile_camera
 from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel, condition
@@ -45,6 +45,7 @@ from rawback.train.checkpoint import (
 )
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
+from rawback.train.scenes import ScenePairs, SceneSettings
 
 Progress = Callable[[dict], None]
 
@@ -242,6 +243,21 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+def scene_photos(config: TrainConfig, emit: Progress) -> list[Path]:
+    """The synthetic scenes' photographs when the config names a folder and gives them a share
+    (none otherwise); read before any RAW is decoded, so a bad folder stops the run at once."""
+    from rawback.train.scenes import check_scenes, find_scenes
+
+    if not config.scenes or config.scene_fraction <= 0:
+        return []
+    paths, errors = check_scenes(find_scenes(Path(config.scenes)), config.patch + 4)
+    for message in errors:
+        emit({"event": "skipped", "message": message})
+    if not paths:
+        raise UsageError(f"--scenes {config.scenes}: no photograph in it is large enough for a patch")
+    return paths
+
+
 def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     """Train (or resume) a model; returns the path of the EMA weights (fp16)."""
     from rawback.weights import save_weights
@@ -263,6 +279,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
     training, validation = split_files(options.data, config)
+    scenes = scene_photos(config, emit)
     files = {
         "training": relative_paths(training, options.data),
         "validation": relative_paths(validation, options.data),
@@ -321,17 +338,24 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             step_module, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    pair_settings = PairSettings(
+        patch=config.patch,
+        prior_jitter=config.prior_jitter,
+        thumb=model.config.global_head.thumb_size,
+        tone_knots=model.config.global_head.tone_knots,
+        scene_crops=config.scene_crops,
+        simulator=config.simulator_settings(),
+    )
+    scene_settings = SceneSettings(condition_stops=tuple(config.scene_exposure_stops))
+    scene_source = None
+    if scenes:
+        scene_source = ScenePairs(scenes, pair_settings, seed=config.seed, scene=scene_settings)
     dataset = TrainingPairs(
         train_folders,
-        PairSettings(
-            patch=config.patch,
-            prior_jitter=config.prior_jitter,
-            thumb=model.config.global_head.thumb_size,
-            tone_knots=model.config.global_head.tone_knots,
-            scene_crops=config.scene_crops,
-            simulator=config.simulator_settings(),
-        ),
+        pair_settings,
         seed=config.seed,
+        scenes=scene_source,
+        scene_fraction=config.scene_fraction,
     )
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -361,7 +385,8 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         record = {"event": "resume", "step": start, "changed": changed, "time": time.time()}
         log.write(json.dumps(record) + "\n")
     emit({"event": "start", "step": start, "total": config.steps, "files": len(train_folders),
-          "validation": len(val_images), "device": str(device), "bf16": use_bf16})  # fmt: skip
+          "validation": len(val_images), "device": str(device), "bf16": use_bf16,
+          "scenes": len(scenes), "scene_fraction": dataset.scene_fraction})  # fmt: skip
     step = start
     window_start, window_steps = time.perf_counter(), 0
     # Creating the loader's iterator draws from torch's global RNG: restore a checkpoint's RNG state
