@@ -321,6 +321,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         model = RawbackModel(ModelConfig.from_dict(state["model_config"]))
     elif config.init:
         model = initial_model(config, tuple(known))
+        emit({"event": "note", "message": f"starting from the weights of {config.init}"})
     else:
         model = RawbackModel(dataclasses.replace(preset(config.model), known_cameras=tuple(known)))
     model = model.to(device)
