@@ -45,6 +45,16 @@ def train(
             show_default=False,
         ),
     ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            metavar="WEIGHTS",
+            help="Fine-tune: start from these weights (.pt, or 'shipped' for the bundled model) "
+            "instead of random ones; the architecture is the file's.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt exactly.")
     ] = False,
@@ -55,23 +65,29 @@ def train(
     """Train the inverter on a folder of RAW files (data-parallel under torchrun).
 
     Ctrl-C (or SIGTERM) saves a checkpoint; --resume continues where it stopped (give the same
-    --config, --set, --validation and --exclude options). The EMA weights are written to
+    --config, --set, --validation and --exclude options, without --init). The EMA weights are written to
     OUT/model.pt at every checkpoint; use them with `convert --weights OUT/model.pt`.
     """
     with user_errors():
         from rawback.console import TrainProgress
         from rawback.train.checkpoint import check_new_run
-        from rawback.train.config import train_config
+        from rawback.train.config import names_model, train_config
+        from rawback.train.init import with_init
         from rawback.train.loop import TrainOptions
         from rawback.train.loop import train as run_training
 
+        if init is not None and resume:
+            raise UsageError("--init starts a new run; --resume continues one from its own weights")
         settings = train_config(
             config_file=config,
             overrides=set_ or (),
             validation=validation or (),
             exclude=exclude or (),
             scenes=scenes,
+            init=init,
         )
+        if settings.init and not resume:  # the weights are read before anything is decoded
+            settings = with_init(settings, model_named=names_model(config, set_ or ()))
         check_new_run(out, resume=resume)
         options = TrainOptions(
             data=data, out=out, config=settings, resume=resume, cache_dir=cache_dir, device=device

@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from rawback.model.denoiser import RawbackModel
 
 TRAIN_CONFIG = "train_config.json"
 LOG = "log.jsonl"
@@ -108,7 +112,7 @@ def write_checkpoint(
     path: Path,
     *,
     step: int,
-    model: nn.Module,
+    model: RawbackModel,
     ema: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
@@ -126,6 +130,8 @@ def write_checkpoint(
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "config": json.loads(config.to_json()),
         "files": files,  # a resume must find the same training and validation files
+        # the architecture, for a resume that cannot rebuild it from a preset (a fine-tuned run)
+        "model_config": json.loads(model.config.to_json()),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(checkpoint, tmp)

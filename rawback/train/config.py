@@ -55,6 +55,10 @@ class TrainConfig:
     validation: tuple[str, ...] = ()  # glob patterns (relative to --data) held out for validation
     exclude: tuple[str, ...] = ()  # glob patterns left out entirely (e.g. leave-one-camera-out)
     val_crop: int = 768  # centre crop (mosaic pixels) of each validation file, to keep it quick
+    # Fine-tuning (`--init`, docs/training.md): the weights file the run's model started from, and
+    # its SHA-256; empty: random initialisation.
+    init: str = ""
+    init_sha256: str = ""
     # Changes to the condition simulator's defaults (rawback.isp.simulate.SimulatorSettings), by
     # field name: `--set simulator.jpeg_quality=[70,95]`. Empty: the defaults, as the bundled
     # model was trained.
@@ -175,11 +179,12 @@ def train_config(
     validation: Sequence[str] = (),
     exclude: Sequence[str] = (),
     scenes: Path | None = None,
+    init: str | Path | None = None,
 ) -> TrainConfig:
     """The settings of `rawback train`: the config file's (else the defaults), then the `--set`
-    overrides, then the --validation and --exclude globs and the --scenes folder, which go through
-    the same overrides (so they are checked, and saved in the run's config.json, like any other
-    setting)."""
+    overrides, then the --validation and --exclude globs, the --scenes folder and the --init weights,
+    which go through the same overrides (so they are checked, and saved in the run's config.json,
+    like any other setting)."""
     settings = TrainConfig.from_file(config_file) if config_file else TrainConfig()
     overrides = list(overrides)
     if validation:
@@ -188,4 +193,15 @@ def train_config(
         overrides.append(f"exclude={json.dumps(list(exclude))}")
     if scenes is not None:
         overrides.append(f"scenes={json.dumps(str(scenes))}")
+    if init is not None:
+        # a digest a --config file recorded belongs to the weights it named, not to these
+        overrides += [f"init={json.dumps(str(init))}", 'init_sha256=""']
     return settings.with_overrides(overrides)
+
+
+def names_model(config_file: Path | None, overrides: Sequence[str]) -> bool:
+    """Whether the user chose a model preset (in the config file or by --set), which a fine-tuning
+    run's weights file must then agree with."""
+    if any(item.partition("=")[0] == "model" for item in overrides):
+        return True
+    return config_file is not None and "model" in json.loads(Path(config_file).read_text())

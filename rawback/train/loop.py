@@ -28,7 +28,7 @@ from torch import nn
 from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.features import profile_camera
-from rawback.model.config import preset
+from rawback.model.config import ModelConfig, preset
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.heads import GLOBAL_OUTPUTS
 from rawback.train.checkpoint import (
@@ -45,6 +45,7 @@ from rawback.train.checkpoint import (
 )
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
+from rawback.train.init import initial_model, resumed_config
 from rawback.train.scenes import ScenePairs, SceneSettings
 
 Progress = Callable[[dict], None]
@@ -286,6 +287,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     }
     changed: dict[str, list] = {}
     if state is not None:
+        config = resumed_config(config, state["config"])
         check_same_files(checkpoint_path, state.get("files"), files)
         changed = changed_settings(state["config"], json.loads(config.to_json()))
         if changed:
@@ -315,7 +317,14 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
 
     torch.manual_seed(config.seed + rank)
     known = sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
-    model = RawbackModel(dataclasses.replace(preset(config.model), known_cameras=tuple(known))).to(device)
+    if state is not None and "model_config" in state:  # the run's own architecture (a fine-tuned one)
+        model = RawbackModel(ModelConfig.from_dict(state["model_config"]))
+    elif config.init:
+        model = initial_model(config, tuple(known))
+        emit({"event": "note", "message": f"starting from the weights of {config.init}"})
+    else:
+        model = RawbackModel(dataclasses.replace(preset(config.model), known_cameras=tuple(known)))
+    model = model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     step_module = TrainingStep(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
