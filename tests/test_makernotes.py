@@ -9,8 +9,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -470,3 +473,36 @@ def test_no_temporary_file_is_a_warning_not_an_exception(
     photo = write(tmp_path, "c.jpg", made.canon())
     reading = read_maker_notes(photo, ExifTool(fake_exiftool(tmp_path, "exec sleep 60")))
     assert reading.as_shot is None and "no temporary file" in reading.warnings[0]
+
+
+@needs_exiftool
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_exiftool_ends_when_rawback_is_killed(tmp_path: Path) -> None:
+    """After SIGKILL (the OOM killer) exiftool's input closes and it polls it for ever, 100 times a
+    second; it now gets SIGTERM when rawback's process dies."""
+    script = (
+        "import os, sys\n"
+        "from rawback.io.exiftool import ExifTool\n"
+        "tool = ExifTool()\n"
+        "assert tool.start()\n"
+        "print(tool._process.pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not _running(pid):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"exiftool {pid} outlived the rawback process that started it")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever adopted it to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import ctypes
 import itertools
 import os
 import queue
@@ -23,6 +24,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -128,6 +130,7 @@ class ExifTool:
                 stderr=subprocess.PIPE,
                 # In rawback's process group, so that Ctrl-C and a terminal's hang-up end it too:
                 # at the end of its input exiftool does not exit but polls it, 100 times a second.
+                preexec_fn=_ends_with_parent(),
             )
         except OSError as error:
             self.off_reason = f"exiftool could not be started ({error.strerror or error})"
@@ -255,6 +258,30 @@ class Pending:
 
 
 _READY = re.compile(rb"\{ready(\d+)\}")
+
+
+def _ends_with_parent() -> Callable[[], None] | None:
+    """For Popen's preexec_fn, on Linux: the child gets SIGTERM when its parent dies, so exiftool
+    does not poll its closed input for ever after rawback was killed with SIGKILL (the OOM killer).
+    The kernel sends it when the *thread* that started the child ends, so only the main thread,
+    which lives as long as the process, asks for it; the prctl is resolved here, before the fork."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl: nobody will read us
+            os._exit(1)
+
+    return die_with_parent
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _pump(stream: IO[bytes], sink: Callable[[bytes], object], at_end: Callable[[], object] = bool) -> None:
