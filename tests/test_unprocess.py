@@ -133,3 +133,15 @@ def test_consistent_with_libraw_through_a_dng(tmp_path: Path) -> None:
     inner = (slice(8, -8), slice(8, -8))  # demosaicking differs at the borders
     # 10-bit truth, 8-bit render: about 45 dB is the quantisation limit.
     assert metrics.psnr(guess[inner], truth[inner]) > 42
+
+
+@pytest.mark.parametrize(
+    ("cct", "xy"), [(5003, (0.3457, 0.3585)), (6504, (0.3127, 0.3290)), (7504, (0.2990, 0.3149))]
+)
+def test_the_daylight_locus_meets_the_cie_illuminants(cct: float, xy: tuple[float, float]) -> None:
+    """D50, D65 and D75 (CIE 15:2004). The locus took Kim's Planckian x below 7000 K and the
+    4000-7000 K daylight polynomial above it."""
+    from rawback.isp.unprocess import _blackbody_xyz
+
+    xyz = _blackbody_xyz(cct)
+    assert np.allclose(xyz[:2] / xyz.sum(), xy, atol=6e-4)

@@ -97,9 +97,11 @@ def neutral_for_illuminant(profile: CameraProfile, cct: float) -> np.ndarray:
 def _blackbody_xyz(cct: float) -> np.ndarray:
     """XYZ (Y = 1) of the CIE daylight locus (>= 4000 K) or Planckian locus (Kim et al. 2002)."""
     t = float(np.clip(cct, 1667.0, 25000.0))
-    if t >= 4000:
-        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
-        x = x if t <= 7000 else -4.6070e9 / t**3 + 2.9678e6 / t**2 + 0.09911e3 / t + 0.244063
+    if t >= 4000:  # CIE 15:2004 daylight x, one polynomial to 7000 K and another above
+        if t <= 7000:
+            x = -4.6070e9 / t**3 + 2.9678e6 / t**2 + 0.09911e3 / t + 0.244063
+        else:
+            x = -2.0064e9 / t**3 + 1.9018e6 / t**2 + 0.24748e3 / t + 0.237040
         y = -3.0 * x * x + 2.87 * x - 0.275  # CIE daylight locus
     else:
         x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
