@@ -83,6 +83,9 @@ class Inversion:
     profile_source: ProfileSource  # --camera, a user or built-in profile, the camera library or generic
     neutral_source: NeutralSource | None = None  # where the white balance came from
     tone_curve_undone: bool = False
+    # The profile is the photo's own camera: not another camera's forced by --camera (a photo
+    # whose EXIF names no camera counts as its profile's).
+    photo_camera: bool = True
 
 
 def invert_image(
@@ -100,7 +103,9 @@ def invert_image(
     make, model = image.exif.make, image.exif.model
     chosen = select_profile(options.camera, make, model, alt_names=reading.model_names)
     profile, reason = chosen.profile, chosen.reason
-    white = camera_white(reading, chosen, make, model)
+    # The photo's own camera, which --camera may have replaced: its maker notes speak its colours.
+    own = select_profile(None, make, model, alt_names=reading.model_names) if options.camera else chosen
+    white = camera_white(reading, chosen, own)
     tone_curve, tone_note = tone_curve_for(image.exif, profile, options.tone_curve)
     request = InverseRequest(
         rgb=image.rgb,
@@ -128,8 +133,9 @@ def invert_image(
     notes = (*notes, *image.notes)
     counts = to_counts(highlights.mosaic, profile)
     return Inversion(
-        counts, result.neutral, profile, notes, chosen.source, result.neutral_source, result.tone_curve_undone
-    )
+        counts, result.neutral, profile, notes, chosen.source, result.neutral_source,
+        result.tone_curve_undone, photo_camera=own.profile.name == profile.name or not (make or model),
+    )  # fmt: skip
 
 
 _CAMERA_KINDS = {
@@ -206,11 +212,6 @@ def dng_identity(inversion: Inversion, exif) -> DngIdentity:
     from rawback import camera_library
 
     profile, source = inversion.profile, inversion.profile_source
-    same_camera = (
-        source is not ProfileSource.GIVEN
-        or not (exif.make or exif.model)
-        or select_profile(None, exif.make, exif.model).profile.name == profile.name
-    )
     unique = None
     if source is ProfileSource.LIBRARY and (exif.make or exif.model):
         unique = " ".join(camera_library.normalise(exif.make, exif.model)).strip() or None
@@ -221,6 +222,6 @@ def dng_identity(inversion: Inversion, exif) -> DngIdentity:
         profile_name=profile.name,
         exif_make=exif.make,
         exif_model=exif.model,
-        exif_is_profile_camera=same_camera,
+        exif_is_profile_camera=inversion.photo_camera,
         unique_camera_model=unique,
     )

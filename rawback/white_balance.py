@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rawback.camera import ChosenProfile, ProfileSource, select_profile
+from rawback.camera import ChosenProfile, ProfileSource
 from rawback.io.makernotes import MakerNoteReading, as_shot_neutral
 
 
@@ -27,9 +27,10 @@ class CameraWhite:
     note: str  # what -v says: where it came from, or why it was not used
 
 
-def camera_white(
-    reading: MakerNoteReading, chosen: ChosenProfile, make: str | None, model: str | None
-) -> CameraWhite:
+def camera_white(reading: MakerNoteReading, chosen: ChosenProfile, own: ChosenProfile) -> CameraWhite:
+    """`reading`'s as-shot white in the colours of `chosen`, the profile the photo is converted
+    with; `own` is the photo's own camera as its EXIF and maker notes name it (`chosen` itself
+    unless --camera replaced it)."""
     as_shot = reading.as_shot
     if as_shot is None:
         return CameraWhite(None, "")
@@ -39,9 +40,6 @@ def camera_white(
         return CameraWhite(
             None, f"maker notes hold the as-shot white balance, but the camera is unknown: {said} not used"
         )
-    if chosen.source is not ProfileSource.GIVEN:
-        return CameraWhite(neutral, said)
-    own = select_profile(None, make, model, alt_names=reading.model_names or as_shot.model_names)
     if own.source is ProfileSource.GENERIC:
         return CameraWhite(
             None,

@@ -10,6 +10,7 @@ from PIL import Image
 
 from rawback.camera import builtin_profiles
 from rawback.io.dng import write_dng
+from rawback.io.dng_identity import DngIdentity
 from rawback.isp.bayer import mosaic_rgb
 
 
@@ -26,8 +27,15 @@ def synthetic_scene(height: int, width: int, seed: int) -> np.ndarray:
 
 
 def write_synthetic_dng(
-    path: Path, seed: int, height: int = 144, width: int = 176, compression: str = "ljpeg"
+    path: Path,
+    seed: int,
+    height: int = 144,
+    width: int = 176,
+    compression: str = "ljpeg",
+    identity: DngIdentity | None = None,
 ) -> None:
+    """A DNG of a synthetic scene in the generic profile; `identity`: the camera it names (Make
+    "rawback" by default)."""
     profile = builtin_profiles()["generic"]
     normalised = np.clip(mosaic_rgb(synthetic_scene(height, width, seed), profile.cfa_pattern), 0, 1)
     counts = profile.black_level[0] + normalised * (profile.white_level - profile.black_level[0])
@@ -38,6 +46,7 @@ def write_synthetic_dng(
         sensor=profile.dng_sensor(),
         as_shot_neutral=neutral / neutral[1],
         compression=compression,
+        identity=identity,
         overwrite=True,
     )
 

@@ -105,6 +105,16 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)  # type: ignore[call-overload]
 
 
+def run_darktable(dng: Path, out: Path, config: Path, sidecar: Path | None = None) -> None:
+    """darktable-cli's render of `dng` to `out`, with a fresh `config` folder and no library (the
+    way dng.md section 7 runs it); `sidecar`: an XMP whose history the render applies."""
+    config.mkdir(exist_ok=True)
+    extra = [str(sidecar)] if sidecar is not None else []
+    cmd = ["darktable-cli", str(dng), *extra, str(out), "--core", "--configdir", str(config)]
+    result = run([*cmd, "--library", ":memory:"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def assert_rendered_scene(png: Path) -> None:
     """Grey patch neutral (not its brightness: each client has its own tone curve), red band red,
     blue band blue."""
@@ -171,11 +181,7 @@ def test_dcraw_decodes_the_mosaic_bit_exactly(
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_darktable_renders_grey_as_grey(dngs: dict[str, Path], tmp_path: Path, compression: str) -> None:
     out = tmp_path / "out.png"
-    config = tmp_path / "config"
-    config.mkdir()
-    cmd = ["darktable-cli", str(dngs[compression]), str(out), "--core"]
-    result = run([*cmd, "--configdir", str(config), "--library", ":memory:"])
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_darktable(dngs[compression], out, tmp_path / "config")
     assert_rendered_scene(out)
 
 
@@ -185,23 +191,15 @@ def test_darktable_opens_a_dng_whose_last_tile_column_is_one_pixel_wide(tmp_path
     ("Got less pixels than the components per sample"): widths 257, 513, 769... failed to open."""
     path = tmp_path / "w513.dng"
     write_dng(path, scene_mosaic((300, 513)), sensor=PROFILE.dng_sensor(), as_shot_neutral=NEUTRAL)
-    out, config = tmp_path / "out.png", tmp_path / "config"
-    config.mkdir()
-    result = run(
-        ["darktable-cli", str(path), str(out), "--core", "--configdir", str(config), "--library", ":memory:"]
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "out.png"
+    run_darktable(path, out, tmp_path / "config")
     assert_rendered_scene(out)
 
 
 @needs("darktable-cli")
 def test_darktable_applies_the_orientation(rotated_dng: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.png"
-    config = tmp_path / "config"
-    config.mkdir()
-    cmd = ["darktable-cli", str(rotated_dng), str(out), "--core", "--configdir", str(config)]
-    result = run([*cmd, "--library", ":memory:"])
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_darktable(rotated_dng, out, tmp_path / "config")
     assert_portrait_with_grey_centre(out)
 
 
@@ -358,15 +356,11 @@ def render_darktable(dng: Path, folder: Path, mode: int | None = None) -> dict[s
     config = folder / f"config-{dng.stem}-{mode}"
     config.mkdir()
     out = config / "out.png"
-    sidecar = []
+    sidecar = None
     if mode is not None:
-        (config / "sidecar.xmp").write_text(
-            DARKTABLE_SIDECAR.format(params=darktable_highlights_params(mode))
-        )
-        sidecar = [str(config / "sidecar.xmp")]
-    cmd = ["darktable-cli", str(dng), *sidecar, str(out), "--core", "--configdir", str(config)]
-    result = run([*cmd, "--library", ":memory:"])
-    assert result.returncode == 0, result.stdout + result.stderr
+        sidecar = config / "sidecar.xmp"
+        sidecar.write_text(DARKTABLE_SIDECAR.format(params=darktable_highlights_params(mode)))
+    run_darktable(dng, out, config, sidecar)
     return region_means(out)
 
 
@@ -487,20 +481,8 @@ def test_darktable_renders_a_known_camera_like_make_rawback(
 ) -> None:
     outs = []
     for path in identity_pair:
-        out, config = tmp_path / f"{path.stem}.png", tmp_path / f"{path.stem}-config"
-        config.mkdir()
-        cmd = [
-            "darktable-cli",
-            str(path),
-            str(out),
-            "--core",
-            "--configdir",
-            str(config),
-            "--library",
-            ":memory:",
-        ]
-        result = run(cmd)
-        assert result.returncode == 0, result.stdout + result.stderr
+        out = tmp_path / f"{path.stem}.png"
+        run_darktable(path, out, tmp_path / f"{path.stem}-config")
         outs.append(out)
     assert_same_render(*outs)
 

@@ -140,18 +140,19 @@ def test_maker_note_white_balance_is_carried_into_another_cameras_colours() -> N
     reading = MakerNoteReading(AsShot((2.0, 1.0, 1.5), "Canon:WB_RGGBLevelsAsShot", "x"))
     own = select_profile(None, "Canon", "Canon EOS DIGITAL REBEL XT")
     assert own.source is ProfileSource.LIBRARY
-    same = camera_white(reading, own, "Canon", "Canon EOS DIGITAL REBEL XT")
+    same = camera_white(reading, own, own)
     assert np.allclose(same.neutral, as_shot_neutral(reading.as_shot))
 
     forced = select_profile("libraw-nikon-d90", "Canon", "Canon EOS DIGITAL REBEL XT")
-    carried = camera_white(reading, forced, "Canon", "Canon EOS DIGITAL REBEL XT")
+    carried = camera_white(reading, forced, own)
     white_xyz = np.linalg.solve(own.profile.rendering_matrix(), as_shot_neutral(reading.as_shot))
     nikon = resolve_profile("libraw-nikon-d90").rendering_matrix() @ white_xyz
     assert np.allclose(carried.neutral, nikon / nikon[1])
     assert "carried into libraw-nikon-d90" in carried.note
 
     generic = select_profile(None, "Nobody", "Unknown 1")
-    assert camera_white(reading, generic, "Nobody", "Unknown 1").neutral is None
+    assert camera_white(reading, generic, generic).neutral is None
+    assert camera_white(reading, forced, generic).neutral is None  # --camera, the photo's camera unknown
 
 
 # --- the real camera JPEGs of ../shared/data/jpeg, against their maker-note truth ------------------

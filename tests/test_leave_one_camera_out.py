@@ -10,36 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from rawback.camera import builtin_profiles
-from rawback.io.dng import write_dng
 from rawback.io.dng_identity import DngIdentity
-from rawback.isp.bayer import mosaic_rgb
-from tests.helpers import synthetic_scene
+from tests.helpers import write_synthetic_dng
 from tests.test_train import TINY_TRAIN
 from tools.leave_one_camera_out import SUMMARY_METRICS, folder_name, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = {"Alpha One": ("Alpha", "One"), "Beta Two": ("Beta", "Two")}
-
-
-def write_camera_dng(path: Path, seed: int, make: str, model: str) -> None:
-    """As tests.helpers.write_synthetic_dng, naming a camera of its own in Make and Model."""
-    profile = builtin_profiles()["generic"]
-    normalised = np.clip(mosaic_rgb(synthetic_scene(96, 128, seed), profile.cfa_pattern), 0, 1)
-    counts = profile.black_level[0] + normalised * (profile.white_level - profile.black_level[0])
-    neutral = profile.daylight_neutral() * np.array([1.2, 1.0, 0.8])
-    write_dng(
-        path,
-        np.rint(counts).astype(np.uint16),
-        sensor=profile.dng_sensor(),
-        as_shot_neutral=neutral / neutral[1],
-        identity=DngIdentity(make, model, f"{make} {model}"),
-        overwrite=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +30,7 @@ def two_cameras(tmp_path_factory) -> Path:
     seed = 0
     for camera, files in names.items():
         for name in files:
-            write_camera_dng(root / name, seed, *CAMERAS[camera])
+            write_synthetic_dng(root / name, seed, 96, 128, identity=DngIdentity(*CAMERAS[camera], camera))
             seed += 1
     return root
 

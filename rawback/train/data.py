@@ -277,6 +277,17 @@ class Draw:
     global_target: torch.Tensor  # the head's target
     rng: np.random.Generator  # the item's generator, for draws that follow
 
+    @classmethod
+    def of(
+        cls, item: PairCamera, truth: np.ndarray, sim: Simulated, thumb: torch.Tensor,
+        global_target: torch.Tensor, rng: np.random.Generator,
+    ) -> Draw:  # fmt: skip
+        """The item with what its simulated photo implies: pixels in [0, 1], and the transfer
+        the inverse assumes (a simulator family rawback cannot name is decoded as sRGB)."""
+        transfer = sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value
+        rgb = sim.rgb8.astype(np.float32) / 255.0
+        return cls(item, truth, rgb, sim, transfer, thumb, global_target, rng)
+
 
 class TrainingPairs(torch.utils.data.Dataset):
     """Random training items from cached RAW files, and with chance `scene_fraction` from a second
@@ -353,16 +364,7 @@ class TrainingPairs(torch.utils.data.Dataset):
         )
         view = self.head_view(item, rng)
         thumb, target = self.thumbnail(item, view, np.random.default_rng(finish_seed))
-        return Draw(
-            item=item,
-            truth=truth,
-            rgb=sim.rgb8.astype(np.float32) / 255.0,
-            sim=sim,
-            transfer=sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value,
-            thumb=thumb,
-            global_target=target,
-            rng=rng,
-        )
+        return Draw.of(item, truth, sim, thumb, target, rng)
 
     def is_scene(self, index: int) -> bool:
         """Whether item `index` is drawn from the scenes. Its own generator, so the real items are

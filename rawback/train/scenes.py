@@ -22,7 +22,6 @@ import numpy as np
 from PIL import Image
 
 from rawback.camera import CameraProfile
-from rawback.choices import Transfer
 from rawback.errors import InputError, ProfileError, UsageError
 from rawback.isp.bayer import rggb_crop
 from rawback.isp.scene_raw import SceneRawSettings, srgb_to_linear, synthesize_raw
@@ -195,13 +194,4 @@ class ScenePairs:
         shot = SceneShot(
             name=path.name, profile=profile, neutral=raw.neutral, params={**raw.params, "scene": path.name}
         )
-        return Draw(
-            item=shot,
-            truth=truth,
-            rgb=sim.rgb8.astype(np.float32) / 255.0,
-            sim=sim,
-            transfer=sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value,
-            thumb=thumb,
-            global_target=target,
-            rng=rng,
-        )
+        return Draw.of(shot, truth, sim, thumb, target, rng)
