@@ -21,6 +21,7 @@ from rawback.white_balance import camera_white
 from tests.conftest import SHARED_DATA
 from tests.test_batch import write_photo
 from tools import makernote_jpegs as made
+from tools.measure_as_shot import angle_degrees, srgb_white
 
 needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not installed")
 CANON_AS_SHOT = (1991, 1016, 1022, 1678)  # R G1 G2 B: the made Canon's WB_RGGBLevelsAsShot
@@ -157,20 +158,11 @@ def test_maker_note_white_balance_is_carried_into_another_cameras_colours() -> N
 
 # --- the real camera JPEGs of ../shared/data/jpeg, against their maker-note truth ------------------
 
-SRGB_FROM_XYZ = np.array(
-    [
-        [3.2404542, -1.5371385, -0.4985314],
-        [-0.9692660, 1.8760108, 0.0415560],
-        [0.0556434, -0.2040259, 1.0572252],
-    ]
-)
-
 
 def white_angle(matrix_a, neutral_a, matrix_b, neutral_b) -> float:
     """Degrees between two camera whites in linear sRGB (../shared/data/jpeg/README.md's score)."""
-    a = SRGB_FROM_XYZ @ np.linalg.solve(np.reshape(matrix_a, (3, 3)), neutral_a)
-    b = SRGB_FROM_XYZ @ np.linalg.solve(np.reshape(matrix_b, (3, 3)), neutral_b)
-    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+    a = srgb_white(np.reshape(matrix_a, (3, 3)), np.asarray(neutral_a))
+    return angle_degrees(a, srgb_white(np.reshape(matrix_b, (3, 3)), np.asarray(neutral_b)))
 
 
 @needs_exiftool
