@@ -46,24 +46,41 @@ def grey(level: int, size: int = 32) -> np.ndarray:
 def test_a_grey_scene_gives_camera_values_proportional_to_the_illuminants_neutral(seed: int) -> None:
     raw = synthesize_raw(grey(150), CAMERA, np.random.default_rng(seed), QUIET)
     capture = raw.capture
-    assert 2500 <= capture.cct <= 10000 and abs(capture.tint) <= 0.006
+    assert 2500 <= capture.cct <= 9000 and abs(capture.tint) <= 0.006
     ratios = raw.clean.reshape(-1, 3) / raw.clean.reshape(-1, 3)[:, 1:2]
-    np.testing.assert_allclose(ratios, np.tile(capture.neutral, (ratios.shape[0], 1)), rtol=1e-5)
-    assert capture.neutral[1] == 1.0
+    np.testing.assert_allclose(ratios, np.tile(capture.light_neutral, (ratios.shape[0], 1)), rtol=1e-5)
+    assert capture.neutral[1] == capture.light_neutral[1] == 1.0
     # It is the camera's response to the illuminant's white; without tint, within a degree of the
     # neutral the rest of rawback computes for that colour temperature (its locus differs slightly).
     white = CAMERA.rendering_matrix() @ illuminant_xyz(capture.cct, capture.tint)
-    np.testing.assert_allclose(capture.neutral, white / white[1], rtol=1e-9)
+    np.testing.assert_allclose(capture.light_neutral, white / white[1], rtol=1e-9)
     untinted = sample_capture(
         CAMERA, np.random.default_rng(seed), dataclasses.replace(QUIET, tint_range=(0, 0))
     )
-    assert neutral_angle_degrees(untinted.neutral, neutral_for_illuminant(CAMERA, untinted.cct)) < 1.0
+    assert neutral_angle_degrees(untinted.light_neutral, neutral_for_illuminant(CAMERA, untinted.cct)) < 1.0
+    # The as-shot neutral is the camera's white balance: between the light and mean daylight.
+    as_shot = CAMERA.rendering_matrix() @ illuminant_xyz(capture.as_shot_cct, capture.tint)
+    np.testing.assert_allclose(capture.neutral, as_shot / as_shot[1], rtol=1e-9)
+    lo, hi = sorted((1e6 / capture.cct, 1e6 / 5500.0))
+    assert lo - 1e-9 <= 1e6 / capture.as_shot_cct <= hi + 1e-9
     # The mosaic holds, at each site, the channel its CFA colour names (up to the 12-bit step).
     sites = channel_index(raw.profile.cfa_pattern)
     for dy in (0, 1):
         for dx in (0, 1):
             want = raw.clean[dy::2, dx::2, sites[dy, dx]]
             np.testing.assert_allclose(raw.mosaic[dy::2, dx::2], want, atol=0.6 / (4095 - 256))
+
+
+def test_the_light_goes_with_its_exposure_value_and_a_camera_leaves_part_of_its_colour() -> None:
+    captures = [sample_capture(CAMERA, np.random.default_rng(s), QUIET) for s in range(400)]
+    indoor = [c for c in captures if c.indoor]
+    outdoor = [c for c in captures if not c.indoor]
+    assert 0.25 < len(indoor) / len(captures) < 0.45
+    assert all(c.cct <= 4500 + 1e-6 and 3 <= c.exposure_value <= 10 for c in indoor)
+    assert all(c.cct >= 4500 - 1e-6 and 9 <= c.exposure_value <= 15.5 for c in outdoor)
+    # Under a warm light the as-shot neutral is cooler than the light's (the photo stays warm).
+    assert all(c.as_shot_cct >= c.cct - 1e-6 for c in indoor)
+    assert np.mean([c.as_shot_cct - c.cct for c in indoor]) > 100
 
 
 def test_without_adaptation_the_scene_is_lit_by_d65() -> None:

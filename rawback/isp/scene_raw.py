@@ -13,8 +13,12 @@ with a camera under another light we
     6. add heteroscedastic sensor noise, variance = shot * signal + read (Brooks et al. 2019),
     7. quantise to integer counts between the camera's black and white levels.
 
-The as-shot neutral is the camera RGB of the illuminant's white, green = 1: a grey scene gives
-camera values proportional to it. Pure numpy; the camera is given, not chosen here.
+A grey scene gives camera values proportional to the camera RGB of the illuminant's white
+(`light_neutral`). The as-shot neutral the RAW records (`neutral`, green = 1) is what the camera's
+auto white balance chose: the light's, moved part of the way towards mean daylight, so a warm
+light stays a little warm in the photo, as it does in real cameras' JPEGs. The light is drawn
+outdoors or indoors with a scene exposure value to match. Pure numpy; the camera is given, not
+chosen here.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ BRADFORD = np.array(
 BROOKS_SHOT = (1e-4, 1.2e-2)
 BROOKS_READ_SLOPE, BROOKS_READ_OFFSET, BROOKS_READ_SIGMA = 2.18, 1.20, 0.26
 SHOT_AT_ISO_100 = BROOKS_SHOT[0]
+# Where a camera's auto white balance pulls a warm or cool light's neutral towards (about mean
+# daylight): it leaves part of the light's colour in the photo, as a viewer expects.
+AWB_TARGET_CCT = 5500.0
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,21 @@ class SceneRawSettings:
     """The synthetic camera's random draws; ranges are sampled uniformly unless said otherwise."""
 
     adapt: bool = True  # chromatic adaptation to a sampled illuminant; False: every scene under D65
-    cct_range: tuple[float, float] = (2500.0, 10000.0)  # kelvin, uniform in mireds
+    # The light, drawn as photographs are lit (docs/training.md, "The light of a synthetic shot"):
+    # outdoors (sun, shade, overcast) or, with chance `indoor_share`, indoors (tungsten, warm LED,
+    # fluorescent); kelvin ranges uniform in mireds, with the scene exposure value (EV at ISO 100)
+    # such a light goes with, which the shot's EXIF then carries. A light's colour is not in a
+    # white-balanced photo; its brightness and the warmth a camera leaves are what tell it.
+    indoor_share: float = 0.35
+    outdoor_cct: tuple[float, float] = (4500.0, 9000.0)
+    indoor_cct: tuple[float, float] = (2500.0, 4500.0)
+    outdoor_ev: tuple[float, float] = (9.0, 15.5)
+    indoor_ev: tuple[float, float] = (3.0, 10.0)
     tint_range: tuple[float, float] = (-0.006, 0.006)  # Duv off the locus (CIE 1960 uv), + greenish
+    # A camera's auto white balance leaves part of a warm or cool light's colour in the photo (its
+    # as-shot neutral lies between the light and ~5500 K): the share of that mired gap it leaves
+    # uncorrected, uniform. The as-shot neutral, not the light, is the truth a RAW records.
+    awb_leaves: tuple[float, float] = (0.0, 0.4)
     headroom: tuple[float, float] = (0.5, 0.95)  # the scene's brightest camera value, x white level
     phases: tuple[str, ...] = BAYER_PHASES
     noise: bool = True
@@ -69,11 +89,15 @@ class Capture:
     """Everything sampled for one synthetic shot, except the noise itself."""
 
     profile: CameraProfile  # the camera, with the sampled Bayer phase as its cfa_pattern
-    cct: float
+    cct: float  # the light's
     tint: float  # Duv
     white_xyz: np.ndarray  # the illuminant's white, Y = 1
     camera_from_srgb: np.ndarray  # 3x3: linear sRGB (D65) -> normalised camera RGB, scale included
-    neutral: np.ndarray  # camera RGB of the illuminant's white, green = 1
+    neutral: np.ndarray  # the as-shot neutral (the camera's white balance), green = 1
+    light_neutral: np.ndarray  # camera RGB of the illuminant's white, green = 1
+    as_shot_cct: float  # the colour temperature the camera's white balance chose (same tint)
+    exposure_value: float  # scene EV at ISO 100, as the shot's EXIF gives it
+    indoor: bool
     scale: float  # the headroom scale folded into camera_from_srgb
     shot: float  # shot-noise gain (variance per unit signal), 0..1 scale
     read: float  # read-noise variance, 0..1 scale
@@ -94,6 +118,9 @@ class Capture:
             "cfa_pattern": self.profile.cfa_pattern,
             "cct": self.cct,
             "tint": self.tint,
+            "as_shot_cct": self.as_shot_cct,
+            "exposure_value": self.exposure_value,
+            "indoor": self.indoor,
             "neutral": self.neutral.tolist(),
             "scale": self.scale,
             "iso": self.iso,
@@ -193,18 +220,23 @@ def sample_capture(
     (pixels of linear sRGB, any shape ending in 3) sets the headroom scale (none: white = 1)."""
     phase = settings.phases[int(rng.integers(len(settings.phases)))]
     profile = dataclasses.replace(profile, cfa_pattern=phase)
+    indoor = bool(rng.random() < settings.indoor_share)
+    exposure_value = _uniform(rng, settings.indoor_ev if indoor else settings.outdoor_ev)
     if settings.adapt:
-        lo, hi = sorted(1e6 / t for t in settings.cct_range)
-        cct = 1e6 / _uniform(rng, (lo, hi))  # uniform in mireds: equal steps of perceived shift
+        lo, hi = sorted(1e6 / t for t in (settings.indoor_cct if indoor else settings.outdoor_cct))
+        mired = _uniform(rng, (lo, hi))  # uniform in mireds: equal steps of perceived shift
+        cct = 1e6 / mired
+        as_shot_cct = 1e6 / (mired + _uniform(rng, settings.awb_leaves) * (1e6 / AWB_TARGET_CCT - mired))
         tint = _uniform(rng, settings.tint_range)
-        white = illuminant_xyz(cct, tint)
+        white, as_shot_white = illuminant_xyz(cct, tint), illuminant_xyz(as_shot_cct, tint)
     else:
         cct, tint, white = color.ILLUMINANT_CCT[color.D65], 0.0, D65_WHITE
+        as_shot_cct, as_shot_white = cct, white
     # The matrix LibRaw renders with, so the simulator's render and `unprocess` agree with the RAW.
     xyz_to_camera = profile.rendering_matrix()
     unscaled = xyz_to_camera @ bradford(D65_WHITE, white) @ color.XYZ_FROM_SRGB
-    neutral = xyz_to_camera @ white
-    if not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+    neutral, as_shot = xyz_to_camera @ white, xyz_to_camera @ as_shot_white
+    if not np.all(np.isfinite(neutral)) or np.any(neutral <= 0) or np.any(as_shot <= 0):
         raise ValueError(f"{profile.name}: the illuminant's white has no positive camera response")
     peak = 1.0 if peak_linear is None else brightest_response(peak_linear, unscaled)
     scale = _uniform(rng, settings.headroom) / max(peak, 1e-6)
@@ -219,7 +251,11 @@ def sample_capture(
         tint=float(tint),
         white_xyz=white,
         camera_from_srgb=unscaled * scale,
-        neutral=neutral / neutral[1],
+        neutral=as_shot / as_shot[1],
+        light_neutral=neutral / neutral[1],
+        as_shot_cct=float(as_shot_cct),
+        exposure_value=float(exposure_value),
+        indoor=indoor,
         scale=float(scale),
         shot=shot,
         read=read,

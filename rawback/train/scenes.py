@@ -41,6 +41,9 @@ class SceneSettings:
     # Short side the photo is reduced to before a patch is cut, in mosaic pixels: how much of the
     # scene a patch sees (the photos are <= 1920 px; reducing also hides their JPEG artefacts).
     scene_side: tuple[int, int] = (256, 768)
+    # Chance that the shot's EXIF gives no exposure (photos from the web often carry none), so the
+    # head learns to do without it.
+    exposure_unknown: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class SceneShot:
     name: str
     profile: CameraProfile  # RGGB, as the item's truth
     neutral: np.ndarray
-    exposure_value: float | None = None  # a photo's EXIF exposure is not the synthetic shot's
+    exposure_value: float | None = None  # the synthetic shot's (its light's), not the photo's EXIF
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -191,7 +194,12 @@ class ScenePairs:
         thumb, target = head_thumbnail(
             profile, raw.neutral, view, np.random.default_rng(finish_seed), self.settings
         )
+        known = rng.random() >= self.scene.exposure_unknown
         shot = SceneShot(
-            name=path.name, profile=profile, neutral=raw.neutral, params={**raw.params, "scene": path.name}
+            name=path.name,
+            profile=profile,
+            neutral=raw.neutral,
+            exposure_value=raw.capture.exposure_value if known else None,
+            params={**raw.params, "scene": path.name},
         )
         return Draw.of(shot, truth, sim, thumb, target, rng)
