@@ -19,7 +19,7 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import UsageError
 from rawback.evaluate import report as eval_report
 from rawback.evaluate.report import to_json
-from rawback.evaluate.run import BASELINE, ORACLE, EvalOptions, diffusion_label, parse_steps, run_eval
+from rawback.evaluate.run import BASELINE, ORACLE, SAME_WHITE, EvalOptions, diffusion_label, parse_steps, run_eval
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
 from tests.conftest import colour_profile
@@ -355,6 +355,7 @@ def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
         diffusion_label(DiffusionSettings(sampler="heun", steps=1)),
         "diffusion (heun, 2 steps)",
         "analytic",
+        SAME_WHITE,
         "analytic, oracle white balance",
     ]
     (image,) = report.images
@@ -364,6 +365,12 @@ def test_eval_sweeps_step_counts(raw_folder, tiny_weights, tmp_path) -> None:
             np.isfinite(image.rows[row]["psnr_packed"])
             and image.rows[row]["exposure_error_stops"] is not None
         )
+    # The baseline beside the model with the model's own white balance (of its first row): the
+    # same illuminant error, so what differs between them is the structure.
+    first = report.rows[0]
+    assert image.rows[SAME_WHITE]["illuminant_error_deg"] == pytest.approx(
+        image.rows[first]["illuminant_error_deg"], abs=1e-9
+    )
     # The report records what the run used, not "the device's default" or "auto".
     recorded = to_json(report)["diffusion"]
     assert (recorded["tile"], recorded["tile_batch"]) == (64, TILING["cpu"][1])
@@ -387,7 +394,9 @@ def test_one_step_sweep_is_one_row(raw_folder) -> None:
 
     rows = plan_rows(EvalOptions(data=raw_folder, method="diffusion", steps=(1, 2, 4),
                                  diffusion=DiffusionSettings(sampler="one-step")))  # fmt: skip
-    assert [r.label for r in rows] == ["diffusion (one-step)", "analytic", "analytic, oracle white balance"]
+    assert [r.label for r in rows] == [
+        "diffusion (one-step)", "analytic", SAME_WHITE, "analytic, oracle white balance"
+    ]
 
 
 def test_row_labels_name_every_setting_that_differs_from_the_defaults() -> None:

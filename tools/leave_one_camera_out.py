@@ -44,6 +44,7 @@ SUMMARY_METRICS = {
     "illuminant_error_deg": "illum. error °",
 }
 BASELINE = "analytic"  # eval's baseline row (rawback.evaluate.run.BASELINE)
+SAME_WHITE = "analytic, the model's white balance"  # rawback.evaluate.run.SAME_WHITE
 UNKNOWN_CAMERA = "unknown camera"
 
 
@@ -135,13 +136,14 @@ def summary_rows(camera: str, protocol: str, report: dict) -> list[dict]:
     """The diffusion row(s) and the analytic baseline of one eval report, each diffusion row with its
     difference from the baseline (positive PSNR difference: diffusion is better; positive
     illuminant-error difference: diffusion is worse). The oracle row is left out: its white balance
-    is the truth, which a held-out camera's photos do not give."""
+    is the truth, which a held-out camera's photos do not give. The baseline given the model's own
+    white balance is kept: the difference from it is the structure the model restores."""
     means = report["mean"]
     base = means.get(BASELINE, {})
     images = sum(1 for image in report["images"] if image["error"] is None)
     rows = []
     for label in report["rows"]:
-        if label != BASELINE and not label.startswith("diffusion"):
+        if label not in (BASELINE, SAME_WHITE) and not label.startswith("diffusion"):
             continue
         scores = {key: means[label].get(key) for key in SUMMARY_METRICS}
         row = {"camera": camera, "protocol": protocol, "row": label, "images": images, **scores}

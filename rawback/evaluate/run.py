@@ -37,6 +37,9 @@ from rawback.methods import get_method
 
 BASELINE = "analytic"
 ORACLE = "analytic, oracle white balance"
+# The baseline given the white balance the method under test chose: what is left of the method's
+# gain when the white balance is the same on both sides (the structure it restores).
+SAME_WHITE = "analytic, the model's white balance"
 
 METRICS: dict[str, str] = {  # key -> column title; every value is per image, then averaged
     "psnr_packed": "PSNR packed",
@@ -82,6 +85,7 @@ class Row:
     method: str
     oracle: bool = False  # given the white balance of the input (the reference row)
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
+    white_of: str | None = None  # given the white balance this other row chose for the file
 
 
 def diffusion_label(settings: DiffusionSettings) -> str:
@@ -115,7 +119,8 @@ def plan_rows(options: EvalOptions) -> list[Row]:
             rows.append(Row(diffusion_label(settings), "diffusion", diffusion=settings))
     elif options.method != BASELINE:
         rows.append(Row(options.method, options.method))
-    return [*rows, Row(BASELINE, BASELINE), Row(ORACLE, BASELINE, oracle=True)]
+    same_white = [Row(SAME_WHITE, BASELINE, white_of=rows[0].label)] if options.method == "diffusion" else []
+    return [*rows, Row(BASELINE, BASELINE), *same_white, Row(ORACLE, BASELINE, oracle=True)]
 
 
 MATCHED = "matched"  # --tone-curve-from: each file's camera's measured finish
@@ -259,19 +264,22 @@ def evaluate_file(
         rows_, cols_ = rggb_crop(h, w, raw.pattern)
         over_mask = metrics.overexposed_mask(prepared.input_rgb8[rows_, cols_])
     scene_ev = exposure_value(image.exif)
+    chosen_whites: dict[str, np.ndarray] = {}
     for row in rows:
         start = time.perf_counter()
+        given = true_neutral if row.oracle else chosen_whites.get(row.white_of) if row.white_of else None
         request = InverseRequest(
             rgb=rgb,
             bit_depth=image.bit_depth,
             profile=profile,
             settings=UnprocessSettings(transfer=protocol.transfer),
-            neutral=true_neutral if row.oracle else None,
+            neutral=given,
             light_source=image.exif.light_source,
             exposure_value=scene_ev,
             diffusion=row.diffusion,
         )
         inverse = get_method(row.method)(request)
+        chosen_whites[row.label] = inverse.neutral
         counts = to_counts(inverse.mosaic, profile)
         seconds = time.perf_counter() - start
         scores: dict[str, float | None] = {}
