@@ -19,7 +19,15 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import UsageError
 from rawback.evaluate import report as eval_report
 from rawback.evaluate.report import to_json
-from rawback.evaluate.run import BASELINE, ORACLE, SAME_WHITE, EvalOptions, diffusion_label, parse_steps, run_eval
+from rawback.evaluate.run import (
+    BASELINE,
+    ORACLE,
+    SAME_WHITE,
+    EvalOptions,
+    diffusion_label,
+    parse_steps,
+    run_eval,
+)
 from rawback.isp import bayer
 from rawback.isp.unprocess import to_counts, white_balance_scale
 from tests.conftest import colour_profile
@@ -395,7 +403,10 @@ def test_one_step_sweep_is_one_row(raw_folder) -> None:
     rows = plan_rows(EvalOptions(data=raw_folder, method="diffusion", steps=(1, 2, 4),
                                  diffusion=DiffusionSettings(sampler="one-step")))  # fmt: skip
     assert [r.label for r in rows] == [
-        "diffusion (one-step)", "analytic", SAME_WHITE, "analytic, oracle white balance"
+        "diffusion (one-step)",
+        "analytic",
+        SAME_WHITE,
+        "analytic, oracle white balance",
     ]
 
 

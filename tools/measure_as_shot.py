@@ -99,7 +99,9 @@ def strip_maker_notes(source: Path, target: Path) -> None:
     subprocess.run(["exiftool", "-q", "-q", "-makernotes:all=", "-o", str(target), str(source)], check=True)
 
 
-def run(truth_path: Path, variants: list[str], rawback: list[str]) -> dict[str, object]:
+def run(
+    truth_path: Path, variants: list[str], rawback: list[str], weights: Path | None = None
+) -> dict[str, object]:
     truth = json.loads(truth_path.read_text())
     folder = truth_path.parent
     report: dict[str, object] = {"truth": str(truth_path), "variants": {}}
@@ -121,6 +123,8 @@ def run(truth_path: Path, variants: list[str], rawback: list[str]) -> dict[str, 
                 out = tmp_dir / "out" / variant.replace(" ", "_").replace(",", "") / f"{source.stem}.dng"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 options = [a for a in args if a != "@stripped"]
+                if weights is not None and "analytic" not in options:
+                    options += ["--weights", str(weights)]
                 start = time.perf_counter()
                 done = subprocess.run(
                     [*rawback, "convert", str(photo), "-o", str(out), "--overwrite", "-q", *options],
@@ -192,6 +196,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--json", type=Path, help="also write the full report here")
     parser.add_argument("--rawback", default=f"{sys.executable} -m rawback", help="the command to run")
+    parser.add_argument("--weights", type=Path, help="model of the non-analytic variants (default: shipped)")
     args = parser.parse_args()
     if not args.truth.is_file():
         print(f"no truth file at {args.truth}", file=sys.stderr)
@@ -199,7 +204,7 @@ def main() -> int:
     if shutil.which("exiftool") is None and any("stripped" in v for v in args.variants):
         print("exiftool is needed to strip maker notes", file=sys.stderr)
         return 2
-    report = run(args.truth, args.variants, args.rawback.split())
+    report = run(args.truth, args.variants, args.rawback.split(), args.weights)
     print_table(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float) + "\n")

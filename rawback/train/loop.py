@@ -319,7 +319,9 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     # A model trained on the synthetic scenes has seen hundreds of library cameras and reads the
     # camera from its matrix: it knows every camera (an empty list). One trained on RAW files alone
     # knows the cameras of those files only (ModelConfig.known_cameras).
-    known = [] if scenes else sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
+    known = (
+        [] if scenes else sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
+    )
     if state is not None and "model_config" in state:  # the run's own architecture (a fine-tuned one)
         model = RawbackModel(ModelConfig.from_dict(state["model_config"]))
     elif config.init:
