@@ -148,6 +148,28 @@ def test_cli_train_refuses_a_scenes_folder_without_photos_in_one_line(raw_folder
     assert not out.exists() and not cache.exists()  # refused before decoding anything
 
 
+def test_cli_train_on_scenes_alone_needs_no_raw_files(scene_folder, tmp_path) -> None:
+    """The lent GPU's run: no --data, so nothing is decoded and nothing validated, and it says so."""
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in {**TINY_TRAIN, "steps": 2}.items()]
+    args = ["train", "--out", str(out), "--cache-dir", str(cache), "--scenes", str(scene_folder), *sets]
+    result = CliRunner().invoke(app, [*args, "--set", "scene_fraction=1.0"])
+    assert result.exit_code == 0, result.output
+    assert "scenes only: no RAW files, so no validation on real files" in result.output
+    assert "3 scenes (100% of items)" in result.output
+    assert (out / "model.pt").is_file() and not cache.exists()
+    # Any RAW share needs the RAW files: one line, before any work.
+    refused = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "other"), "--set", "scene_fraction=0.5"]
+    )
+    assert refused.exit_code == 2, refused.output
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith(
+        "error: --data is required, unless --scenes is given with --set scene_fraction=1.0"
+    )
+    assert not (tmp_path / "other").exists()
+
+
 @pytest.mark.shared_data
 def test_two_real_scenes_make_pairs_that_clip_and_keep_headroom() -> None:
     if not SHARED_SCENES.is_dir():

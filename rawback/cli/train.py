@@ -14,8 +14,13 @@ from rawback.errors import UsageError
 @app.command()
 def train(
     data: Annotated[
-        Path, typer.Option(help="Folder of RAW files (any format LibRaw reads, and DNG).", show_default=False)
-    ],
+        Path | None,
+        typer.Option(
+            help="Folder of RAW files (any format LibRaw reads, and DNG). Optional with --scenes and "
+            "--set scene_fraction=1.0: scenes only, no real files (and no validation).",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path,
         typer.Option(help="Run folder: checkpoint.pt, model.pt (EMA weights), train_config.json, log.jsonl."),
@@ -88,6 +93,10 @@ def train(
         )
         if settings.init and not resume:  # the weights are read before anything is decoded
             settings = with_init(settings, model_named=names_model(config, set_ or ()))
+        if data is None and not (settings.scenes and settings.scene_fraction == 1.0):
+            raise UsageError(
+                "--data is required, unless --scenes is given with --set scene_fraction=1.0 (scenes only)"
+            )
         check_new_run(out, resume=resume)
         options = TrainOptions(
             data=data, out=out, config=settings, resume=resume, cache_dir=cache_dir, device=device

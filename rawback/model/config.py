@@ -1,7 +1,8 @@
 """Typed model configuration, saved beside the weights and read back with them.
 
-Presets: "tiny" (tests), "small" (the CPU model we ship), "base" (for GPUs). Every field has a
-default and a comment saying why; a config is plain JSON so a weights file is never opaque.
+Presets: "tiny" (tests), "small" (the CPU model we ship), "medium" (the lent GPU's), "base" (for
+GPUs with room for its checkpoint). Every field has a default and a comment saying why; a config is
+plain JSON so a weights file is never opaque.
 """
 
 from __future__ import annotations
@@ -100,7 +101,22 @@ PRESETS: dict[str, ModelConfig] = {
     ),
     # The shipped CPU model: about 0.2 MFLOP per packed pixel, a 12 MP photo in well under 2 min.
     "small": ModelConfig(name="small", global_head=GlobalHeadConfig(tone_knots=16)),
-    # For GPU training: wider, deeper, attention at the two lowest levels.
+    # The lent GPU's model (docs/training.md, "Training on a lent GPU"): twice small's FLOPs per pixel
+    # (64 channels at every level) for a third more parameters, so that its checkpoint (model, EMA
+    # and AdamW moments, 16 bytes a parameter: 27 MiB), the scene pack and the repository travel
+    # together in the 64 MiB a device call carries. Training there is input-bound, so FLOPs are free.
+    "medium": ModelConfig(
+        name="medium",
+        unet=UNetConfig(
+            base_channels=64, channel_mults=(1, 1, 1), attention_levels=(2,), head_channels=32,
+            embed_channels=128, groups=8,
+        ),
+        global_head=GlobalHeadConfig(
+            thumb_size=96, channels=48, hidden=192, finish_channels=48, tone_knots=16
+        ),
+    ),
+    # For GPU training: wider, deeper, attention at the two lowest levels. Its checkpoint (359 MiB)
+    # is too large to travel to and from a lent GPU (use medium there).
     "base": ModelConfig(
         name="base",
         unet=UNetConfig(

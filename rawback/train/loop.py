@@ -53,7 +53,7 @@ Progress = Callable[[dict], None]
 
 @dataclass(frozen=True)
 class TrainOptions:
-    data: Path  # folder of RAW files
+    data: Path | None  # folder of RAW files; None: scenes only (config.scene_fraction 1)
     out: Path  # run folder (rawback.train.checkpoint)
     config: TrainConfig
     resume: bool = False
@@ -279,11 +279,16 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     check_run_folder(out)
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
-    training, validation = split_files(options.data, config)
+    scenes_only = options.data is None
+    if scenes_only and not (config.scenes and config.scene_fraction == 1.0):
+        raise UsageError("training without --data needs --scenes and scene_fraction 1.0 (scenes only)")
+    training, validation = ([], []) if scenes_only else split_files(options.data, config)
     scenes = scene_photos(config, emit)
+    if scenes_only:
+        emit({"event": "note", "message": "scenes only: no RAW files, so no validation on real files"})
     files = {
-        "training": relative_paths(training, options.data),
-        "validation": relative_paths(validation, options.data),
+        "training": relative_paths(training, options.data) if training else [],
+        "validation": relative_paths(validation, options.data) if validation else [],
     }
     changed: dict[str, list] = {}
     if state is not None:
@@ -308,7 +313,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         val_folders, val_errors = build_cache(validation, cache_dir)
     for message in errors + val_errors:
         emit({"event": "skipped", "message": message})
-    if not train_folders:
+    if not train_folders and not scenes_only:
         raise RawbackError("no training file could be decoded")
     try:
         out.mkdir(parents=True, exist_ok=True)  # after the checks and the cache: no empty run left
