@@ -61,10 +61,12 @@ class ModelConfig:
     sigma_data: float = 0.03
     sigma_min: float = 0.002  # smallest noise level the network was trained for
     sigma_max: float = 1.0  # largest; sampling starts here (far above the residual's scale)
-    # Cameras ("make model", lower case) whose RAWs the model was trained on. The head's learned
-    # white balance is used for these only; for any other camera the analytic daylight estimate is
-    # kept, because a few cameras' typical light says nothing about a camera never seen (an empty
-    # tuple applies it to every camera). Filled in by `rawback train`.
+    # Cameras ("make model", lower case) whose RAWs the model was trained on, for weights trained
+    # on RAW files alone: the head's learned white balance (and, under `--residual auto`, the
+    # residual outside clipped areas) is used for these only, because a few cameras' typical light
+    # says nothing about a camera never seen. Empty: every camera, as for weights trained on the
+    # synthetic scenes' hundreds of cameras, which read the camera from its matrix. Filled in by
+    # `rawback train`.
     known_cameras: tuple[str, ...] = ()
     # A residual gate (rawback.model.heads): a per-photo trust in the denoiser's residual, fitted
     # after training by `rawback calibrate`. False: the residual is always applied in full.
