@@ -304,7 +304,9 @@ def raw_in_frame_of(raw: RawImage, rgb: np.ndarray, source: Path, what: str) -> 
     linear = developed_raw(raw.path, profile_from_raw_image(raw))
     left, top, right, bottom = frame_margins(linear, srgb_to_linear(rgb.astype(np.float32) / 255.0))
     packed = pack_rggb(raw.normalized(), raw.pattern)  # R, G1, G2, B planes at half size
-    box = (left / 2, top / 2, (w - right) / 2, (h - bottom) / 2)
+    # The packed planes of a phase other than RGGB, or of odd sides, are a row or column short of
+    # half the mosaic: the box stays inside them.
+    box = (left / 2, top / 2, min((w - right) / 2, packed.shape[1]), min((h - bottom) / 2, packed.shape[0]))
     size = (rgb.shape[1] // 2, rgb.shape[0] // 2)
     planes = [
         np.asarray(
