@@ -203,14 +203,32 @@ def test_with_no_trust_and_nothing_clipped_the_network_never_runs() -> None:
     assert np.array_equal(packed, prior) and done == [1.0]
 
 
-def test_an_unknown_camera_gets_the_residual_only_where_clipped_unless_asked(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def weights_of_known_cameras(tmp_path_factory) -> Path:
+    """The bundled weights as if trained on RAW files of one camera alone (a `known_cameras` list):
+    the bundled model itself, trained on scenes, knows every camera."""
+    from rawback.weights import bundled_weights
+
+    model = load_weights(bundled_weights())
+    model.config = dataclasses.replace(model.config, known_cameras=("acme one",))
+    path = tmp_path_factory.mktemp("known") / "known.pt"
+    save_weights(model, path)
+    assert load_weights(path).config.known_cameras == ("acme one",)
+    return path
+
+
+def test_an_unknown_camera_gets_the_residual_only_where_clipped_unless_asked(
+    tmp_path: Path, weights_of_known_cameras: Path
+) -> None:
     from rawback.convert import ConvertOptions, convert_file
 
     jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(200, 150))  # no EXIF: the generic profile
     mosaics, notes = {}, {}
     for mode in ("auto", "full"):
         out = tmp_path / f"{mode}.dng"
-        settings = DiffusionSettings(tile=64, overlap=16, residual=mode)
+        settings = DiffusionSettings(
+            tile=64, overlap=16, residual=mode, weights=str(weights_of_known_cameras)
+        )
         result = convert_file(jpeg, out, ConvertOptions(diffusion=settings))
         notes[mode] = result.notes
         with rawpy.imread(str(out)) as raw:
@@ -225,8 +243,12 @@ def test_an_unknown_camera_gets_the_residual_only_where_clipped_unless_asked(tmp
     assert blocks[clipped].all() and not blocks[~clipped].all()
 
 
-def test_an_unknown_camera_photo_with_nothing_clipped_says_the_network_did_not_run(tmp_path: Path) -> None:
+def test_an_unknown_camera_photo_with_nothing_clipped_says_the_network_did_not_run(
+    tmp_path: Path, weights_of_known_cameras: Path
+) -> None:
     from rawback.convert import ConvertOptions, convert_file
+
+    weights = str(weights_of_known_cameras)
 
     jpeg = tmp_path / "dim.jpg"
     dim = np.clip(
@@ -234,9 +256,26 @@ def test_an_unknown_camera_photo_with_nothing_clipped_says_the_network_did_not_r
     )
     Image.fromarray(dim.astype(np.uint8)).save(jpeg, quality=95)
     result = convert_file(
-        jpeg, tmp_path / "dim.dng", ConvertOptions(diffusion=DiffusionSettings(tile=64, overlap=16))
+        jpeg,
+        tmp_path / "dim.dng",
+        ConvertOptions(diffusion=DiffusionSettings(tile=64, overlap=16, weights=weights)),
     )
     assert "nothing in the photo is clipped, so the network did not run" in result.notes
-    full = DiffusionSettings(tile=64, overlap=16, residual="full")
+    full = DiffusionSettings(tile=64, overlap=16, residual="full", weights=weights)
     result = convert_file(jpeg, tmp_path / "full.dng", ConvertOptions(diffusion=full))
     assert not any("did not run" in note for note in result.notes)
+
+
+def test_the_bundled_model_knows_every_camera(tmp_path: Path) -> None:
+    """Trained on scenes filmed with the library's cameras, it applies its white balance and its
+    gate to a photo of any camera, and says so."""
+    from rawback.convert import ConvertOptions, convert_file
+    from rawback.weights import bundled_weights
+
+    assert load_weights(bundled_weights()).config.known_cameras == ()
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(200, 150))  # no EXIF: the generic profile
+    result = convert_file(
+        jpeg, tmp_path / "p.dng", ConvertOptions(diffusion=DiffusionSettings(tile=64, overlap=16))
+    )
+    assert not any("not trained on this camera" in note for note in result.notes)
+    assert any("white balance estimated by the model" in note for note in result.notes)
