@@ -44,7 +44,6 @@ from rawback.errors import RawbackError
 from rawback.inference import model_for, tiled_denoiser
 from rawback.machine import cpu_model, usable_cores
 from rawback.tiling import tile_grid
-from rawback.weights import bundled_weights, load_weights
 
 
 def conv_peak(device: torch.device, dtype: torch.dtype, repeat: int = 5) -> float:
@@ -193,7 +192,7 @@ def main() -> None:
         label = f"diffusion (whole network, {device.type}):"
         print(f"  {label:<38} {learned:7.2f} s  ({learned / mp:.3f} s/MP)")
         label = "diffusion (defaults, unknown camera):"
-        if load_weights(settings.weights or bundled_weights()).config.known_cameras:
+        if model_for(settings).config.known_cameras:
             note = f"{clipped:.1%} of this photo's pixels are clipped: " + (
                 "only the tiles holding them run" if clipped else "the network does not run, the best case"
             )

@@ -93,10 +93,7 @@ def train(
         )
         if settings.init and not resume:  # the weights are read before anything is decoded
             settings = with_init(settings, model_named=names_model(config, set_ or ()))
-        if data is None and not (settings.scenes and settings.scene_fraction == 1.0):
-            raise UsageError(
-                "--data is required, unless --scenes is given with --set scene_fraction=1.0 (scenes only)"
-            )
+        settings.check_data(data)
         check_new_run(out, resume=resume)
         options = TrainOptions(
             data=data, out=out, config=settings, resume=resume, cache_dir=cache_dir, device=device

@@ -88,6 +88,13 @@ class TrainConfig:
             raise UsageError("workers and warmup must not be negative")
         self.simulator_settings()  # a bad simulator field is a usage error before any work
 
+    def check_data(self, data: Path | None) -> None:
+        """A run reads RAW files (`--data`) unless it trains on the synthetic scenes alone."""
+        if data is None and not (self.scenes and self.scene_fraction == 1.0):
+            raise UsageError(
+                "--data is required, unless --scenes is given with --set scene_fraction=1.0 (scenes only)"
+            )
+
     def simulator_settings(self) -> SimulatorSettings:
         """The simulator's settings: its defaults with `simulator`'s changes (JSON lists become
         tuples, as the settings hold them)."""

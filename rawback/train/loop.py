@@ -279,9 +279,8 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     check_run_folder(out)
     emit = progress if (progress and rank == 0) else (lambda event: None)
 
+    config.check_data(options.data)
     scenes_only = options.data is None
-    if scenes_only and not (config.scenes and config.scene_fraction == 1.0):
-        raise UsageError("training without --data needs --scenes and scene_fraction 1.0 (scenes only)")
     training, validation = ([], []) if scenes_only else split_files(options.data, config)
     scenes = scene_photos(config, emit)
     if scenes_only:
