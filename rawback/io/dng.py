@@ -159,21 +159,48 @@ def write_dng(
     path = Path(path)
     neutral = _check_inputs(mosaic, sensor, as_shot_neutral, orientation, preview, compression)
     with atomic_output(path, overwrite=overwrite) as tmp:
-        small = None if preview is None else _preview_image(preview)
-        raw = _raw_ifd(mosaic, sensor, compression)
-        if identity is None:
-            identity = DngIdentity(
-                RAWBACK_MAKE, camera_name(sensor, exif, camera_model), sensor.unique_camera_model
-            )
-        ifd0 = _main_ifd(sensor, neutral, orientation, exif, small, mosaic.shape, identity)
-        ifd0.children[SUB_IFDS] = [raw]
-        if small is not None:
-            ifd0.children[SUB_IFDS].append(_preview_ifd(small))
-        ifd0.children[EXIF_IFD] = [_exif_ifd(exif)]
-        if exif is not None and exif.gps:
-            ifd0.children[GPS_IFD] = [_gps_ifd(exif.gps)]
+        ifd0 = _dng_ifds(
+            mosaic, sensor, neutral, orientation, exif, preview, compression, camera_model, identity
+        )
         with open(tmp, "wb") as handle:
             write_tiff(handle, ifd0)
+
+
+def dng_bytes(mosaic: np.ndarray, *, sensor: DngSensor, as_shot_neutral: Sequence[float]) -> bytes:
+    """An uncompressed DNG of `mosaic` in memory, with no EXIF and no preview: how training shows a
+    synthetic RAW to LibRaw (rawback.io.raw.render_dng) without touching the disk."""
+    neutral = _check_inputs(mosaic, sensor, as_shot_neutral, 1, None, "none")
+    buffer = BytesIO()
+    write_tiff(buffer, _dng_ifds(mosaic, sensor, neutral, 1, None, None, "none", None, None))
+    return buffer.getvalue()
+
+
+def _dng_ifds(
+    mosaic: np.ndarray,
+    sensor: DngSensor,
+    neutral: np.ndarray,
+    orientation: int,
+    exif: ExifData | None,
+    preview: np.ndarray | None,
+    compression: str,
+    camera_model: str | None,
+    identity: DngIdentity | None,
+) -> Ifd:
+    """IFD0 of the DNG with every child IFD attached (checked inputs; see write_dng)."""
+    small = None if preview is None else _preview_image(preview)
+    raw = _raw_ifd(mosaic, sensor, compression)
+    if identity is None:
+        identity = DngIdentity(
+            RAWBACK_MAKE, camera_name(sensor, exif, camera_model), sensor.unique_camera_model
+        )
+    ifd0 = _main_ifd(sensor, neutral, orientation, exif, small, mosaic.shape, identity)
+    ifd0.children[SUB_IFDS] = [raw]
+    if small is not None:
+        ifd0.children[SUB_IFDS].append(_preview_ifd(small))
+    ifd0.children[EXIF_IFD] = [_exif_ifd(exif)]
+    if exif is not None and exif.gps:
+        ifd0.children[GPS_IFD] = [_gps_ifd(exif.gps)]
+    return ifd0
 
 
 def camera_name(sensor: DngSensor, exif: ExifData | None, camera_model: str | None) -> str:

@@ -2,11 +2,11 @@
 
 This is the one module that calls rawpy: it reads the mosaic and its metadata (`read_raw`), and
 renders through LibRaw (`read_linear_rgb`: demosaicked linear camera RGB, the simulator's scene;
-`render_raw`: sRGB renders, the evaluation protocols' inputs; `embedded_preview`: the JPEG a camera
-stored in its RAW). rawpy exposes no Make/Model, so
-they are read from LibRaw's own `libraw_iparams_t` through the shared library that rawpy bundles
-(the first five fields of that struct have been stable since LibRaw 0.19), with TIFF IFD0 tags as
-the fallback for TIFF-based files.
+`render_raw`: sRGB renders, the evaluation protocols' inputs; `render_dng`: the same of a DNG in
+memory, training's synthetic RAWs; `embedded_preview`: the JPEG a camera stored in its RAW).
+rawpy exposes no Make/Model, so they are read from LibRaw's own `libraw_iparams_t` through the
+shared library that rawpy bundles (the first five fields of that struct have been stable since
+LibRaw 0.19), with TIFF IFD0 tags as the fallback for TIFF-based files.
 """
 
 from __future__ import annotations
@@ -361,6 +361,17 @@ def render_raw(path: Path, **params: object) -> Render:
         rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **params)
         neutral = applied_neutral(raw)
     return Render(rgb=rgb, neutral=neutral)
+
+
+def render_dng(data: bytes, *, exposure: float = 1.0) -> np.ndarray:
+    """LibRaw's camera-WB sRGB 8-bit render (CAMERA_WB_RENDER) of a DNG held in memory, `exposure`
+    times brighter: training renders synthetic RAWs (rawback.io.dng.dng_bytes) as the default
+    protocol renders real ones. LibRaw's `bright` divides the white point of its output curve
+    (with auto-bright off), so it is a linear gain after white balance and matrix, clipping at 255."""
+    import rawpy
+
+    with rawpy.imread(io.BytesIO(data)) as raw:
+        return raw.postprocess(output_color=rawpy.ColorSpace.sRGB, bright=float(exposure), **CAMERA_WB_RENDER)
 
 
 def camera_wb_neutral(path: Path) -> np.ndarray:

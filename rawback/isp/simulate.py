@@ -111,9 +111,13 @@ def simulate(
     rng: np.random.Generator,
     *,
     libraw_rgb8: np.ndarray | None = None,
+    libraw_exposure: float = 1.0,
     settings: SimulatorSettings = SimulatorSettings(),
 ) -> Simulated:
-    """Render a training input from a patch of normalised, unbalanced, demosaicked camera RGB."""
+    """Render a training input from a patch of normalised, unbalanced, demosaicked camera RGB.
+
+    `libraw_rgb8` is LibRaw's render of the same pixels, made `libraw_exposure` times brighter (the
+    synthetic scenes render theirs with extra exposure; real RAWs' renders have none)."""
     linear_rgb = np.asarray(linear_rgb, dtype=np.float32)
     if linear_rgb.ndim != 3 or linear_rgb.shape[-1] != 3:
         raise ValueError(f"linear_rgb must be (H, W, 3), got {linear_rgb.shape}")
@@ -121,8 +125,9 @@ def simulate(
     if libraw_rgb8 is not None and (libraw_rgb8.shape != linear_rgb.shape or libraw_rgb8.dtype != np.uint8):
         raise ValueError(f"libraw_rgb8 must be uint8 of shape {linear_rgb.shape}")
     if libraw_rgb8 is not None and rng.random() < settings.libraw_weight:
-        params: dict[str, Any] = {"member": "libraw", "neutral": as_shot.tolist(), "exposure": 1.0}
-        rgb8, neutral, exposure, transfer = libraw_rgb8, as_shot, 1.0, "bt709"
+        exposure = float(libraw_exposure)
+        params: dict[str, Any] = {"member": "libraw", "neutral": as_shot.tolist(), "exposure": exposure}
+        rgb8, neutral, transfer = libraw_rgb8, as_shot, "bt709"
     else:
         params = {"member": "parametric"}
         neutral = _sample_neutral(profile, as_shot, rng, settings, params)

@@ -426,6 +426,8 @@ def head_thumbnail(
     view: tuple[np.ndarray, np.ndarray | None],
     rng: np.random.Generator,
     settings: PairSettings,
+    *,
+    libraw_exposure: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The head's input from a finish of `view` (the patch's finish, given the same generator), and
     its target (log R/G and log B/G of the applied neutral relative to daylight, log2 of the
@@ -433,7 +435,10 @@ def head_thumbnail(
     from rawback.isp import tone
     from rawback.isp.simulate import simulate, tone_response
 
-    sim = simulate(view[0], profile, neutral, rng, libraw_rgb8=view[1], settings=settings.simulator)
+    sim = simulate(
+        view[0], profile, neutral, rng, libraw_rgb8=view[1], libraw_exposure=libraw_exposure,
+        settings=settings.simulator,
+    )  # fmt: skip
     transfer = sim.transfer if sim.transfer in tuple(Transfer) else Transfer.SRGB.value
     rgb = sim.rgb8.astype(np.float32) / 255.0
     thumb = thumbnail_input(rgb, profile, transfer, settings.thumb)

@@ -23,8 +23,8 @@ from PIL import Image
 
 from rawback.camera import CameraProfile
 from rawback.errors import InputError, ProfileError, UsageError
-from rawback.isp.bayer import rggb_crop
-from rawback.isp.scene_raw import SceneRawSettings, srgb_to_linear, synthesize_raw
+from rawback.isp.bayer import mosaic_rgb, rggb_crop
+from rawback.isp.scene_raw import SceneRawSettings, SyntheticRaw, srgb_to_linear, synthesize_raw, to_counts
 from rawback.isp.simulate import SimulatorSettings, simulate
 from rawback.isp.unprocess import neutral_for_illuminant
 from rawback.train.data import SYMMETRIES, THUMB_SOURCE, Draw, PairSettings, bayer_augment, head_thumbnail
@@ -177,22 +177,33 @@ class ScenePairs:
         y, x = int(rng.integers(0, h - big + 1)), int(rng.integers(0, w - big + 1))
         raw = synthesize_raw(srgb, camera, rng, self.scene.raw, window=(slice(y, y + big), slice(x, x + big)))
         pattern = raw.profile.cfa_pattern
+        # The whole scene, reduced in linear light, as the RAW cache's thumbnails are.
+        thumb_linear = np.minimum(raw.capture.camera_rgb(box_resize(srgb_to_linear(srgb), THUMB_SOURCE)), 1.0)
+        # The default protocol's input is LibRaw's render of a RAW: a share of the scene items show
+        # the network exactly that (its AHD demosaic, its clipping), the rest a parametric finish.
+        use_libraw = rng.random() < self.settings.simulator.libraw_weight
+        libraw = LibrawView.of(raw, thumb_linear, self.scene.condition_stops, rng) if use_libraw else None
         # The camera's own demosaic of the noisy mosaic is what its JPEG engine starts from.
         linear = bilinear_demosaic(raw.mosaic, pattern).astype(np.float32)
         rows, cols = rggb_crop(big, big, pattern)
-        crops = [a[rows, cols][: p + 2, : p + 2] for a in (raw.mosaic, linear)]
+        planes = [raw.mosaic, linear] + ([] if libraw is None else [libraw.patch])
+        crops = [a[rows, cols][: p + 2, : p + 2] for a in planes]
         symmetry = SYMMETRIES[rng.integers(len(SYMMETRIES))] if self.settings.augment else SYMMETRIES[0]
-        truth, linear = bayer_augment(crops, p, symmetry)
+        truth, linear, *patch8 = bayer_augment(crops, p, symmetry)
         profile = dataclasses.replace(raw.profile, cfa_pattern="RGGB")
         finish_seed = int(rng.integers(2**63))  # the patch and the thumbnail share one finish
+        settings = self.settings
+        if libraw is not None:  # the LibRaw member, chosen above
+            always = dataclasses.replace(settings.simulator, libraw_weight=1.0)
+            settings = dataclasses.replace(settings, simulator=always)
+        exposure = 1.0 if libraw is None else libraw.exposure
         sim = simulate(
-            linear, profile, raw.neutral, np.random.default_rng(finish_seed), settings=self.settings.simulator
-        )
-        # The whole scene, reduced in linear light, as the RAW cache's thumbnails are.
-        thumb_linear = raw.capture.camera_rgb(box_resize(srgb_to_linear(srgb), THUMB_SOURCE))
-        view = (np.minimum(thumb_linear, 1.0), None)
+            linear, profile, raw.neutral, np.random.default_rng(finish_seed),
+            libraw_rgb8=patch8[0] if patch8 else None, libraw_exposure=exposure, settings=settings.simulator,
+        )  # fmt: skip
+        view = (thumb_linear, None if libraw is None else libraw.thumb)
         thumb, target = head_thumbnail(
-            profile, raw.neutral, view, np.random.default_rng(finish_seed), self.settings
+            profile, raw.neutral, view, np.random.default_rng(finish_seed), settings, libraw_exposure=exposure
         )
         known = rng.random() >= self.scene.exposure_unknown
         shot = SceneShot(
@@ -203,3 +214,30 @@ class ScenePairs:
             params={**raw.params, "scene": path.name},
         )
         return Draw.of(shot, truth, sim, thumb, target, rng)
+
+
+@dataclass(frozen=True)
+class LibrawView:
+    """LibRaw's renders of a synthetic shot, as the default protocol renders a real RAW: the patch's
+    noisy mosaic and a noise-free mosaic of the whole-scene thumbnail, through an in-memory DNG,
+    with the scene condition's extra exposure (LibRaw's `bright`)."""
+
+    patch: np.ndarray  # (big, big, 3) uint8, the geometry of the patch's mosaic
+    thumb: np.ndarray  # (THUMB_SOURCE, THUMB_SOURCE, 3) uint8
+    exposure: float
+
+    @classmethod
+    def of(
+        cls, raw: SyntheticRaw, thumb_linear: np.ndarray, stops: tuple[float, float], rng: np.random.Generator
+    ) -> LibrawView:
+        from rawback.io.dng import dng_bytes
+        from rawback.io.raw import render_dng
+
+        exposure = float(2.0 ** rng.uniform(*stops))
+        sensor = raw.profile.dng_sensor()
+        thumb_counts = to_counts(mosaic_rgb(thumb_linear, raw.profile.cfa_pattern), raw.profile)
+        patch, thumb = (
+            render_dng(dng_bytes(counts, sensor=sensor, as_shot_neutral=raw.neutral), exposure=exposure)
+            for counts in (raw.counts, thumb_counts)
+        )
+        return cls(patch=patch, thumb=thumb, exposure=exposure)
