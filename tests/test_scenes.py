@@ -96,6 +96,35 @@ def test_the_condition_clips_where_the_exposure_pushes_it_while_the_truth_stays_
     assert np.mean(clipped) > 0.1  # the sky and more blow out in the photo
 
 
+def test_the_libraw_member_is_libraws_render_of_the_synthetic_raw_at_the_extra_exposure(scene_folder) -> None:
+    """The default protocol's input is LibRaw's render of a RAW; scene items show it too. The
+    analytic inverse given the item's neutral, exposure and BT.709 curve recovers the truth where
+    the photo did not clip: the render is of these very counts, at this exposure."""
+    from rawback.isp.unprocess import UnprocessSettings, unprocess
+
+    quiet = SceneRawSettings(headroom=(0.5, 0.5), noise=False)
+    scene = SceneSettings(raw=quiet, condition_stops=(0.5, 0.5))
+    only_libraw = dataclasses.replace(SETTINGS.simulator, libraw_weight=1.0, jpeg_prob=0.0)
+    settings = dataclasses.replace(SETTINGS, patch=64, simulator=only_libraw)
+    pairs = ScenePairs(find_scenes(scene_folder), settings, seed=3, scene=scene)
+    for index in range(4):
+        d = pairs.draw(index)
+        assert d.sim.params["member"] == "libraw" and d.transfer == "bt709"
+        assert d.sim.exposure == pytest.approx(2**0.5)
+        assert d.global_target[2] == pytest.approx(0.5)
+        inverse = UnprocessSettings(transfer="bt709", tone_curve="none")
+        estimate = unprocess(d.rgb, d.item.profile, d.sim.neutral, inverse) / d.sim.exposure
+        inner = (slice(4, -4), slice(4, -4))  # demosaics differ at the patch's border
+        ok = (d.rgb.max(axis=-1) < 250 / 255)[inner]
+        assert ok.mean() > 0.3
+        error = (estimate - d.truth)[inner][ok]
+        assert np.sqrt(np.mean(error**2)) < 0.01, index  # 8-bit steps and AHD's edges, no more
+    mixed = ScenePairs(find_scenes(scene_folder), dataclasses.replace(SETTINGS, patch=32), seed=4)
+    members = [mixed.draw(i).sim.params["member"] for i in range(60)]
+    share = members.count("libraw") / len(members)
+    assert 0.15 < share < 0.6  # the simulator's libraw_weight, 0.35
+
+
 def test_the_mixture_draws_the_configured_share_and_leaves_real_items_as_they_were(
     scene_folder, raw_folder, cache_dir
 ) -> None:

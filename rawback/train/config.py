@@ -46,6 +46,9 @@ class TrainConfig:
     scene_fraction: float = 0.5
     # The scene photo's exposure over its RAW's, 2 ** U(range) stops: how much of it clips.
     scene_exposure_stops: tuple[float, ...] = (0.0, 1.5)
+    # The synthetic sensor's ISO, log-uniform: sets the shot and read noise (Brooks et al.'s range,
+    # ISO 100-12000, is the default).
+    scene_iso: tuple[float, ...] = (100.0, 12000.0)
     workers: int = 2  # DataLoader worker processes (spawn)
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
@@ -84,6 +87,9 @@ class TrainConfig:
         stops = self.scene_exposure_stops
         if len(stops) != 2 or not all(isinstance(v, (int, float)) for v in stops) or stops[0] > stops[1]:
             raise UsageError(f"scene_exposure_stops must be [low, high] stops, not {list(stops)}")
+        iso = self.scene_iso
+        if len(iso) != 2 or not all(isinstance(v, (int, float)) for v in iso) or not 0 < iso[0] <= iso[1]:
+            raise UsageError(f"scene_iso must be [low, high] ISO, not {list(iso)}")
         if self.workers < 0 or self.warmup < 0:
             raise UsageError("workers and warmup must not be negative")
         self.simulator_settings()  # a bad simulator field is a usage error before any work
