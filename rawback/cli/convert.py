@@ -244,7 +244,8 @@ def batch_command(
         str | None,
         typer.Option(
             help="Convert only shard i of n (0 <= i < n): every n-th photo of the sorted list, "
-            "for running n processes side by side, e.g. with $RANK/$WORLD_SIZE.",
+            "for running n processes side by side. Under torchrun leave it out: the job's "
+            "processes share the folder, and rank 0 reports for all.",
             show_default=False,
         ),
     ] = None,
@@ -259,6 +260,7 @@ def batch_command(
     """
     with user_errors():
         from rawback import batch
+        from rawback.distributed import torchrun_world
 
         check_verbosity(quiet, verbose)
         shard_spec = batch.parse_shard(shard) if shard is not None else None
@@ -278,6 +280,12 @@ def batch_command(
             no_preview=no_preview,
             overwrite=overwrite,
         )
+        if shard_spec is None and (world := torchrun_world()) is not None:  # one job over many processes
+            from rawback.cli.world import batch_across_world
+
+            batch_across_world(world, folder=folder, output=output, options=options, dry_run=dry_run,
+                               quiet=quiet, verbose=verbose)  # fmt: skip
+            return
         batch.check_options(options)
         jobs = batch.plan_folder(folder, output)
         if shard_spec is not None:
