@@ -103,9 +103,9 @@ def test_the_libraw_member_is_libraws_render_of_the_synthetic_raw_at_the_extra_e
     from rawback.isp.unprocess import UnprocessSettings, unprocess
 
     quiet = SceneRawSettings(headroom=(0.5, 0.5), noise=False)
-    scene = SceneSettings(raw=quiet, condition_stops=(0.5, 0.5))
-    only_libraw = dataclasses.replace(SETTINGS.simulator, libraw_weight=1.0, jpeg_prob=0.0)
-    settings = dataclasses.replace(SETTINGS, patch=64, simulator=only_libraw)
+    scene = SceneSettings(raw=quiet, condition_stops=(0.5, 0.5), libraw_share=1.0)
+    lossless = dataclasses.replace(SETTINGS.simulator, jpeg_prob=0.0)
+    settings = dataclasses.replace(SETTINGS, patch=64, simulator=lossless)
     pairs = ScenePairs(find_scenes(scene_folder), settings, seed=3, scene=scene)
     for index in range(4):
         d = pairs.draw(index)
@@ -119,10 +119,13 @@ def test_the_libraw_member_is_libraws_render_of_the_synthetic_raw_at_the_extra_e
         assert ok.mean() > 0.3
         error = (estimate - d.truth)[inner][ok]
         assert np.sqrt(np.mean(error**2)) < 0.01, index  # 8-bit steps and AHD's edges, no more
-    mixed = ScenePairs(find_scenes(scene_folder), dataclasses.replace(SETTINGS, patch=32), seed=4)
-    members = [mixed.draw(i).sim.params["member"] for i in range(60)]
-    share = members.count("libraw") / len(members)
-    assert 0.15 < share < 0.6  # the simulator's libraw_weight, 0.35
+    folder, small = find_scenes(scene_folder), dataclasses.replace(SETTINGS, patch=32)
+    mixed = ScenePairs(folder, small, seed=4, scene=SceneSettings(libraw_share=0.4))
+    members = [mixed.draw(i).sim.params["member"] for i in range(40)]
+    assert 0.15 < members.count("libraw") / len(members) < 0.7
+    # Off by default, and then the item stream is the one of the engine without the member.
+    plain = ScenePairs(folder, small, seed=4)
+    assert all(plain.draw(i).sim.params["member"] == "parametric" for i in range(8))
 
 
 def test_the_mixture_draws_the_configured_share_and_leaves_real_items_as_they_were(

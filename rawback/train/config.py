@@ -49,6 +49,8 @@ class TrainConfig:
     # The synthetic sensor's ISO, log-uniform: sets the shot and read noise (Brooks et al.'s range,
     # ISO 100-12000, is the default).
     scene_iso: tuple[float, ...] = (100.0, 12000.0)
+    # Chance that a scene's photo is LibRaw's render of its synthetic RAW (SceneSettings.libraw_share).
+    scene_libraw: float = 0.0
     workers: int = 2  # DataLoader worker processes (spawn)
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
@@ -82,8 +84,9 @@ class TrainConfig:
                 raise UsageError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0.0 <= self.scene_crops <= 1.0:
             raise UsageError(f"scene_crops is a probability, not {self.scene_crops}")
-        if not 0.0 <= self.scene_fraction <= 1.0:
-            raise UsageError(f"scene_fraction is a probability, not {self.scene_fraction}")
+        for name in ("scene_fraction", "scene_libraw"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UsageError(f"{name} is a probability, not {getattr(self, name)}")
         stops = self.scene_exposure_stops
         if len(stops) != 2 or not all(isinstance(v, (int, float)) for v in stops) or stops[0] > stops[1]:
             raise UsageError(f"scene_exposure_stops must be [low, high] stops, not {list(stops)}")

@@ -367,7 +367,9 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     )
     shot = tuple(iso / 100.0 * SHOT_AT_ISO_100 for iso in config.scene_iso)
     scene_settings = SceneSettings(
-        raw=SceneRawSettings(shot_range=shot), condition_stops=tuple(config.scene_exposure_stops)
+        raw=SceneRawSettings(shot_range=shot),
+        condition_stops=tuple(config.scene_exposure_stops),
+        libraw_share=config.scene_libraw,
     )
     scene_source = None
     if scenes:
