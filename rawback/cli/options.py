@@ -40,7 +40,8 @@ TileBatch = Annotated[
     typer.Option(
         "--tile-batch",
         min=1,
-        help="Tiles per network call. Default: 1 on the CPU, 4 on a GPU.",
+        help="Tiles per network call, shared by the photos converted at once. Default: 1 on the CPU, "
+        "on a GPU as many as its free memory holds (at most 64).",
         show_default=False,
     ),
 ]
