@@ -285,15 +285,20 @@ def reconstruct_packed(
         network_ran = False
         if progress is not None:
             progress(1.0)
-    if clipped is not None:
-        trust = torch.tensor([estimate.trust])
-        residual = gated_residual(residual, trust.to(residual.device), clipped.double().to(residual.device))
-    packed_t = (prior_t.double().to(residual.device) + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0)
-    if packed_t.is_cuda:
-        # Made float32 on the GPU, so half the bytes come back, through a pinned buffer.
-        packed = tile_network(model, diffusion).download(packed_t.float()).numpy()
+    if residual.is_cuda:
+        # The photo's residual stays on the GPU: the gate and the sum are made there, and only the
+        # float32 prediction comes back, through a pinned buffer (half the bytes of float64).
+        network = tile_network(model, diffusion)
+        if clipped is not None:
+            residual = gated_residual(
+                residual, network.upload(torch.tensor([estimate.trust])), network.upload(clipped.double())
+            )
+        packed_t = (network.upload(prior_t.double()) + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0)
+        packed = network.download(packed_t.float()).numpy()
     else:
-        packed = packed_t.numpy().astype(np.float32)
+        if clipped is not None:
+            residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped.double())
+        packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
     return Reconstruction(packed, prior, network_ran)
 
 

@@ -69,24 +69,27 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[sl
     return [(slice(r, r + th), slice(c, c + tw)) for r in row_starts for c in col_starts]
 
 
-def _ramp(n: int, overlap: int, dtype: torch.dtype) -> Tensor:
+def _ramp(n: int, overlap: int, dtype: torch.dtype, device: torch.device | str | None = None) -> Tensor:
     # Raised cosine over `overlap` pixels at each end, sampled at pixel centres ((i + 0.5) / overlap)
     # so that even the outermost pixel keeps weight > 0: at the image border a single tile covers
     # it and its weight must not vanish. Ramps of a tile shorter than 2 * overlap meet in the middle.
+    # Made where it is used: a copy from the host would wait for a GPU.
     if overlap == 0:
-        return torch.ones(n, dtype=torch.float64).to(dtype)
-    i = torch.arange(n, dtype=torch.float64)
+        return torch.ones(n, dtype=torch.float64, device=device).to(dtype)
+    i = torch.arange(n, dtype=torch.float64, device=device)
     dist = torch.minimum(i, n - 1 - i)  # pixels to the nearer end
     t = ((dist + 0.5) / overlap).clamp(max=1.0)
     return torch.sin(0.5 * math.pi * t).square().to(dtype)
 
 
-def blend_weights(h: int, w: int, overlap: int, *, dtype: torch.dtype) -> Tensor:
+def blend_weights(
+    h: int, w: int, overlap: int, *, dtype: torch.dtype, device: torch.device | str | None = None
+) -> Tensor:
     """(h, w) blend weights of one tile: 1 inside, raised-cosine ramps over `overlap` pixels at each
     edge, strictly positive everywhere (the corner pixel of a 64-pixel overlap gets about 1e-7)."""
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    return _ramp(h, overlap, dtype)[:, None] * _ramp(w, overlap, dtype)[None, :]
+    return _ramp(h, overlap, dtype, device)[:, None] * _ramp(w, overlap, dtype, device)[None, :]
 
 
 class TiledDenoiser:
@@ -166,9 +169,8 @@ class TiledDenoiser:
         den = torch.zeros((n, 1, height, width), dtype=acc_dtype, device=x.device)
         rows0, cols0 = grid[0]
         weight = blend_weights(
-            rows0.stop - rows0.start, cols0.stop - cols0.start, self.overlap, dtype=acc_dtype
+            rows0.stop - rows0.start, cols0.stop - cols0.start, self.overlap, dtype=acc_dtype, device=x.device
         )
-        weight = weight.to(x.device)
 
         done = 0
         if items:

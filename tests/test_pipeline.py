@@ -152,3 +152,25 @@ def test_a_full_disk_stops_new_photos_and_finishes_those_in_flight(
     assert summary.converted == 1 and summary.failed >= 1 and summary.not_run >= 3
     assert summary.converted + summary.failed + summary.not_run == len(jobs)
     assert len([p for p in out.iterdir() if p.suffix == ".dng"]) == 1 == len(list(out.iterdir()))
+
+
+def test_the_progress_bar_adds_up_the_photos_in_flight(tmp_path: Path) -> None:
+    from rawback.batch import Job, Outcome, Status
+    from rawback.console import RichReporter
+
+    jobs = [Job(tmp_path / name, tmp_path / f"{name}.dng") for name in ("a.jpg", "b.jpg")]
+    for job, size in zip(jobs, (1000, 3000), strict=True):
+        job.source.write_bytes(b"x" * size)
+    reporter = RichReporter()
+    with reporter:
+        reporter.start(jobs)
+        task = reporter.progress.tasks[0]
+        for job in jobs:
+            reporter.file_started(job)
+        reporter.file_progress(jobs[1], 0.5)
+        reporter.file_progress(jobs[0], 0.5)
+        assert task.completed == pytest.approx(500 + 1500)
+        reporter.file_done(Outcome(jobs[0], Status.CONVERTED))
+        assert task.completed == pytest.approx(1000 + 1500)
+        reporter.file_done(Outcome(jobs[1], Status.FAILED, error="b.jpg: broken"))
+        assert task.completed == pytest.approx(1000) and task.total == pytest.approx(1000)

@@ -1,7 +1,7 @@
 """The tile scheduler (rawback.schedule): fixed-size calls, tiles of several photos in one call
-with each photo's result unchanged, out-of-memory halving, errors and cancelled clients, and the
-property it rests on: the network's prediction for a tile does not depend on the other tiles of a
-call of a given size."""
+with each photo's result unchanged, out-of-memory halving, errors and cancelled clients. The
+property it rests on, that the network's prediction for a tile does not depend on the other tiles
+of a call of a given size, is tested on the real network in tests/test_network.py."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import threading
 import pytest
 import torch
 
-from rawback.network import TileNetwork, tile_batch_for_memory
 from rawback.sampling import initial_noise, karras_sigmas, sample_euler, sample_heun
 from rawback.schedule import TileScheduler
 from rawback.tiling import TiledDenoiser
-from rawback.weights import BUNDLED, load_weights
 from tests.test_tiling import CC, C, PixelModel
 
 SIGMA = torch.tensor(0.7, dtype=torch.float64)
@@ -168,31 +166,3 @@ def test_a_cancelled_client_does_not_hold_up_the_others():
         run_in_threads([cancelled, lambda: sample_one(scheduler, x, cond)])
     assert scheduler._open == 0 and scheduler._registered == 0
     assert not any(scheduler._pending.values())
-
-
-def test_tile_batch_from_free_memory():
-    gib = 2**30
-    assert tile_batch_for_memory(80 * gib, gib) == 32  # half of it: 40 tiles -> the power of two below
-    assert tile_batch_for_memory(80 * gib, gib // 100) == 64  # capped
-    assert tile_batch_for_memory(gib, 4 * gib) == 1  # nothing fits: one, and halving cannot go lower
-    assert tile_batch_for_memory(80 * gib, 0) == 64
-
-
-def test_the_network_gives_a_tile_the_same_bits_whatever_shares_its_call():
-    """The property cross-photo batching rests on, for the bundled model on this CPU in fp32 and
-    bf16: at one call size a tile's prediction depends neither on the other tiles nor on its place."""
-    from rawback.diffusion_settings import DiffusionSettings
-
-    model = load_weights(BUNDLED).to(memory_format=torch.channels_last)
-    torch.manual_seed(0)
-    n, side = 6, 40
-    x, cond = torch.randn(n, 4, side, side, dtype=torch.float64), torch.randn(n, 16, side, side)
-    camera, finish = torch.randn(n, 12), torch.randn(n, model.config.global_head.finish_channels)
-    sigma = torch.tensor([1.0, 0.5, 0.1, 1.0, 0.02, 0.3], dtype=torch.float64)
-    for precision in ("fp32", "bf16"):
-        network = TileNetwork(model, DiffusionSettings(device="cpu", precision=precision))
-        with torch.no_grad():
-            first = network(x[:4], sigma[:4], cond[:4], camera[:4], finish[:4])
-            for order, at, tile in (([4, 5, 0, 1], 2, 0), ([1, 5, 4, 2], 0, 1)):
-                again = network(x[order], sigma[order], cond[order], camera[order], finish[order])
-                assert torch.equal(first[tile], again[at]), (precision, order)
