@@ -43,6 +43,7 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import RawbackError
 from rawback.inference import model_for, tiled_denoiser
 from rawback.machine import cpu_model, usable_cores
+from rawback.network import tile_network
 from rawback.tiling import tile_grid
 
 
@@ -100,8 +101,9 @@ def network_throughput(settings: DiffusionSettings, device: torch.device, packed
     camera = torch.zeros(1, 12, device=device)
     finish = torch.zeros(1, model.config.global_head.finish_channels, device=device)
     tiled = tiled_denoiser(model, camera, finish, settings)  # exactly what `convert` runs
-    x = torch.randn(1, 4, packed, packed, dtype=torch.float64)
-    cond = torch.randn(1, 16, packed, packed)
+    state = tile_network(model, settings).state_device  # where convert keeps a photo: the GPU on CUDA
+    x = torch.randn(1, 4, packed, packed, dtype=torch.float64).to(state)
+    cond = torch.randn(1, 16, packed, packed).to(state)
     sigma = torch.tensor(0.5, dtype=torch.float64)
     with torch.no_grad():
         tiled(x, sigma, cond)  # warm-up
@@ -170,7 +172,8 @@ def main() -> None:
     )
     print(
         f"model: bundled weights, sampler {settings.sampler}, {settings.steps} step(s), "
-        f"tile {tile} px, overlap {settings.overlap} px, tile batch {tile_batch}, "
+        f"tile {tile} px, overlap {settings.overlap} px, "
+        f"tile batch {tile_batch if tile_batch is not None else 'from the free memory'}, "
         f"{'bf16' if uses_bf16(settings.precision, device) else 'fp32'} ({device.type})"
     )
     if not args.skip_convert:

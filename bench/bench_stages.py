@@ -261,9 +261,11 @@ def synthetic_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
     return path
 
 
-def run_batch(jobs: list[batch.Job], options: ConvertOptions) -> batch.Summary:
-    """What `rawback batch` runs, without the CLI's drawing."""
-    return batch.run_jobs(jobs, options)
+def run_batch(jobs: list[batch.Job], options: ConvertOptions, in_flight: int | None) -> batch.Summary:
+    """What `rawback batch` runs, without the CLI's drawing. With several photos in flight the
+    stage seconds are summed over the photos' threads, so they may add up to more than the wall
+    time: the overlap is the pipeline's gain."""
+    return batch.run_jobs(jobs, options, in_flight=in_flight)
 
 
 def measure(
@@ -375,6 +377,9 @@ def main() -> None:
     parser.add_argument("--tile", type=int, help="tile side in photo pixels (default: convert's)")
     parser.add_argument("--tile-batch", type=int, help="tiles per network call (default: convert's)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument(
+        "--in-flight", type=int, help="photos the batch converts at once (default: `rawback batch`'s)"
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--table", type=Path, help="write the table here too")
     parser.add_argument("--profile", type=Path, help="write torch.profiler's op table of one convert here")
@@ -431,7 +436,7 @@ def main() -> None:
                     f"batch {method} {photos}x{args.batch_size}",
                     photos * width * height / 1e6,
                     photos,
-                    lambda jobs=jobs, options=options: run_batch(jobs, options),
+                    lambda jobs=jobs, options=options: run_batch(jobs, options, args.in_flight),
                     1,
                     model if method == "diffusion" else None,
                     device,

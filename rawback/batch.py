@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 
 from rawback.camera import ProfileSource
+from rawback.choices import IN_FLIGHT
 from rawback.convert import ConvertOptions, ConvertResult, convert_file
 from rawback.errors import (
     DiskFullError,
@@ -210,8 +211,10 @@ def preload_model(options: ConvertOptions) -> None:
     them is not timed as the first photo's conversion. Nothing for the analytic method."""
     if options.method == "diffusion":
         from rawback.inference import model_for
+        from rawback.network import tile_network
 
-        model_for(options.diffusion)
+        # And its tile network: on a GPU that measures a tile to choose the tile batch.
+        tile_network(model_for(options.diffusion), options.diffusion)
 
 
 def ensure_folder(folder: Path, *, create: bool) -> None:
@@ -273,6 +276,16 @@ def run_one(
     return Outcome(job, Status.CONVERTED, result=result)
 
 
+def default_in_flight(options: ConvertOptions) -> int:
+    """Photos converted at once by default (choices.IN_FLIGHT): on a GPU enough to keep it busy
+    while the CPU decodes and encodes; on the CPU, where the network takes every core, two."""
+    if options.method != "diffusion":
+        return IN_FLIGHT["cpu"]
+    from rawback.device import resolve_device  # imports torch: only for the learned method
+
+    return IN_FLIGHT["cpu" if resolve_device(options.diffusion.device).type == "cpu" else "gpu"]
+
+
 def run_jobs(
     jobs: Sequence[Job],
     options: ConvertOptions,
@@ -281,20 +294,23 @@ def run_jobs(
     create_folders: bool = True,  # batch mirrors the input tree; `convert -o a/b.dng` needs a/
     dry_run: bool = False,  # plan only: report what would be converted, write nothing
     on_start: Callable[[Job], None] | None = None,  # before each job (progress: current file)
-    on_done: Callable[[Outcome], None] | None = None,  # after each job
+    on_done: Callable[[Outcome], None] | None = None,  # after each job, in the jobs' order
     on_progress: Callable[[Job, float], None] | None = None,  # within a job: fraction done, 0..1
     check: bool = True,  # False when the caller has already run check_options
+    in_flight: int | None = 1,  # photos converted at once (rawback.pipeline); None: the default
 ) -> Summary:
-    """Convert every job in order; per-file errors are counted, never raised."""
+    """Convert every job; per-file errors are counted, never raised. With `in_flight` > 1 several
+    photos are converted at once and their tiles share the network's batches; every DNG is the
+    same as converting its photo alone."""
     if check:
         check_options(options)
+    if in_flight is None:
+        in_flight = 1 if dry_run else default_in_flight(options)
     summary = Summary()
     start = time.perf_counter()
-    for index, job in enumerate(jobs):
-        if on_start is not None:
-            on_start(job)
-        progress = None if on_progress is None else (lambda fraction, job=job: on_progress(job, fraction))
-        outcome = run_one(
+
+    def run(job: Job, progress: Callable[[float], None] | None) -> Outcome:
+        return run_one(
             job,
             options,
             skip_existing=skip_existing,
@@ -302,11 +318,36 @@ def run_jobs(
             dry_run=dry_run,
             progress=progress,
         )
+
+    def done(outcome: Outcome) -> None:
         summary.add(outcome)
         if on_done is not None:
             on_done(outcome)
-        if outcome.disk_full:  # every later photo would fail the same way
-            summary.not_run = len(jobs) - index - 1
-            break
+
+    if in_flight > 1 and len(jobs) > 1 and not dry_run:
+        from rawback.pipeline import run_pipelined
+
+        summary.not_run = run_pipelined(
+            jobs,
+            run,
+            in_flight=in_flight,
+            on_start=on_start,
+            on_progress=on_progress,
+            on_done=done,
+            stop=lambda outcome: outcome.disk_full,  # every later photo would fail the same way
+        )
+    else:
+        for index, job in enumerate(jobs):
+            if on_start is not None:
+                on_start(job)
+            progress = None if on_progress is None else (lambda f, job=job: on_progress(job, f))
+            outcome = run(job, progress)
+            done(outcome)
+            if outcome.disk_full:  # every later photo would fail the same way
+                summary.not_run = len(jobs) - index - 1
+                break
     summary.wall_seconds = time.perf_counter() - start
+    # Photos converted at once overlap in time: the sum of their times would count the shared
+    # seconds several times over. The rate is then the batch's throughput.
+    summary.seconds = min(summary.seconds, summary.wall_seconds)
     return summary

@@ -87,5 +87,9 @@ DEFAULT_SAMPLER = Sampler.EULER.value
 DEFAULT_STEPS = 1
 # Default (tile side in photo pixels, tiles per network call) by kind of device. On the CPU small
 # tiles one at a time keep each tile's activations in cache (bench/bench_diffusion.py; the sweep is
-# in docs/experiments.md#speed). On a GPU larger batches fill the device; not tuned yet.
-TILING = {"cpu": (320, 1), "gpu": (512, 4)}
+# in docs/experiments.md#speed). On a GPU larger batches fill the device: None chooses the batch
+# from its free memory (rawback.network); the tile is not tuned yet.
+TILING: dict[str, tuple[int, int | None]] = {"cpu": (320, 1), "gpu": (512, None)}
+# Photos a batch converts at once (rawback.pipeline), by kind of device: their decode, prior and
+# DNG encode overlap the network, and their tiles share its batches (rawback.schedule).
+IN_FLIGHT = {"cpu": 2, "gpu": 4}

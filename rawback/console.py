@@ -15,6 +15,7 @@ from types import TracebackType
 from rich.markup import escape
 
 from rawback.batch import Job, Outcome, Status, Summary, input_bytes
+from rawback.io.c_stderr import STDERR_LOCK
 from rawback.text import printable
 
 
@@ -22,17 +23,23 @@ def print_failure(outcome: Outcome, *, verbose: bool) -> None:
     """A failed photo's line; after a bug's, its traceback with --verbose."""
     print_error(outcome.error or str(outcome.job.source))
     if verbose and outcome.traceback:
-        print(outcome.traceback.rstrip(), file=sys.stderr, flush=True)
+        _to_stderr(outcome.traceback.rstrip())
 
 
 def print_error(message: str) -> None:
-    # sys.stderr is resolved at call time: under a live progress bar it may be Rich's proxy.
-    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
+    _to_stderr(f"error: {printable(message)}")
 
 
 def print_warning(message: str) -> None:
     """`warning: <one line>` on stderr: something the user should check, not a failure."""
-    print(f"warning: {printable(message)}", file=sys.stderr, flush=True)
+    _to_stderr(f"warning: {printable(message)}")
+
+
+def _to_stderr(text: str) -> None:
+    # Not while a photo being decoded in another thread holds file descriptor 2 (rawback.io.c_stderr).
+    # sys.stderr is resolved at call time: under a live progress bar it may be Rich's proxy.
+    with STDERR_LOCK:
+        print(text, file=sys.stderr, flush=True)
 
 
 def summary_line(summary: Summary, *, dry_run: bool) -> str:
@@ -168,6 +175,7 @@ class RichReporter(PlainReporter):
         self.task = self.progress.add_task("converting", total=None, done=0, count=0, start=False)
         self.sizes: dict[Job, int] = {}
         self.completed_before = 0  # bytes of the photos converted so far
+        self.partial: dict[Job, float] = {}  # bytes done of each photo in flight (a batch runs several)
 
     def __enter__(self) -> RichReporter:
         return self  # the bar appears with the first photo, after the options were checked
@@ -192,25 +200,26 @@ class RichReporter(PlainReporter):
         self.progress.update(self.task, description=escape(printable(job.source.name)))
 
     def file_progress(self, job: Job, fraction: float) -> None:
-        """Move the bar within the photo being converted (a 12 MP photo takes the model about a
-        minute on a CPU): the share of its size that is done, kept until the photo is finished."""
-        size = self.sizes.get(job, 1)
-        self.progress.update(self.task, completed=self.completed_before + fraction * size)
+        """Move the bar within the photos being converted (a 12 MP photo takes the model about a
+        minute on a CPU): the share of each one's size that is done, kept until it is finished."""
+        self.partial[job] = fraction * self.sizes.get(job, 1)
+        self.progress.update(self.task, completed=self.completed_before + sum(self.partial.values()))
 
     def file_done(self, outcome: Outcome) -> None:
+        self.partial.pop(outcome.job, None)
         size = self.sizes.get(outcome.job, 1)
         task = self.progress.tasks[0]
         done = task.fields["done"] + 1
         if outcome.status is Status.CONVERTED:
             self.completed_before += size
-            self.progress.update(self.task, completed=self.completed_before, done=done)
+            completed = self.completed_before + sum(self.partial.values())
+            self.progress.update(self.task, completed=completed, done=done)
         else:
             # Skips and failures take no time: drop them from the total instead of advancing,
             # or a resumed batch would start with a wildly optimistic ETA.
             # A photo that failed part-way gives back what it had advanced.
-            self.progress.update(
-                self.task, total=(task.total or size) - size, completed=self.completed_before, done=done
-            )
+            completed = self.completed_before + sum(self.partial.values())
+            self.progress.update(self.task, total=(task.total or size) - size, completed=completed, done=done)
         if outcome.status is Status.FAILED:
             print_failure(outcome, verbose=self.verbose)
             return

@@ -29,7 +29,8 @@ class DiffusionSettings:
     ensemble: int = 1  # average this many samples (noise seeds: the photo's seed + 0 .. K-1)
     tile: int | None = None  # tile side in photo pixels (even); None: the device's (choices.TILING)
     overlap: int = 64  # tile overlap in photo pixels (even)
-    tile_batch: int | None = None  # tiles per network call; None: the device's (choices.TILING)
+    # Tiles per network call; None: the device's (choices.TILING; on a GPU, from its free memory).
+    tile_batch: int | None = None
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     # The network's arithmetic: "fp32", "bf16" (autocast), or "auto" (rawback.device.uses_bf16).
     precision: str = Precision.AUTO.value
@@ -46,6 +47,12 @@ class DiffusionSettings:
     # Why "auto" decided as it did for this photo, for -v; None where the user chose.
     tone_curve_reason: str | None = None
     residual: str = Residual.AUTO.value  # where the denoiser's residual applies (choices.Residual)
+    # torch.compile the network (rawback.network): faster calls after a compile of its own per tile
+    # shape, worth it for long batches on a GPU.
+    compile: bool = False
+    # Let cuDNN time its algorithms for the tile shape (torch.backends.cudnn.benchmark): faster on a
+    # GPU, but the algorithm it keeps, and so the last bits of a DNG, can change between runs.
+    autotune: bool = False
 
     def __post_init__(self) -> None:
         if self.sampler not in tuple(Sampler):
@@ -69,9 +76,10 @@ class DiffusionSettings:
                 f"(got {self.tile if self.tile is not None else 'the default'}, {self.overlap})"
             )
 
-    def tiling(self, device_type: str) -> tuple[int, int]:
+    def tiling(self, device_type: str) -> tuple[int, int | None]:
         """(tile, tile_batch) on a device of this type ("cpu", "cuda", "mps"): the ones asked
-        for, else the device's defaults."""
+        for, else the device's defaults. A tile batch of None: chosen from the GPU's free memory
+        (rawback.network)."""
         default_tile, default_batch = TILING["cpu" if device_type == "cpu" else "gpu"]
         return (
             self.tile if self.tile is not None else default_tile,

@@ -285,6 +285,7 @@ def run_shard(
     group: Group,
     *,
     dry_run: bool = False,
+    in_flight: int | None = None,
     on_start: Callable[[Job], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     on_progress: Callable[[Job, float], None] | None = None,
@@ -323,7 +324,7 @@ def run_shard(
                 on_start(job)
 
         own = run_jobs(mine, options, dry_run=dry_run, on_start=started, on_done=done, on_progress=progress,
-                       check=False)  # fmt: skip
+                       check=False, in_flight=in_flight)  # fmt: skip
         while True:  # the others' last photos; no collective waits here, however long they take
             finished = group.others_done()  # read before the poll: nothing posted after it is missed
             for outcome in group.poll(now=True):
@@ -334,7 +335,7 @@ def run_shard(
             time.sleep(WAIT_SECONDS)
         group.release()
     else:
-        own = run_jobs(mine, options, dry_run=dry_run, on_done=group.post, check=False)
+        own = run_jobs(mine, options, dry_run=dry_run, on_done=group.post, check=False, in_flight=in_flight)
         group.post_done()
         group.wait_released()
     summary = group.total(own)

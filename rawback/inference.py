@@ -28,7 +28,7 @@ import torch
 
 from rawback.camera import CameraProfile
 from rawback.choices import Residual
-from rawback.device import autocast, resolve_device, uses_bf16
+from rawback.device import resolve_device, uses_bf16
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.features import camera_features, exif_features, profile_camera, thumbnail_input
 from rawback.finish import UndoneFinish, learned_finish, model_finish
@@ -37,6 +37,7 @@ from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.heads import GLOBAL_OUTPUTS, clipped_blocks, gated_residual
+from rawback.network import tile_network
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
 from rawback.tiling import TiledDenoiser
 from rawback.weights import BUNDLED, load_weights
@@ -50,6 +51,8 @@ def as_run(settings: DiffusionSettings) -> DiffusionSettings:
     tile batch and the precision."""
     device = resolve_device(settings.device)
     tile, tile_batch = settings.tiling(device.type)
+    if tile_batch is None:  # chosen from the GPU's free memory when the network was set up
+        tile_batch = tile_network(model_for(settings), settings).scheduler.batch
     precision = "bf16" if uses_bf16(settings.precision, device) else "fp32"
     return dataclasses.replace(settings, tile=tile, tile_batch=tile_batch, precision=precision)
 
@@ -183,30 +186,17 @@ def tiled_denoiser(
     progress: Callable[[int, int], None] | None = None,
 ) -> TiledDenoiser:
     """The model's D(x, sigma, cond) over a whole packed image, tile by tile; camera and finish
-    are the photo's global conditions. bf16 autocast as `uses_bf16` decides, float64 blending on
-    the CPU."""
-    device = next(model.parameters()).device
-    use_bf16 = uses_bf16(settings.precision, device)
-    tile, tile_batch = settings.tiling(device.type)
-
-    def denoise_batch(x: torch.Tensor, sigma: torch.Tensor, cond_tiles: torch.Tensor) -> torch.Tensor:
-        with autocast(device, use_bf16):
-            n = x.shape[0]
-            out = model.denoiser(
-                x.to(device).contiguous(memory_format=torch.channels_last),
-                sigma.to(device),
-                cond_tiles.to(device).contiguous(memory_format=torch.channels_last),
-                camera.expand(n, -1),
-                finish.expand(n, -1),
-            )
-        return out.to("cpu", torch.float64)  # note: a CPU-GPU sync point per tile batch
-
+    are the photo's global conditions. Its tiles go to the model's one tile scheduler
+    (rawback.network.tile_network), where they share network calls with the tiles of any other
+    photo sampled in this process at the same time (rawback.pipeline)."""
+    network = tile_network(model, settings)
     return TiledDenoiser(
-        denoise_batch,
-        tile=tile // 2,
+        network.scheduler,
+        tile=network.tile // 2,
         overlap=settings.overlap // 2,
-        tile_batch=tile_batch,
         progress=progress,
+        conditions=(camera, finish),
+        blend_dtype=network.blend_dtype,
     )
 
 
@@ -237,13 +227,18 @@ def sample_residual(
             finished += 1
 
     tiled = tiled_denoiser(model, camera, finish, settings, tiles_done)
+    network = tile_network(model, settings)
+    # On a GPU the photo stays there while it is sampled: x, the condition and the blend; nothing
+    # in the sampler loop then waits for the GPU (only_where stays on the CPU, where it is read).
+    cond = network.upload(cond)
     sigmas = karras_sigmas(settings.steps, config.sigma_min, config.sigma_max)
     sampler = get_sampler(settings.sampler)
     total = []
-    for member in range(settings.ensemble):
-        shape = (cond.shape[0], 4, *cond.shape[2:])
-        x = initial_noise(shape, (seed + member) % 2**63) * sigmas[0]
-        total.append(sampler(lambda x_, sigma: tiled(x_, sigma, cond, only_where), x, sigmas))
+    with network.scheduler.client():  # other photos wait for this one's tiles between its steps
+        for member in range(settings.ensemble):
+            shape = (cond.shape[0], 4, *cond.shape[2:])
+            x = network.upload(initial_noise(shape, (seed + member) % 2**63) * sigmas[0])
+            total.append(sampler(lambda x_, sigma: tiled(x_, sigma, cond, only_where), x, sigmas))
     return torch.stack(total).mean(dim=0)
 
 
@@ -290,9 +285,20 @@ def reconstruct_packed(
         network_ran = False
         if progress is not None:
             progress(1.0)
-    if clipped is not None:
-        residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped.double())
-    packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
+    if residual.is_cuda:
+        # The photo's residual stays on the GPU: the gate and the sum are made there, and only the
+        # float32 prediction comes back, through a pinned buffer (half the bytes of float64).
+        network = tile_network(model, diffusion)
+        if clipped is not None:
+            residual = gated_residual(
+                residual, network.upload(torch.tensor([estimate.trust])), network.upload(clipped.double())
+            )
+        packed_t = (network.upload(prior_t.double()) + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0)
+        packed = network.download(packed_t.float()).numpy()
+    else:
+        if clipped is not None:
+            residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped.double())
+        packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
     return Reconstruction(packed, prior, network_ran)
 
 

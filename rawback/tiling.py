@@ -17,20 +17,24 @@ seamless full-image denoiser, so samplers (rawback.sampling) never know about ti
     tiled = TiledDenoiser(denoise_batch, tile=256, overlap=32, tile_batch=8, device="cuda")
     x0 = sample_heun(lambda x, sigma: tiled(x, sigma, cond), x, sigmas)
 
-The full image and the blend accumulators stay where `x` is (usually the CPU); only one batch of
-tiles at a time goes to the network's device.
+The full image and the blend accumulators stay where `x` is (the CPU, or the GPU when
+rawback.inference keeps a photo there while it is sampled); only one batch of tiles at a time goes
+to the network. The batches are formed by a rawback.schedule.TileScheduler, which may be shared
+by several photos so that their tiles fill the same network calls.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-# (x_tiles (B, C, t, t), sigma 0-d, cond_tiles (B, Cc, t, t)) -> x0 estimate (B, C, t, t).
-BatchDenoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
+from rawback.schedule import TileRequest, TileScheduler
+
+# (x_tiles (B, C, t, t), sigma (B,) float64, cond_tiles (B, Cc, t, t), *conditions) -> x0 (B, C, t, t).
+BatchDenoiser = Callable[..., Tensor]
 Progress = Callable[[int, int], None]
 
 
@@ -65,59 +69,75 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[sl
     return [(slice(r, r + th), slice(c, c + tw)) for r in row_starts for c in col_starts]
 
 
-def _ramp(n: int, overlap: int, dtype: torch.dtype) -> Tensor:
+def _ramp(n: int, overlap: int, dtype: torch.dtype, device: torch.device | str | None = None) -> Tensor:
     # Raised cosine over `overlap` pixels at each end, sampled at pixel centres ((i + 0.5) / overlap)
     # so that even the outermost pixel keeps weight > 0: at the image border a single tile covers
     # it and its weight must not vanish. Ramps of a tile shorter than 2 * overlap meet in the middle.
+    # Made where it is used: a copy from the host would wait for a GPU.
     if overlap == 0:
-        return torch.ones(n, dtype=torch.float64).to(dtype)
-    i = torch.arange(n, dtype=torch.float64)
+        return torch.ones(n, dtype=torch.float64, device=device).to(dtype)
+    i = torch.arange(n, dtype=torch.float64, device=device)
     dist = torch.minimum(i, n - 1 - i)  # pixels to the nearer end
     t = ((dist + 0.5) / overlap).clamp(max=1.0)
     return torch.sin(0.5 * math.pi * t).square().to(dtype)
 
 
-def blend_weights(h: int, w: int, overlap: int, *, dtype: torch.dtype) -> Tensor:
+def blend_weights(
+    h: int, w: int, overlap: int, *, dtype: torch.dtype, device: torch.device | str | None = None
+) -> Tensor:
     """(h, w) blend weights of one tile: 1 inside, raised-cosine ramps over `overlap` pixels at each
     edge, strictly positive everywhere (the corner pixel of a 64-pixel overlap gets about 1e-7)."""
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    return _ramp(h, overlap, dtype)[:, None] * _ramp(w, overlap, dtype)[None, :]
+    return _ramp(h, overlap, dtype, device)[:, None] * _ramp(w, overlap, dtype, device)[None, :]
 
 
 class TiledDenoiser:
     """A full-image denoiser `(x, sigma, cond) -> x0` built from a batched per-tile network call.
 
     Parameters:
-        denoise_batch: (x_tiles, sigma, cond_tiles) -> x0 tiles, shapes (B, C, t, t), 0-d, (B, Cc, t, t).
+        denoise_batch: the network over a batch of tiles, (x_tiles, sigma, cond_tiles, *conditions)
+            -> x0 tiles, shapes (B, C, t, t), (B,) float64, (B, Cc, t, t), (B, ...) each; or a
+            rawback.schedule.TileScheduler that runs it, shared with other photos (cross-photo
+            batching; `tile_batch` and `device` are then the scheduler's).
         tile: tile side in packed pixels; smaller images use one tile of the image's size.
         overlap: packed pixels shared by neighbouring tiles and blended, 0 <= overlap < tile.
         tile_batch: tiles per network call. Halved (and kept so for later calls) whenever the call
             raises torch.OutOfMemoryError; any other error propagates.
         device: where each batch of tiles is sent before `denoise_batch`; None keeps them where `x`
-            is. The full image and the accumulators never leave `x`'s device; sigma is passed as given.
+            is. The full image and the accumulators never leave `x`'s device.
         progress: called with (tiles_done, tiles_total) after each batch of each call.
+        conditions: per-image tensors (N, ...) passed to the network a row per tile (the photo's
+            camera and finish embedding).
+        blend_dtype: the accumulators' dtype; None: float64 (or x's, when wider).
     """
 
     def __init__(
         self,
-        denoise_batch: BatchDenoiser,
+        denoise_batch: BatchDenoiser | TileScheduler,
         *,
         tile: int,
         overlap: int,
-        tile_batch: int,
+        tile_batch: int = 1,
         device: torch.device | str | None = None,
         progress: Progress | None = None,
+        conditions: Sequence[Tensor] = (),
+        blend_dtype: torch.dtype | None = None,
     ) -> None:
         _check_tiling(tile, overlap)
-        if tile_batch < 1:
-            raise ValueError(f"tile_batch must be >= 1, got {tile_batch}")
-        self.denoise_batch = denoise_batch
+        if isinstance(denoise_batch, TileScheduler):
+            self.scheduler = denoise_batch
+        else:
+            self.scheduler = TileScheduler(denoise_batch, batch=tile_batch, device=device)
         self.tile = tile
         self.overlap = overlap
-        self.tile_batch = tile_batch
-        self.device = None if device is None else torch.device(device)
         self.progress = progress
+        self.conditions = tuple(conditions)
+        self.blend_dtype = blend_dtype
+
+    @property
+    def tile_batch(self) -> int:
+        return self.scheduler.batch
 
     def __call__(self, x: Tensor, sigma: Tensor, cond: Tensor, only_where: Tensor | None = None) -> Tensor:
         """x0 estimate of the whole image. With `only_where` ((N, 1, H, W), true where the caller
@@ -135,61 +155,39 @@ class TiledDenoiser:
         if only_where is not None and tuple(only_where.shape) != (n, 1, height, width):
             raise ValueError(f"only_where must be (N, 1, H, W) of x's size, got {tuple(only_where.shape)}")
         grid = tile_grid(height, width, self.tile, self.overlap)
-        # Tiles of every image, in order; they all have one size, so any run of them can share a batch.
+        # Tiles of every image, in order; they all have one size, so any run of them can share a
+        # batch. `only_where` is read here, once per call: keep it on the CPU, where reading it
+        # does not wait for a GPU.
         items = [
             (b, rows, cols)
             for b in range(n)
             for rows, cols in grid
             if only_where is None or bool(only_where[b, :, rows, cols].any())
         ]
-        acc_dtype = torch.promote_types(x.dtype, torch.float64)
+        acc_dtype = self.blend_dtype or torch.promote_types(x.dtype, torch.float64)
         num = torch.zeros((n, c, height, width), dtype=acc_dtype, device=x.device)
         den = torch.zeros((n, 1, height, width), dtype=acc_dtype, device=x.device)
         rows0, cols0 = grid[0]
         weight = blend_weights(
-            rows0.stop - rows0.start, cols0.stop - cols0.start, self.overlap, dtype=acc_dtype
+            rows0.stop - rows0.start, cols0.stop - cols0.start, self.overlap, dtype=acc_dtype, device=x.device
         )
-        weight = weight.to(x.device)
 
         done = 0
-        while done < len(items):
-            chunk = items[done : done + self.tile_batch]
-            try:
-                pred: Tensor | None = self._run(chunk, x, sigma, cond)
-            except torch.OutOfMemoryError:
-                if len(chunk) == 1:
-                    raise
-                self.tile_batch = len(chunk) // 2
-                pred = None
-            if pred is None:
-                # Retried outside the except block, so the exception (and the frames holding the
-                # failed batch's tensors) is released before the cache is emptied.
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            # Note: with the network on a GPU and x on the CPU this copy is a CPU-GPU sync point.
-            pred = pred.to(device=x.device, dtype=acc_dtype)
-            for k, (b, rows, cols) in enumerate(chunk):
-                num[b, :, rows, cols] += pred[k] * weight
-                den[b, :, rows, cols] += weight
-            done += len(chunk)
-            if self.progress is not None:
-                self.progress(done, len(items))
+        if items:
+            request = TileRequest(x, sigma, cond, items, self.conditions)
+            for indices, pred in self.scheduler.evaluate(request):
+                # Note: with the network on a GPU and x on the CPU this copy is a CPU-GPU sync point;
+                # with x on the GPU (rawback.inference on CUDA) the blend stays there.
+                pred = pred.to(device=x.device, dtype=acc_dtype)
+                for k, index in enumerate(indices):
+                    b, rows, cols = items[index]
+                    num[b, :, rows, cols] += pred[k] * weight
+                    den[b, :, rows, cols] += weight
+                done += len(indices)
+                if self.progress is not None:
+                    self.progress(done, len(items))
         # den > 0 wherever a tile was evaluated: the weights are strictly positive. Without
         # `only_where` the grid covers every pixel.
         if only_where is None:
             return (num / den).to(x.dtype)
         return torch.where(den > 0, num / den.clamp(min=torch.finfo(acc_dtype).tiny), 0.0).to(x.dtype)
-
-    def _run(self, chunk: list[tuple[int, slice, slice]], x: Tensor, sigma: Tensor, cond: Tensor) -> Tensor:
-        # Cut on x's device, then move only this batch to the network's device.
-        x_tiles = torch.stack([x[b, :, rows, cols] for b, rows, cols in chunk])
-        cond_tiles = torch.stack([cond[b, :, rows, cols] for b, rows, cols in chunk])
-        if self.device is not None:
-            x_tiles, cond_tiles = x_tiles.to(self.device), cond_tiles.to(self.device)
-        pred = self.denoise_batch(x_tiles, sigma, cond_tiles)
-        if pred.shape != x_tiles.shape:
-            raise ValueError(
-                f"denoise_batch returned shape {tuple(pred.shape)} for tiles {tuple(x_tiles.shape)}"
-            )
-        return pred

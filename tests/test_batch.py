@@ -620,7 +620,9 @@ def test_issue_21_a_full_disk_stops_the_batch_at_the_first_photo_it_fails(
         real_fsync(fd)
 
     monkeypatch.setattr(rawback.io.atomic.os, "fsync", fsync)
-    result = run_cli("batch", folder, "-o", out, "--method", "analytic")
+    # One photo at a time, so that b.jpg is the one that fails (tests/test_pipeline.py has the
+    # pipelined batch on a full disk).
+    result = run_cli("batch", folder, "-o", out, "--method", "analytic", "--in-flight", "1")
     assert result.exit_code == 1
     assert result.stderr == f"error: {folder / 'b.jpg'}: {out / 'b.dng'}: no space left on the device\n"
     assert "1 converted, 0 skipped, 1 failed" in result.stdout

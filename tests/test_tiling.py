@@ -28,6 +28,7 @@ class PixelModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         self.calls.append(x.shape[0])
+        sigma = sigma.reshape(-1, 1, 1, 1)  # 0-d called whole, one per tile through the tiles
         h = torch.tanh(_mix(self.w1, torch.cat([x, cond], dim=1)) + torch.log(sigma))
         return x / (1 + sigma**2) + _mix(self.w2, h)
 

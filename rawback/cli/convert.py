@@ -14,11 +14,14 @@ from rawback import choices
 from rawback.choices import DEFAULT_SAMPLER, DEFAULT_STEPS, Compression, Residual, ToneCurve, Transfer
 from rawback.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, app, echo, user_errors
 from rawback.cli.options import (
+    Autotune,
     Camera,
+    Compile,
     CompressionOpt,
     Device,
     DryRun,
     Ensemble,
+    InFlight,
     Method,
     NoPreview,
     Overlap,
@@ -82,6 +85,7 @@ def _run(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    in_flight: int | None = 1,
 ) -> None:
     """Run planned jobs under a reporter. `batch_mode`: skip existing DNGs (resume), create the
     mirrored folders, show only a progress bar; else (convert) the user named each file: an
@@ -122,6 +126,7 @@ def _run(
                 on_done=on_done,
                 on_progress=reporter.file_progress,
                 check=False,  # the command checked them before planning
+                in_flight=in_flight,  # convert: one photo after another; batch: the pipeline
             )
             reporter.finish(summary, dry_run=dry_run)
     except KeyboardInterrupt:
@@ -164,6 +169,8 @@ def convert(
     weights: Weights = None,
     device: Device = "auto",
     precision: Precision = choices.Precision.AUTO.value,
+    compile: Compile = False,
+    autotune: Autotune = False,
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = None,
     residual: ResidualOpt = Residual.AUTO,
@@ -186,6 +193,7 @@ def convert(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
             undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve, residual=residual,
+            compile=compile, autotune=autotune,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -231,6 +239,8 @@ def batch_command(
     weights: Weights = None,
     device: Device = "auto",
     precision: Precision = choices.Precision.AUTO.value,
+    compile: Compile = False,
+    autotune: Autotune = False,
     undo_exposure: UndoExposure = False,
     undo_tone_curve: UndoToneCurve = None,
     residual: ResidualOpt = Residual.AUTO,
@@ -249,6 +259,7 @@ def batch_command(
             show_default=False,
         ),
     ] = None,
+    in_flight: InFlight = None,
     dry_run: DryRun = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -268,6 +279,7 @@ def batch_command(
             weights=weights, sampler=sampler, steps=steps, seed=seed, ensemble=ensemble, tile=tile,
             overlap=overlap, tile_batch=tile_batch, device=device, precision=precision,
             undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve, residual=residual,
+            compile=compile, autotune=autotune,
         )  # fmt: skip
         options = _convert_options(
             diffusion=diffusion,
@@ -284,7 +296,7 @@ def batch_command(
             from rawback.cli.world import batch_across_world
 
             batch_across_world(world, folder=folder, output=output, options=options, dry_run=dry_run,
-                               quiet=quiet, verbose=verbose)  # fmt: skip
+                               quiet=quiet, verbose=verbose, in_flight=in_flight)  # fmt: skip
             return
         batch.check_options(options)
         jobs = batch.plan_folder(folder, output)
@@ -292,7 +304,9 @@ def batch_command(
             jobs = batch.shard(jobs, *shard_spec)
         if output is not None and not dry_run:
             batch.ensure_folder(output, create=True)  # one clear error up front, not one per photo
-        _run(jobs, options, batch_mode=True, dry_run=dry_run, quiet=quiet, verbose=verbose)
+        _run(
+            jobs, options, batch_mode=True, dry_run=dry_run, quiet=quiet, verbose=verbose, in_flight=in_flight
+        )
 
 
 @app.command()

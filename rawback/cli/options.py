@@ -40,7 +40,35 @@ TileBatch = Annotated[
     typer.Option(
         "--tile-batch",
         min=1,
-        help="Tiles per network call. Default: 1 on the CPU, 4 on a GPU.",
+        help="Tiles per network call, shared by the photos converted at once. Default: 1 on the CPU, "
+        "on a GPU as many as its free memory holds (at most 64).",
+        show_default=False,
+    ),
+]
+Compile = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="torch.compile the network: faster calls after a compile per tile size (minutes on a "
+        "CPU); for long batches.",
+    ),
+]
+Autotune = Annotated[
+    bool,
+    typer.Option(
+        "--autotune",
+        help="Let cuDNN time its algorithms for the tile shape (GPU): faster, but the last bits of a "
+        "DNG may then differ between runs.",
+    ),
+]
+InFlight = Annotated[
+    int | None,
+    typer.Option(
+        "--in-flight",
+        min=1,
+        help="Photos converted at once: their decoding and writing overlap the network and their "
+        "tiles share its batches; each DNG is the same as the photo's alone. Default: 2 on the CPU, "
+        "4 on a GPU; 1 converts one photo after another.",
         show_default=False,
     ),
 ]
@@ -174,6 +202,8 @@ def diffusion_settings(
     undo_exposure: bool,
     undo_tone_curve: bool | None,
     residual: Residual,
+    compile: bool = False,
+    autotune: bool = False,
 ):
     """The diffusion options of convert, batch and eval as settings; a value DiffusionSettings
     refuses (an odd tile, an unknown sampler) is a usage error, reported before any work."""
@@ -184,7 +214,7 @@ def diffusion_settings(
             weights=str(weights) if weights else None, sampler=sampler, steps=steps, seed=seed,
             ensemble=ensemble, tile=tile, overlap=overlap, tile_batch=tile_batch, device=device,
             precision=precision, undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve,
-            residual=residual.value,
+            residual=residual.value, compile=compile, autotune=autotune,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None

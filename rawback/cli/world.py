@@ -37,6 +37,7 @@ def batch_across_world(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    in_flight: int | None = None,
 ) -> None:
     from rawback import distributed
 
@@ -44,14 +45,16 @@ def batch_across_world(
     options = dataclasses.replace(options, diffusion=dataclasses.replace(options.diffusion, device=device))
     with distributed.Group(world, distributed.group_device(device, options.method)) as group:
         status = _batch(group, folder=folder, output=output, options=options, dry_run=dry_run,
-                        quiet=quiet, verbose=verbose)  # fmt: skip
+                        quiet=quiet, verbose=verbose, in_flight=in_flight)  # fmt: skip
     if not world.leader:
         _leave_now()
     if status:
         raise typer.Exit(status)
 
 
-def _batch(group: Group, *, folder, output, options, dry_run: bool, quiet: bool, verbose: bool) -> int:
+def _batch(
+    group: Group, *, folder, output, options, dry_run: bool, quiet: bool, verbose: bool, in_flight: int | None
+) -> int:
     """Plan, agree, convert; the exit status of the job (rank 0's to give)."""
     from rawback import batch, distributed
     from rawback.console import make_reporter, print_error, print_warning
@@ -104,12 +107,13 @@ def _batch(group: Group, *, folder, output, options, dry_run: bool, quiet: bool,
 
     try:
         if not world.leader:
-            summary = distributed.run_shard(jobs, options, group, dry_run=dry_run)
+            summary = distributed.run_shard(jobs, options, group, dry_run=dry_run, in_flight=in_flight)
             return EXIT_FAILED if summary.failed else 0
         with reporter:
             reporter.start(jobs)
             summary = distributed.run_shard(
-                jobs, options, group, dry_run=dry_run, on_start=reporter.file_started, on_done=on_done,
+                jobs, options, group, dry_run=dry_run, in_flight=in_flight, on_start=reporter.file_started,
+                on_done=on_done,
                 on_progress=reporter.file_progress,
                 on_finish=lambda summary: reporter.finish(summary, dry_run=dry_run),
             )  # fmt: skip

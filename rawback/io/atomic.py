@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,9 +36,15 @@ def make_folder(folder: Path) -> None:
         raise OutputError(folder, f"cannot create the folder ({exc.strerror or exc})") from exc
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def current_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it, then restore it
-    os.umask(mask)
+    # The only portable way to read it is to set it, then restore it; under a lock, or two threads
+    # of a pipelined batch (rawback.pipeline) could leave it at 0 for the rest of the process.
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
     return mask
 
 
