@@ -60,3 +60,13 @@ def small_jpeg(path: Path, seed: int, size: tuple[int, int] = (120, 90)) -> Path
     )
     Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(path, quality=90)
     return path
+
+
+def sized_jobs(folder: Path, sizes: tuple[int, ...] = (1000, 3000)) -> list:
+    """Batch jobs whose sources hold `sizes` bytes (progress is weighted by input size)."""
+    from rawback.batch import Job
+
+    jobs = [Job(folder / f"{index}.jpg", folder / f"{index}.jpg.dng") for index in range(len(sizes))]
+    for job, size in zip(jobs, sizes, strict=True):
+        job.source.write_bytes(b"x" * size)
+    return jobs

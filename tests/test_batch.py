@@ -18,6 +18,7 @@ from rawback.cli import app
 from rawback.convert import ConvertOptions
 from rawback.errors import InputError, UsageError
 from rawback.io.image import read_image
+from tests.helpers import sized_jobs
 
 GOOD = ("a.jpg", "sub/b.png", "sub/deeper/c.JPG")
 BAD = ("bad/empty.jpg", "bad/truncated.jpg", "bad/text.jpg")
@@ -368,12 +369,10 @@ def test_a_file_name_in_a_bracket_is_shown_as_it_is_on_the_progress_bar(tmp_path
 
 
 def test_the_progress_bar_moves_within_a_photo_and_gives_back_on_failure(tmp_path) -> None:
-    from rawback.batch import Job, Outcome, Status
+    from rawback.batch import Outcome, Status
     from rawback.console import RichReporter
 
-    jobs = [Job(tmp_path / name, tmp_path / f"{name}.dng") for name in ("a.jpg", "b.jpg")]
-    for job, size in zip(jobs, (1000, 3000), strict=True):
-        job.source.write_bytes(b"x" * size)
+    jobs = sized_jobs(tmp_path, (1000, 3000))
     reporter = RichReporter()
     with reporter:
         reporter.start(jobs)

@@ -16,7 +16,7 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.inference import model_for
 from rawback.network import tile_network
 from rawback.pipeline import Cancelled, run_pipelined
-from tests.helpers import small_jpeg
+from tests.helpers import sized_jobs, small_jpeg
 
 # --- the pipeline alone ----------------------------------------------------------------------------
 
@@ -155,12 +155,10 @@ def test_a_full_disk_stops_new_photos_and_finishes_those_in_flight(
 
 
 def test_the_progress_bar_adds_up_the_photos_in_flight(tmp_path: Path) -> None:
-    from rawback.batch import Job, Outcome, Status
+    from rawback.batch import Outcome, Status
     from rawback.console import RichReporter
 
-    jobs = [Job(tmp_path / name, tmp_path / f"{name}.dng") for name in ("a.jpg", "b.jpg")]
-    for job, size in zip(jobs, (1000, 3000), strict=True):
-        job.source.write_bytes(b"x" * size)
+    jobs = sized_jobs(tmp_path, (1000, 3000))
     reporter = RichReporter()
     with reporter:
         reporter.start(jobs)
