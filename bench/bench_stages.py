@@ -262,9 +262,7 @@ def synthetic_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
 
 
 def run_batch(jobs: list[batch.Job], options: ConvertOptions, in_flight: int | None) -> batch.Summary:
-    """What `rawback batch` runs, without the CLI's drawing. With several photos in flight the
-    stage seconds are summed over the photos' threads, so they may add up to more than the wall
-    time: the overlap is the pipeline's gain."""
+    """What `rawback batch` runs, without the CLI's drawing (`in_flight` None: its default)."""
     return batch.run_jobs(jobs, options, in_flight=in_flight)
 
 
@@ -278,8 +276,11 @@ def measure(
     model,
     stages_device: torch.device,
     bound: float,
+    split: Callable[[], None] | None = None,
 ) -> dict:
-    """One row: `plain()` timed `repeat` times (median), then once instrumented."""
+    """One row: `plain()` timed `repeat` times (median), then `split()` (default `plain()`) once
+    instrumented. A batch's split runs one photo at a time: with photos in flight their stages
+    overlap, and per-thread stage times would add up to more than the wall time."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -288,7 +289,7 @@ def measure(
     stages = Stages(stages_device)
     with stages.installed(model):
         start = time.perf_counter()
-        plain()
+        (split or plain)()
         instrumented = time.perf_counter() - start
     total = statistics.median(times)
     return {
@@ -441,6 +442,7 @@ def main() -> None:
                     model if method == "diffusion" else None,
                     device,
                     bound["flop_per_s"],
+                    split=lambda jobs=jobs, options=options: run_batch(jobs, options, 1),
                 )
                 report["runs"].append(row)
                 print(table({**report, "runs": [row]}).splitlines()[-1], flush=True)
