@@ -76,13 +76,12 @@ def run_pipelined(
     stopped = False
 
     def report_ready() -> None:
-        nonlocal reported, stopped
+        nonlocal reported
         while reported in finished:
             result = finished.pop(reported)
             reported += 1
             if on_done is not None:
                 on_done(result)
-            stopped = stopped or stop(result)
 
     # Library code in the workers silences the warnings of odd files with warnings.catch_warnings,
     # which saves and restores the process's one filter list: from several threads at once the
@@ -108,6 +107,9 @@ def run_pipelined(
                 if kind == "raised":
                     raise payload  # type: ignore[misc]
                 finished[index] = payload  # type: ignore[assignment]
+                # Stop as soon as any result says so, not when its turn to be reported comes: a
+                # later photo that failed first must not let another one start.
+                stopped = stopped or stop(payload)  # type: ignore[arg-type]
                 report_ready()
         except BaseException:
             cancel.set()

@@ -172,3 +172,26 @@ def test_the_progress_bar_adds_up_the_photos_in_flight(tmp_path: Path) -> None:
         assert task.completed == pytest.approx(1000 + 1500)
         reporter.file_done(Outcome(jobs[1], Status.FAILED, error="b.jpg: broken"))
         assert task.completed == pytest.approx(1000) and task.total == pytest.approx(1000)
+
+
+def test_a_stop_from_a_later_photo_that_finishes_first_starts_nothing_more() -> None:
+    """Photo 1 fails (disk full) while photo 0 is still working: no third photo may start in the
+    meantime, although photo 1's result is reported only after photo 0's."""
+    one_done = threading.Event()
+    started: list[int] = []
+
+    def work(item: int, progress) -> str:
+        started.append(item)
+        if item == 0:
+            assert one_done.wait(10)
+            time.sleep(0.2)  # time for the run to (wrongly) start another photo
+            return "ok"
+        one_done.set()
+        return "full"
+
+    reported: list[str] = []
+    not_run = run_pipelined(
+        list(range(5)), work, in_flight=2, on_done=reported.append, stop=lambda result: result == "full"
+    )
+    assert started == [0, 1] and not_run == 3
+    assert reported == ["ok", "full"]  # still in the photos' order
