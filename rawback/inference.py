@@ -285,20 +285,15 @@ def reconstruct_packed(
         network_ran = False
         if progress is not None:
             progress(1.0)
-    if residual.is_cuda:
-        # The photo's residual stays on the GPU: the gate and the sum are made there, and only the
-        # float32 prediction comes back, through a pinned buffer (half the bytes of float64).
-        network = tile_network(model, diffusion)
-        if clipped is not None:
-            residual = gated_residual(
-                residual, network.upload(torch.tensor([estimate.trust])), network.upload(clipped.double())
-            )
-        packed_t = (network.upload(prior_t.double()) + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0)
-        packed = network.download(packed_t.float()).numpy()
-    else:
-        if clipped is not None:
-            residual = gated_residual(residual, torch.tensor([estimate.trust]), clipped.double())
-        packed = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy().astype(np.float32)
+    # A residual on the GPU stays there: the gate and the sum are made there, and only the float32
+    # prediction comes back, through a pinned buffer (half the bytes of float64).
+    network = tile_network(model, diffusion) if residual.is_cuda else None
+    beside_residual = (lambda t: t) if network is None else network.upload
+    if clipped is not None:
+        trust = torch.tensor([estimate.trust])
+        residual = gated_residual(residual, beside_residual(trust), beside_residual(clipped.double()))
+    packed_t = (beside_residual(prior_t.double()) + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).float()
+    packed = (packed_t if network is None else network.download(packed_t)).numpy()
     return Reconstruction(packed, prior, network_ran)
 
 

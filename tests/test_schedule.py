@@ -13,7 +13,7 @@ import torch
 from rawback.sampling import initial_noise, karras_sigmas, sample_euler, sample_heun
 from rawback.schedule import TileScheduler
 from rawback.tiling import TiledDenoiser
-from tests.test_tiling import CC, C, PixelModel
+from tests.test_tiling import CC, C, PixelModel, memory_for
 
 SIGMA = torch.tensor(0.7, dtype=torch.float64)
 TIMEOUT = 120  # seconds: a thread still running after this is a deadlock
@@ -104,15 +104,9 @@ def test_a_partial_batch_waits_for_the_other_clients_tiles():
 
 def test_out_of_memory_halves_the_batch_and_retries_mixed_calls():
     model = PixelModel()
-
-    def small_memory(x, sigma, cond):
-        if x.shape[0] > 2:
-            raise torch.OutOfMemoryError("too many tiles")
-        return model(x, sigma, cond)
-
     photos = images((37, 53), (30, 40))
     alone = [sample_one(TileScheduler(PixelModel(), batch=2, pad=True), x, c) for x, c in photos]
-    shared = TileScheduler(small_memory, batch=8, pad=True)
+    shared = TileScheduler(memory_for(model, 2), batch=8, pad=True)
     barrier = threading.Barrier(2)
     together = run_in_threads(
         [lambda x=x, c=c: sample_one(shared, x, c, together=barrier) for x, c in photos]

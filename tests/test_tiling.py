@@ -33,6 +33,17 @@ class PixelModel(torch.nn.Module):
         return x / (1 + sigma**2) + _mix(self.w2, h)
 
 
+def memory_for(model: PixelModel, tiles: int):
+    """`model` on a device whose memory holds `tiles` tiles: a larger call runs out of it."""
+
+    def small_memory(x_tiles: torch.Tensor, sigma: torch.Tensor, cond_tiles: torch.Tensor) -> torch.Tensor:
+        if x_tiles.shape[0] > tiles:
+            raise torch.OutOfMemoryError("too many tiles")
+        return model(x_tiles, sigma, cond_tiles)
+
+    return small_memory
+
+
 def _mix(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     # A 1x1 convolution written as elementwise products summed in a fixed order, so the result is
     # bit-identical whatever the batch size (a matmul may change its reduction order with shape).
@@ -134,16 +145,10 @@ def test_tile_batch_does_not_change_the_result():
 
 def test_out_of_memory_shrinks_the_batch_and_retries():
     model = PixelModel()
-
-    def small_memory(x_tiles, sigma, cond_tiles):
-        if x_tiles.shape[0] > 2:
-            raise torch.OutOfMemoryError("too many tiles")
-        return model(x_tiles, sigma, cond_tiles)
-
     x, cond = inputs(37, 53)
     done = []
     tiled = TiledDenoiser(
-        small_memory, tile=16, overlap=4, tile_batch=8, progress=lambda d, t: done.append((d, t))
+        memory_for(model, 2), tile=16, overlap=4, tile_batch=8, progress=lambda d, t: done.append((d, t))
     )
     out = tiled(x, SIGMA, cond)
     assert tiled.tile_batch == 2

@@ -50,6 +50,13 @@ BRADFORD = np.array(
 BROOKS_SHOT = (1e-4, 1.2e-2)
 BROOKS_READ_SLOPE, BROOKS_READ_OFFSET, BROOKS_READ_SIGMA = 2.18, 1.20, 0.26
 SHOT_AT_ISO_100 = BROOKS_SHOT[0]
+
+
+def shot_at_iso(iso: float) -> float:
+    """The shot-noise gain of a sensor at `iso` (it grows in proportion; Capture.iso inverts it)."""
+    return iso / 100.0 * SHOT_AT_ISO_100
+
+
 # Where a camera's auto white balance pulls a warm or cool light's neutral towards (about mean
 # daylight): it leaves part of the light's colour in the photo, as a viewer expects.
 AWB_TARGET_CCT = 5500.0

@@ -88,11 +88,10 @@ class TrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"{name} is a probability, not {getattr(self, name)}")
         stops = self.scene_exposure_stops
-        if len(stops) != 2 or not all(isinstance(v, (int, float)) for v in stops) or stops[0] > stops[1]:
+        if not _is_range(stops):
             raise UsageError(f"scene_exposure_stops must be [low, high] stops, not {list(stops)}")
-        iso = self.scene_iso
-        if len(iso) != 2 or not all(isinstance(v, (int, float)) for v in iso) or not 0 < iso[0] <= iso[1]:
-            raise UsageError(f"scene_iso must be [low, high] ISO, not {list(iso)}")
+        if not (_is_range(self.scene_iso) and self.scene_iso[0] > 0):
+            raise UsageError(f"scene_iso must be [low, high] ISO, not {list(self.scene_iso)}")
         if self.workers < 0 or self.warmup < 0:
             raise UsageError("workers and warmup must not be negative")
         self.simulator_settings()  # a bad simulator field is a usage error before any work
@@ -221,3 +220,8 @@ def names_model(config_file: Path | None, overrides: Sequence[str]) -> bool:
     if any(item.partition("=")[0] == "model" for item in overrides):
         return True
     return config_file is not None and "model" in json.loads(Path(config_file).read_text())
+
+
+def _is_range(values: tuple[float, ...]) -> bool:
+    """[low, high]: two numbers, low <= high."""
+    return len(values) == 2 and all(isinstance(v, (int, float)) for v in values) and values[0] <= values[1]

@@ -28,7 +28,7 @@ from torch import nn
 from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.features import profile_camera
-from rawback.isp.scene_raw import SHOT_AT_ISO_100, SceneRawSettings
+from rawback.isp.scene_raw import SceneRawSettings, shot_at_iso
 from rawback.model.config import ModelConfig, preset
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.heads import GLOBAL_OUTPUTS
@@ -365,7 +365,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         scene_crops=config.scene_crops,
         simulator=config.simulator_settings(),
     )
-    shot = tuple(iso / 100.0 * SHOT_AT_ISO_100 for iso in config.scene_iso)
+    shot = tuple(shot_at_iso(iso) for iso in config.scene_iso)
     scene_settings = SceneSettings(
         raw=SceneRawSettings(shot_range=shot),
         condition_stops=tuple(config.scene_exposure_stops),
