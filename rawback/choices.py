@@ -18,6 +18,14 @@ class Method(StrEnum):
     ANALYTIC = "analytic"  # Brooks et al.'s inverse ISP (rawback.isp.unprocess)
 
 
+class ModelKind(StrEnum):
+    """What `rawback train` trains (rawback.train.kinds): the `kind` of the training config."""
+
+    DIFFUSION = "diffusion"  # the packed-Bayer diffusion model with its global head (rawback.model)
+    INVISP = "invisp"  # Invertible ISP (Xing et al. 2021), the baseline flow
+    LATENT = "latent"  # diffusion in the latent space of TAESD-family autoencoders
+
+
 class Sampler(StrEnum):
     """Diffusion samplers (rawback.sampling)."""
 

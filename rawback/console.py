@@ -345,17 +345,24 @@ class TrainProgress(_LiveProgress):
                     rate=f"{event['steps_per_s']:.2f}",
                 )  # fmt: skip
             else:
+                # each kind logs its own loss parts ("loss_denoise", "loss_head", ...)
+                parts = ", ".join(
+                    f"{name.removeprefix('loss_')} {value:.4f}"
+                    for name, value in event.items()
+                    if name.startswith("loss_")
+                )
                 self.line(
                     f"step {event['step']}/{event['total']} loss {event['loss']:.4f} "
-                    f"(denoiser {event['loss_denoise']:.4f}, head {event['loss_head']:.4f}) "
-                    f"lr {event['lr']:.2e} {event['steps_per_s']:.2f} steps/s"
+                    + (f"({parts}) " if parts else "")
+                    + f"lr {event['lr']:.2e} {event['steps_per_s']:.2f} steps/s"
                 )
         elif kind == "validation":
-            self.line(
-                f"validation at step {event['step']}: packed PSNR model {event['psnr_model']:.2f} dB, "
-                f"analytic {event['psnr_analytic']:.2f} dB; WB-oracle model "
-                f"{event['psnr_model_wb_oracle']:.2f} dB, analytic {event['psnr_analytic_wb_oracle']:.2f} dB"
+            scores = ", ".join(
+                f"{name.removeprefix('psnr_').replace('_', ' ')} {value:.2f} dB"
+                for name, value in event.items()
+                if name.startswith("psnr_")
             )
+            self.line(f"validation at step {event['step']}: packed PSNR {scores}")
         elif kind in ("skipped", "note"):
             self.line(f"note: {event['message']}")
         elif kind == "interrupted":

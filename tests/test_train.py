@@ -18,7 +18,8 @@ from rawback.model.config import preset
 from rawback.model.denoiser import RawbackModel
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache
-from rawback.train.loop import TrainingStep, TrainOptions, train
+from rawback.train.diffusion_kind import TrainingStep
+from rawback.train.loop import TrainOptions, train
 from rawback.weights import load_weights
 from tests.helpers import small_jpeg, write_synthetic_dng
 
@@ -40,7 +41,7 @@ def test_tiny_model_lowers_its_loss_on_a_fixed_batch(raw_folder, cache_dir) -> N
     losses = []
     for _ in range(40):
         torch.manual_seed(1)  # the same noise levels every step: a fixed objective
-        loss, _, _ = step(batch)
+        loss, _ = step(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -204,6 +205,8 @@ def test_train_config_overrides_are_typed() -> None:
         TrainConfig().with_overrides(["stepz=10"])
     with pytest.raises(UsageError, match="must be int"):
         TrainConfig().with_overrides(["steps=ten"])
+    with pytest.raises(UsageError, match="kind must be one of diffusion, invisp, latent, not 'flow'"):
+        TrainConfig().with_overrides(["kind=flow"])
 
 
 def test_train_options_become_one_config_and_a_run_is_never_started_over(tmp_path: Path) -> None:

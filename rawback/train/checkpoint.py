@@ -12,16 +12,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.train.config import TrainConfig
-
-if TYPE_CHECKING:
-    from rawback.model.denoiser import RawbackModel
 
 TRAIN_CONFIG = "train_config.json"
 LOG = "log.jsonl"
@@ -112,7 +108,8 @@ def write_checkpoint(
     path: Path,
     *,
     step: int,
-    model: RawbackModel,
+    model: nn.Module,
+    model_config: dict,
     ema: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
@@ -131,7 +128,7 @@ def write_checkpoint(
         "config": json.loads(config.to_json()),
         "files": files,  # a resume must find the same training and validation files
         # the architecture, for a resume that cannot rebuild it from a preset (a fine-tuned run)
-        "model_config": json.loads(model.config.to_json()),
+        "model_config": model_config,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(checkpoint, tmp)

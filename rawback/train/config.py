@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rawback.choices import Precision
+from rawback.choices import ModelKind, Precision
 from rawback.errors import UsageError
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # What is trained (rawback.choices.ModelKind, rawback.train.kinds): the diffusion model, or one
+    # of the other methods of the founding proposal, on the same data engine.
+    kind: str = "diffusion"
     model: str = "small"  # model preset (rawback.model.config.PRESETS)
     steps: int = 4000  # optimiser steps in total (a resumed run continues to this)
     batch_size: int = 8  # patches per step (per process under torchrun)
@@ -74,6 +77,9 @@ class TrainConfig:
 
         if self.model not in PRESETS:
             raise UsageError(f"model must be one of {', '.join(PRESETS)}, not {self.model!r}")
+        if self.kind not in tuple(ModelKind):
+            kinds = ", ".join(ModelKind)
+            raise UsageError(f"kind must be one of {kinds}, not {self.kind!r}")
         if self.precision not in tuple(Precision):
             raise UsageError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         if self.patch % 2 or self.patch < 16:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
-import io
 import json
 import math
 import os
@@ -21,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,9 +26,6 @@ from rawback.device import autocast, resolve_device, uses_bf16
 from rawback.errors import OutputError, RawbackError, UsageError
 from rawback.features import profile_camera
 from rawback.isp.scene_raw import SceneRawSettings, shot_at_iso
-from rawback.model.config import ModelConfig, preset
-from rawback.model.denoiser import RawbackModel, condition
-from rawback.model.heads import GLOBAL_OUTPUTS
 from rawback.train.checkpoint import (
     CHECKPOINT,
     LOG,
@@ -46,8 +40,10 @@ from rawback.train.checkpoint import (
 )
 from rawback.train.config import TrainConfig
 from rawback.train.data import PairSettings, TrainingPairs, build_cache, default_cache_dir, load_cached
-from rawback.train.init import initial_model, resumed_config
+from rawback.train.init import resumed_config
+from rawback.train.kinds import ModelKind, get_kind
 from rawback.train.scenes import ScenePairs, SceneSettings
+from rawback.train.validation import prepare_validation
 
 Progress = Callable[[dict], None]
 
@@ -77,40 +73,6 @@ def split_files(data: Path, config: TrainConfig) -> tuple[list[Path], list[Path]
     return training, validation
 
 
-class TrainingStep(nn.Module):
-    """The loss of one batch, as a module so DistributedDataParallel can wrap it."""
-
-    def __init__(self, model: RawbackModel, config: TrainConfig) -> None:
-        super().__init__()
-        self.model = model
-        self.config = config
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mc, tc = self.model.config, self.config
-        truth, prior = batch["truth"], batch["prior"]
-        residual = truth - prior
-        n = residual.shape[0]
-        # EDM training: sigma log-normal, plus a share at sigma_max for the one-step estimate.
-        sigma = torch.exp(torch.randn(n, device=truth.device) * tc.p_std + tc.p_mean)
-        at_max = torch.rand(n, device=truth.device) < tc.p_sigma_max
-        sigma = torch.where(at_max, torch.full_like(sigma, mc.sigma_max), sigma)
-        sigma = sigma.clamp(mc.sigma_min, mc.sigma_max)
-        noisy = residual + torch.randn_like(residual) * sigma[:, None, None, None]
-        predicted, finish = self.model.global_head(batch["thumb"], batch["camera"], batch["exif"])
-        error = (predicted.float() - batch["global_target"]) ** 2
-        # White balance and exposure (3 numbers) and the tone curve's knots weigh alike, however
-        # many knots there are.
-        loss_head = error[:, :GLOBAL_OUTPUTS].mean()
-        if error.shape[1] > GLOBAL_OUTPUTS:
-            loss_head = loss_head + error[:, GLOBAL_OUTPUTS:].mean()
-        cond = condition(batch["rgb"], prior)
-        # The denoiser's loss also trains the head's finish embedding (one graph, end to end).
-        denoised = self.model.denoiser(noisy, sigma, cond, batch["camera"], finish)
-        weight = self.model.denoiser.loss_weight(sigma)[:, None, None, None]
-        loss_denoise = (weight * (denoised - residual) ** 2).mean()
-        return loss_denoise + tc.head_weight * loss_head, loss_denoise.detach(), loss_head.detach()
-
-
 class StepSampler(torch.utils.data.Sampler):
     """Dataset indices for steps start..total: item indices depend only on (step, rank, k), so a
     resumed run, or a run on more processes, never repeats or skips data."""
@@ -125,6 +87,19 @@ class StepSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return max(0, self.total - self.start) * self.batch
+
+
+class KindItems(torch.utils.data.Dataset):
+    """The data engine's items as a kind makes them from its draws (ModelKind.item)."""
+
+    def __init__(self, pairs: TrainingPairs, kind: ModelKind) -> None:
+        self.pairs, self.item = pairs, kind.item
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.item(self.pairs, index)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -146,78 +121,6 @@ def _dist() -> tuple[int, int, int]:
     """(rank, local rank, world size) under torchrun, else (0, 0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
-
-
-# ---------------------------------------------------------------- validation
-
-
-@dataclass
-class ValidationImage:
-    name: str
-    rgb: np.ndarray  # the decoded JPEG (q90 4:2:0 of LibRaw's render), whole photo, float32
-    truth: np.ndarray  # packed truth of the centre crop
-    crop: tuple[slice, slice]  # in photo pixels, even offsets
-    profile: object
-    neutral: np.ndarray
-    exposure_value: float | None
-
-
-def prepare_validation(folders: list[Path], crop: int) -> list[ValidationImage]:
-    """The default protocol's input for each held-out file, made once."""
-    from PIL import Image
-
-    from rawback.isp.bayer import pack_rggb
-
-    images = []
-    for folder in folders:
-        item = load_cached(folder)
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(item.libraw)).save(buffer, "JPEG", quality=90, subsampling=2)
-        rgb = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
-        h, w = item.truth.shape
-        ch, cw = min(crop, h) // 2 * 2, min(crop, w) // 2 * 2
-        y, x = (h - ch) // 4 * 2, (w - cw) // 4 * 2
-        window = (slice(y, y + ch), slice(x, x + cw))
-        truth = pack_rggb(np.asarray(item.truth[window]), "RGGB")
-        images.append(
-            ValidationImage(item.name, rgb, truth, window, item.profile, item.neutral, item.exposure_value)
-        )
-    return images
-
-
-@torch.no_grad()
-def validate(model: RawbackModel, images: list[ValidationImage]) -> dict[str, float]:
-    """Packed PSNR of the model (one step) and the analytic baseline on the centre crops."""
-    from rawback import metrics
-    from rawback.diffusion_settings import DiffusionSettings
-    from rawback.inference import estimate_global, reconstruct_packed
-    from rawback.isp.unprocess import UnprocessSettings
-
-    settings = UnprocessSettings(transfer="bt709")  # LibRaw's curve, as the default protocol says
-    scores: dict[str, list[float]] = {"psnr_model": [], "psnr_analytic": [], "psnr_model_wb_oracle": [],
-                                      "psnr_analytic_wb_oracle": []}  # fmt: skip
-    for image in images:
-        # as `convert` does by default: the head's white balance, exposure left alone
-        estimate = estimate_global(model, image.rgb, image.profile, "bt709", image.exposure_value)
-        estimate = estimate.with_learned_finish(DiffusionSettings())
-        crop = image.rgb[image.crop]
-        packed, _, _ = reconstruct_packed(
-            model, crop, image.profile, estimate=estimate, settings=settings, bit_depth=8,
-            diffusion=DiffusionSettings(device=str(next(model.parameters()).device)), seed=0,
-        )  # fmt: skip
-        baseline = _analytic_packed(crop, image.profile, settings)
-        scores["psnr_model"].append(metrics.psnr(packed, image.truth))
-        scores["psnr_analytic"].append(metrics.psnr(baseline, image.truth))
-        scores["psnr_model_wb_oracle"].append(metrics.wb_oracle_psnr(packed, image.truth))
-        scores["psnr_analytic_wb_oracle"].append(metrics.wb_oracle_psnr(baseline, image.truth))
-    return {k: float(np.mean(v)) for k, v in scores.items() if v}
-
-
-def _analytic_packed(crop: np.ndarray, profile, settings) -> np.ndarray:
-    from rawback.isp.bayer import pack_rggb
-    from rawback.isp.unprocess import unprocess
-
-    return pack_rggb(unprocess(crop, profile, profile.daylight_neutral(), settings), "RGGB")
 
 
 # ---------------------------------------------------------------- the loop
@@ -262,8 +165,6 @@ def scene_photos(config: TrainConfig, emit: Progress) -> list[Path]:
 
 def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     """Train (or resume) a model; returns the path of the EMA weights (fp16)."""
-    from rawback.weights import save_weights
-
     config = options.config
     rank, local_rank, world = _dist()
     distributed = world > 1
@@ -327,16 +228,16 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
     known = (
         [] if scenes else sorted({profile_camera(load_cached(folder).profile) for folder in train_folders})
     )
+    kind = get_kind(config.kind)
     if state is not None and "model_config" in state:  # the run's own architecture (a fine-tuned one)
-        model = RawbackModel(ModelConfig.from_dict(state["model_config"]))
-    elif config.init:
-        model = initial_model(config, tuple(known))
-        emit({"event": "note", "message": f"starting from the weights of {config.init}"})
+        model = kind.rebuild(state["model_config"])
     else:
-        model = RawbackModel(dataclasses.replace(preset(config.model), known_cameras=tuple(known)))
+        model = kind.build(config, tuple(known))
+        if config.init:
+            emit({"event": "note", "message": f"starting from the weights of {config.init}"})
     model = model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    step_module = TrainingStep(model, config)
+    step_module = kind.loss(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start = 0
     if state is not None:
@@ -357,11 +258,12 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             step_module, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    thumb, tone_knots = kind.head_inputs(model) if kind.head_inputs else (PairSettings.thumb, 0)
     pair_settings = PairSettings(
         patch=config.patch,
         prior_jitter=config.prior_jitter,
-        thumb=model.config.global_head.thumb_size,
-        tone_knots=model.config.global_head.tone_knots,
+        thumb=thumb,
+        tone_knots=tone_knots,
         scene_crops=config.scene_crops,
         simulator=config.simulator_settings(),
     )
@@ -382,7 +284,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         scene_fraction=config.scene_fraction,
     )
     loader = torch.utils.data.DataLoader(
-        dataset,
+        dataset if kind.item is None else KindItems(dataset, kind),
         batch_size=config.batch_size,
         sampler=StepSampler(start, config.steps, config.batch_size, rank, world),
         num_workers=config.workers,
@@ -392,17 +294,19 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if config.workers > 0 else None,
     )
-    val_images = prepare_validation(val_folders, config.val_crop) if rank == 0 and val_folders else []
+    validating = rank == 0 and val_folders and kind.validate is not None
+    val_images = prepare_validation(val_folders, config.val_crop) if validating else []
     use_bf16 = uses_bf16(config.precision, device, training=True)
 
     def save_checkpoint(step: int) -> None:
         if rank != 0:
             return
         write_checkpoint(
-            checkpoint_path, step=step, model=model, ema=ema, optimizer=optimizer, device=device,
+            checkpoint_path, step=step, model=model, model_config=kind.config_of(model), ema=ema,
+            optimizer=optimizer, device=device,
             config=config, files=files,
         )  # fmt: skip
-        save_weights(ema, out / "model.pt", meta={"step": step, "train_config": json.loads(config.to_json())})
+        kind.save(ema, out / "model.pt", {"step": step, "train_config": json.loads(config.to_json())})
 
     log = (out / LOG).open("a") if rank == 0 else None
     if log and state is not None:  # TRAIN_CONFIG holds the latest settings; the log keeps the history
@@ -431,7 +335,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
             with autocast(device, use_bf16):
-                loss, loss_denoise, loss_head = wrapped(batch)
+                loss, parts = wrapped(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -444,7 +348,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
                 # note: .item() is a CPU-GPU sync point, hence only every log_every steps
                 rate = window_steps / (time.perf_counter() - window_start)
                 record = {"event": "step", "step": step, "total": config.steps, "loss": float(loss.item()),
-                          "loss_denoise": float(loss_denoise.item()), "loss_head": float(loss_head.item()),
+                          **{name: float(part.item()) for name, part in parts.items()},
                           "grad_norm": float(grad_norm), "lr": learning_rate(step - 1, config),
                           "steps_per_s": rate, "time": time.time()}  # fmt: skip
                 if log:  # the log first: an interrupt during drawing must not lose the record
@@ -455,7 +359,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> Path:
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save_checkpoint(step)
             if val_images and (step % config.validate_every == 0 or step == config.steps):
-                scores = validate(ema, val_images)
+                scores = kind.validate(ema, val_images)
                 record = {"event": "validation", "step": step, **scores, "time": time.time()}
                 if log:
                     log.write(json.dumps(record) + "\n")
