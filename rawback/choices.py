@@ -16,6 +16,7 @@ class Method(StrEnum):
 
     DIFFUSION = "diffusion"  # the learned model (rawback.inference)
     ANALYTIC = "analytic"  # Brooks et al.'s inverse ISP (rawback.isp.unprocess)
+    LATENT = "latent"  # diffusion in the latent space of tiny autoencoders (rawback.latent_inference)
 
 
 class ModelKind(StrEnum):
@@ -24,6 +25,13 @@ class ModelKind(StrEnum):
     DIFFUSION = "diffusion"  # the packed-Bayer diffusion model with its global head (rawback.model)
     INVISP = "invisp"  # Invertible ISP (Xing et al. 2021), the baseline flow
     LATENT = "latent"  # diffusion in the latent space of TAESD-family autoencoders
+
+
+class LatentStage(StrEnum):
+    """The stages of training the latent kind (rawback.train.latent_kind)."""
+
+    AUTOENCODER = "autoencoder"  # fine-tune both autoencoders (reconstruction)
+    DIFFUSION = "diffusion"  # the denoiser in their latent space, autoencoders frozen
 
 
 class Sampler(StrEnum):

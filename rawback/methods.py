@@ -40,7 +40,18 @@ def diffusion(request: InverseRequest) -> InverseResult:
     return invert_with_model(request)
 
 
-METHODS: dict[str, Method] = {MethodName.ANALYTIC: analytic, MethodName.DIFFUSION: diffusion}
+def latent(request: InverseRequest) -> InverseResult:
+    """Diffusion in the latent space of tiny autoencoders (rawback.latent_inference, docs/latent.md)."""
+    from rawback.latent_inference import invert_with_latent
+
+    return invert_with_latent(request)
+
+
+METHODS: dict[str, Method] = {
+    MethodName.ANALYTIC: analytic,
+    MethodName.DIFFUSION: diffusion,
+    MethodName.LATENT: latent,
+}
 
 
 def get_method(name: str) -> Method:

@@ -118,7 +118,8 @@ def plan_rows(options: EvalOptions) -> list[Row]:
             settings = dataclasses.replace(options.diffusion, steps=steps)
             rows.append(Row(diffusion_label(settings), "diffusion", diffusion=settings))
     elif options.method != BASELINE:
-        rows.append(Row(options.method, options.method))
+        # the sampling settings and --weights go to every learned method (the latent one reads them)
+        rows.append(Row(options.method, options.method, diffusion=options.diffusion))
     same_white = [Row(SAME_WHITE, BASELINE, white_of=rows[0].label)] if options.method == "diffusion" else []
     return [*rows, Row(BASELINE, BASELINE), *same_white, Row(ORACLE, BASELINE, oracle=True)]
 

@@ -78,10 +78,18 @@ class UNet(nn.Module):
 
     x_in: (N, 4, H, W) scaled noisy residual; cond: (N, 16, H, W) JPEG space-to-depth + analytic
     estimate; camera: (N, 12) camera features; finish: (N, F) the global head's finish embedding.
-    H and W must be multiples of 2**(levels - 1); the wrapper pads.
+    H and W must be multiples of 2**(levels - 1); the wrapper pads. Other channel counts (the latent
+    model's, rawback.model.latent) are given by `in_channels` (x and cond together) and `out_channels`.
     """
 
-    def __init__(self, config: UNetConfig, finish_channels: int) -> None:
+    def __init__(
+        self,
+        config: UNetConfig,
+        finish_channels: int,
+        *,
+        in_channels: int = MOSAIC_CHANNELS + JPEG_CHANNELS + PRIOR_CHANNELS,
+        out_channels: int = MOSAIC_CHANNELS,
+    ) -> None:
         super().__init__()
         self.config = config
         c = config
@@ -93,8 +101,7 @@ class UNet(nn.Module):
         )
         self.camera = nn.Sequential(nn.Linear(CAMERA_FEATURES, c.embed_channels), nn.SiLU())
         self.finish = nn.Linear(finish_channels, c.embed_channels)
-        cin = MOSAIC_CHANNELS + JPEG_CHANNELS + PRIOR_CHANNELS
-        self.stem = nn.Conv2d(cin, widths[0], 3, padding=1)
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.down_attn = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -137,7 +144,7 @@ class UNet(nn.Module):
             if level > 0:
                 self.upsample.append(nn.Conv2d(now, now, 3, padding=1))
         self.out_norm = nn.GroupNorm(min(c.groups, now), now)
-        self.out = nn.Conv2d(now, MOSAIC_CHANNELS, 3, padding=1)
+        self.out = nn.Conv2d(now, out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)  # an untrained model adds nothing to the analytic estimate
         nn.init.zeros_(self.out.bias)
 

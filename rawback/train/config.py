@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rawback.choices import ModelKind, Precision
+from rawback.choices import LatentStage, ModelKind, Precision
 from rawback.errors import UsageError
 
 if TYPE_CHECKING:
@@ -21,6 +21,12 @@ class TrainConfig:
     # What is trained (rawback.choices.ModelKind, rawback.train.kinds): the diffusion model, or one
     # of the other methods of the founding proposal, on the same data engine.
     kind: str = "diffusion"
+    # The latent kind's stage (rawback.choices.LatentStage, docs/latent.md): fine-tune the
+    # autoencoders, or train the denoiser in their latent space; and the weights file whose
+    # autoencoders it starts from (tools/taesd_init.py's output for the first stage, the first
+    # stage's model.pt for the second). Ignored by the other kinds.
+    latent_stage: str = "autoencoder"
+    autoencoder: str = ""
     model: str = "small"  # model preset (rawback.model.config.PRESETS)
     steps: int = 4000  # optimiser steps in total (a resumed run continues to this)
     batch_size: int = 8  # patches per step (per process under torchrun)
@@ -80,6 +86,9 @@ class TrainConfig:
         if self.kind not in tuple(ModelKind):
             kinds = ", ".join(ModelKind)
             raise UsageError(f"kind must be one of {kinds}, not {self.kind!r}")
+        if self.latent_stage not in tuple(LatentStage):
+            stages = ", ".join(LatentStage)
+            raise UsageError(f"latent_stage must be one of {stages}, not {self.latent_stage!r}")
         if self.precision not in tuple(Precision):
             raise UsageError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         if self.patch % 2 or self.patch < 16:
