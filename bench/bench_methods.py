@@ -5,10 +5,10 @@ higher resolutions than the pixel-space model on this machine?
         [--limit 240] [--out bench/results/methods]
 
 For each method and each size (megapixels, 4:3), a synthetic photo (bench_convert.make_photo) is
-converted by `convert_file` (what `rawback convert` runs) in a fresh subprocess, so that the peak
-resident memory the parent reads for that child (os.wait4) is that conversion's alone: Python,
-torch, the weights and the photo. Reported per run: the conversion's seconds (convert_file only,
-no imports), seconds per megapixel, peak RSS, and the method's weight count. A method whose last
+converted by `convert_file` (what `rawback convert` runs) in a fresh subprocess, whose peak
+resident memory (VmHWM) is that conversion's alone: Python, torch, the weights and the photo.
+Reported per run: the conversion's seconds (convert_file only, no imports), seconds per megapixel,
+peak RSS, and the method's weight count. A method whose last
 conversion predicts (linearly in pixels) more than --limit seconds for the next size skips it, and
 the report says so. Writes OUT.json and OUT.md (a table naming the machine and the torch build).
 """
@@ -40,7 +40,17 @@ def child(photo: Path, out: Path, method: str) -> None:
     options = ConvertOptions(method=method, overwrite=True, maker_notes=False)
     start = time.perf_counter()
     convert_file(photo, out, options)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux carries into
+    it the parent's memory at the fork before exec, so every child would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status (peak memory is measured on Linux only)")
 
 
 def run_child(photo: Path, out: Path, method: str, threads: int | None) -> dict:
@@ -52,8 +62,7 @@ def run_child(photo: Path, out: Path, method: str, threads: int | None) -> dict:
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, text=True)
-        # Reaped here, not by Popen.wait: wait4 gives this child's own resource usage.
-        _, status, usage = os.wait4(process.pid, 0)
+        _, status = os.waitpid(process.pid, 0)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
@@ -63,7 +72,6 @@ def run_child(photo: Path, out: Path, method: str, threads: int | None) -> dict:
         return {"error": (errors.strip().splitlines() or [f"exit status {process.returncode}"])[-1]}
     record = json.loads(output.strip().splitlines()[-1])
     record["process_seconds"] = wall
-    record["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return record
 
 

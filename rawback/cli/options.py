@@ -17,7 +17,8 @@ from rawback.errors import UsageError
 Method = Annotated[
     str,
     typer.Option(
-        help="Inversion method: diffusion (the learned model) or analytic (Brooks et al. inverse ISP)."
+        help="Inversion method: diffusion (the learned model), analytic (Brooks et al. inverse ISP) "
+        "or latent (diffusion in a latent space, docs/latent.md)."
     ),
 ]
 Sampler = Annotated[

@@ -46,11 +46,12 @@ class LatentConfig:
             embed_channels=128, groups=8,
         )
     )  # fmt: skip
-    # EDM constants of the latent residual z_truth - E(prior); sigma_data is its typical std,
-    # measured on training pairs with the fine-tuned autoencoder (docs/latent.md).
-    sigma_data: float = 0.25
+    # EDM constants of the latent residual z_truth - E(prior); sigma_data is its typical std (0.29
+    # on 24 scene pairs of 192 pixels, with the autoencoder 50 steps into its fine-tuning;
+    # docs/latent.md), sigma_max about 30 times it, as the packed model's 1.0 is to its 0.03.
+    sigma_data: float = 0.3
     sigma_min: float = 0.002
-    sigma_max: float = 8.0
+    sigma_max: float = 10.0
     residual_decoding: bool = True
 
     def to_json(self) -> str:
