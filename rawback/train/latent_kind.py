@@ -134,8 +134,15 @@ def config_of(model: LatentModel) -> dict:
 
 
 def save(ema: LatentModel, path: Path, meta: dict) -> None:
-    from rawback.latent_weights import save_latent_weights
+    """The fp16 weights; the provenance of the autoencoders' origin (tools/taesd_init.py's `taesd`
+    record) is carried over from the file they came from, so every later file names it."""
+    from rawback.latent_weights import latent_weights_meta, save_latent_weights
 
+    source = meta.get("train_config", {}).get("autoencoder")
+    if source and Path(source).is_file() and "taesd" not in meta:
+        origin = latent_weights_meta(source).get("taesd")
+        if origin is not None:
+            meta = {**meta, "taesd": origin}
     save_latent_weights(ema, path, meta=meta)
 
 
