@@ -40,7 +40,19 @@ def diffusion(request: InverseRequest) -> InverseResult:
     return invert_with_model(request)
 
 
-METHODS: dict[str, Method] = {MethodName.ANALYTIC: analytic, MethodName.DIFFUSION: diffusion}
+def invisp(request: InverseRequest) -> InverseResult:
+    """The Invertible-ISP flow run backwards (rawback.invisp_inference); torch is imported only
+    when it runs."""
+    from rawback.invisp_inference import invert_with_flow
+
+    return invert_with_flow(request)
+
+
+METHODS: dict[str, Method] = {
+    MethodName.ANALYTIC: analytic,
+    MethodName.DIFFUSION: diffusion,
+    MethodName.INVISP: invisp,
+}
 
 
 def get_method(name: str) -> Method:

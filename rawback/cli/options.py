@@ -17,7 +17,8 @@ from rawback.errors import UsageError
 Method = Annotated[
     str,
     typer.Option(
-        help="Inversion method: diffusion (the learned model) or analytic (Brooks et al. inverse ISP)."
+        help="Inversion method: diffusion (the learned model), invisp (the Invertible-ISP flow, "
+        "docs/invisp.md) or analytic (Brooks et al. inverse ISP)."
     ),
 ]
 Sampler = Annotated[
@@ -75,7 +76,9 @@ InFlight = Annotated[
 Weights = Annotated[
     Path | None,
     typer.Option(
-        help="Model weights (.pt). Default: the bundled model (models/rawback-small.pt).", show_default=False
+        help="Model weights (.pt) of the learned method. Default: the bundled model "
+        "(models/rawback-small.pt, or models/rawback-invisp.pt for --method invisp).",
+        show_default=False,
     ),
 ]
 Device = Annotated[
