@@ -34,7 +34,9 @@ def cached_flow(weights: str) -> InvertibleIsp:
 
 
 @torch.no_grad()
-def invert_photo(model: InvertibleIsp, rgb: np.ndarray, tile: int = TILE, overlap: int = OVERLAP) -> np.ndarray:
+def invert_photo(
+    model: InvertibleIsp, rgb: np.ndarray, tile: int = TILE, overlap: int = OVERLAP
+) -> np.ndarray:
     """(H, W, 3) sRGB-encoded photo in [0, 1] -> (H, W, 3) float32 scene-linear sRGB, unclipped."""
     h, w, _ = rgb.shape
     # The flow squeezes 2x2 blocks: pad to even sides, and cut tiles on a grid of 2x2 blocks.

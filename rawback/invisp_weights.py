@@ -48,7 +48,7 @@ def load_flow(path: Path | str, device: str | torch.device = "cpu") -> Invertibl
     except Exception as exc:  # torch raises many types for a damaged file
         raise RawbackError(f"{path}: not a rawback weights file ({type(exc).__name__})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise RawbackError(f"{path}: not Invertible-ISP weights (--method invisp needs a file of `rawback train --set kind=invisp`)")
+        raise RawbackError(f"{path}: not Invertible-ISP weights (made by `rawback train --set kind=invisp`)")
     try:
         config = FlowConfig.from_dict(json.loads(payload["config"]))
         model = InvertibleIsp(config)

@@ -1,7 +1,7 @@
 """A differentiable JPEG round trip (compress and decode), for training the Invertible ISP.
 
 The steps of a baseline JPEG encoder and decoder, in torch: RGB -> YCbCr (JFIF), 4:2:0 chroma
-(2x2 means, nearest-neighbour back up), 8x8 DCT per block, quantisation with the standard
+(2x2 means, back up as libjpeg's "fancy" upsampling does), 8x8 DCT per block, quantisation with the standard
 (Annex K) tables scaled to `quality` as libjpeg scales them, then the way back. Rounding has no
 useful gradient, so the quantiser rounds with Shin and Song's (2017) cubic approximation
 round(x) + (x - round(x))^3: the value stays near the rounded one and the gradient is 3 d^2, as
@@ -115,6 +115,8 @@ def jpeg_round_trip(rgb: Tensor, quality: int = 90) -> Tensor:
     chroma = functional.avg_pool2d(ycc[:, 1:], 2)
     hc, wc = chroma.shape[-2:]
     chroma = _blocks_quantised(chroma.reshape(n * 2, hc, wc), chroma_table).reshape(n, 2, hc, wc)
-    chroma = functional.interpolate(chroma, scale_factor=2, mode="nearest")
+    # libjpeg's "fancy" upsampling: each output 3/4 of its nearest chroma sample and 1/4 of the
+    # next, which is what bilinear interpolation at scale 2 computes.
+    chroma = functional.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
     decoded = torch.einsum("ij,njhw->nihw", torch.linalg.inv(matrix), torch.cat([luma[:, None], chroma], 1))
     return decoded[:, :, :h, :w] / 255.0
