@@ -20,7 +20,7 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import RawbackError
 from rawback.evaluate.report import to_json, write_reports
 from rawback.evaluate.run import BASELINE, ORACLE, SAME_WHITE, EvalOptions, diffusion_label, run_eval
-from rawback.invisp_inference import invert_photo
+from rawback.invisp_inference import invert_photo, linear_to_mosaic
 from rawback.invisp_weights import load_flow, save_flow
 from rawback.model.diff_jpeg import cubic_round, jpeg_round_trip
 from rawback.model.invisp import FlowConfig, InvertibleIsp, parameter_count
@@ -164,6 +164,10 @@ def test_invisp_item_is_the_scene_linear_truth(raw_folder, cache_dir) -> None:
         got["linear"].permute(1, 2, 0).numpy() @ raw_from_srgb_matrix(draw.item.profile, draw.sim.neutral).T
     )
     assert np.allclose(camera, bilinear_demosaic(draw.truth, "RGGB"), atol=1e-4)
+    # ...and inference's last step gives the truth mosaic back from it exactly.
+    matrix = raw_from_srgb_matrix(draw.item.profile, draw.sim.neutral)
+    mosaic = linear_to_mosaic(got["linear"].permute(1, 2, 0).numpy(), matrix, "RGGB")
+    assert np.allclose(mosaic, np.clip(draw.truth, 0, 1), atol=1e-4)
 
 
 def test_convert_with_invisp_writes_a_dng(tmp_path) -> None:

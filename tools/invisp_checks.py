@@ -35,9 +35,9 @@ import torch
 from PIL import Image
 
 from rawback import metrics
-from rawback.invisp_inference import invert_photo
+from rawback.invisp_inference import invert_photo, linear_to_mosaic
 from rawback.invisp_weights import load_flow
-from rawback.isp.bayer import mosaic_rgb, pack_rggb
+from rawback.isp.bayer import pack_rggb
 from rawback.isp.unprocess import UnprocessSettings, raw_from_srgb_matrix, unprocess
 from rawback.train.data import build_cache, default_cache_dir, load_cached
 from rawback.train.invisp_kind import scene_linear
@@ -71,9 +71,7 @@ def to8(rgb: np.ndarray) -> np.ndarray:
 
 
 def flow_mosaic(model, rgb: np.ndarray, profile, neutral: np.ndarray) -> np.ndarray:
-    linear = invert_photo(model, rgb)
-    camera = linear @ raw_from_srgb_matrix(profile, neutral).T.astype(np.float32)
-    return np.clip(mosaic_rgb(camera, "RGGB"), 0.0, 1.0)
+    return linear_to_mosaic(invert_photo(model, rgb), raw_from_srgb_matrix(profile, neutral), "RGGB")
 
 
 @torch.no_grad()

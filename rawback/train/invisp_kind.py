@@ -104,8 +104,8 @@ def validate(model: InvertibleIsp, images: list) -> dict[str, float]:
     """Packed PSNR of the flow's inverse and of the analytic baseline on the centre crops, both
     at the daylight white (what `convert` assumes knowing nothing)."""
     from rawback import metrics
-    from rawback.invisp_inference import invert_photo
-    from rawback.isp.bayer import mosaic_rgb, pack_rggb
+    from rawback.invisp_inference import invert_photo, linear_to_mosaic
+    from rawback.isp.bayer import pack_rggb
     from rawback.isp.unprocess import UnprocessSettings, raw_from_srgb_matrix
     from rawback.train.validation import analytic_packed
 
@@ -116,8 +116,9 @@ def validate(model: InvertibleIsp, images: list) -> dict[str, float]:
     for image in images:
         crop = image.rgb[image.crop]
         linear = invert_photo(model, crop)
-        matrix = raw_from_srgb_matrix(image.profile, image.profile.daylight_neutral())
-        mosaic = np.clip(mosaic_rgb(linear @ matrix.T.astype(np.float32), "RGGB"), 0.0, 1.0)
+        mosaic = linear_to_mosaic(
+            linear, raw_from_srgb_matrix(image.profile, image.profile.daylight_neutral()), "RGGB"
+        )
         scores["psnr_model"].append(metrics.psnr(pack_rggb(mosaic, "RGGB"), image.truth))
         baseline = analytic_packed(crop, image.profile, settings)
         scores["psnr_analytic"].append(metrics.psnr(baseline, image.truth))
