@@ -6,7 +6,8 @@ neutral)--> camera RGB --sampled on the profile's CFA, clipped to [0, 1]--> norm
 The flow factors camera colour out (docs/invisp.md): it knows no camera, so the camera's matrix and
 the white balance come from the profile and `estimate_neutral` (given, maker notes, EXIF or
 daylight). The flow is fully convolutional; a photo is cut into overlapping tiles (rawback.tiling's
-grid and blend weights), so memory is bounded by the tile, not the photo.
+grid and blend weights), so the network's memory is bounded by the tile, whatever the photo's size
+(the photo and its blend accumulators remain: a 24 MP convert peaks at 1.55 GB, models/README.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rawback.isp.unprocess import raw_from_srgb_matrix
 from rawback.model.invisp import InvertibleIsp
 from rawback.tiling import blend_weights, tile_grid
 
-TILE = 512  # photo pixels per tile side: ~60 MB of activations on the CPU
+TILE = 512  # photo pixels per tile side
 OVERLAP = 64  # photo pixels neighbouring tiles share and blend (the flow's context is wider, but
 # its far pixels weigh little: tests/test_invisp.py measures the seam against one whole pass)
 

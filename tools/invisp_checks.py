@@ -14,7 +14,8 @@ L = scene-linear sRGB of the bilinear-demosaicked truth under LibRaw's as-shot w
       camera-WB render as a q90 4:2:0 JPEG, what `rawback eval` gives every method) inverted by
       the flow and by the analytic inverse, both given the true white balance, scored against
       the true mosaic (packed PSNR) overall and where the photo is clipped
-      (rawback.metrics.overexposed_mask).
+      (rawback.metrics.overexposed_mask), and the WB-oracle PSNR (one gain per channel fitted:
+      structure only) and exposure error in stops of each.
 
 PSNRs in (a) and (b) are of L with peak 1 (L is unclipped, so values above 1 count as they are).
 
@@ -110,6 +111,9 @@ def check_file(model, model64, folder: Path, crop: int, qualities: list[int]) ->
     for name, packed in (("flow", flow), ("analytic", analytic)):
         scores[f"c_{name}_psnr"] = metrics.psnr(packed, truth_packed)
         scores[f"c_{name}_psnr_overexposed"] = metrics.masked_psnr(packed, truth_packed, over)
+        # the structure with the per-channel scale factored out, and the brightness error
+        scores[f"c_{name}_psnr_wb_oracle"] = metrics.wb_oracle_psnr(packed, truth_packed)
+        scores[f"c_{name}_exposure_error_stops"] = metrics.exposure_error_stops(packed, truth_packed)
     return {"file": item.name, "camera": item.profile.name, **scores}
 
 

@@ -2,10 +2,11 @@
 
 A stack of invertible blocks maps a scene-linear sRGB image L (the RAW side, see
 rawback.train.invisp_kind) to the finished photo: `model(L)` is the forward ISP and
-`model.inverse(photo)` the exact inverse, the RGB -> RAW direction rawback uses. Each block is
+`model.inverse(photo)` the exact inverse, the RGB -> RAW direction rawback uses. The image is first
+squeezed (each 2x2 block of pixels to 12 channels at half resolution), then each block is
 
-    an invertible 1x1 convolution (a learned 3x3 channel mixing, Glow), then an affine coupling:
-    x1, x2 = the first channel, the other two
+    an invertible 1x1 convolution (a learned 12x12 channel mixing, Glow), then an affine coupling:
+    x1, x2 = the first third of the channels, the other two thirds
     y1 = x1 + F(x2)
     y2 = x2 * exp(s(y1)) + G(y1),   s = clamp * tanh(H(y1))   (bounded scale, as the paper)
 
@@ -13,11 +14,11 @@ and the inverse runs the same steps backwards: x2 = (y2 - G(y1)) * exp(-s(y1)), 
 then the inverse matrix. F, G and H are small dense blocks (each convolution sees every earlier
 feature map); G and H share one subnet with two output halves.
 
-Shrunk from the paper (8 blocks at full resolution, 32-channel dense subnets of 5 convolutions,
-three separate subnets): the image is first squeezed (each 2x2 block of pixels to 12 channels at
-half resolution, an exact permutation, as Glow does), then 8 blocks with subnets of `width`
-channels and `convs` convolutions, G and H merged: a training step on one CPU core stays near a
-second (docs/invisp.md has the measurements).
+Shrunk from the paper (8 blocks at full resolution on 3 channels, dense subnets of 32 channels,
+three separate subnets): the squeeze (an exact permutation, as Glow does) halves the resolution the
+subnets run at, and the 8 blocks have subnets of `width` channels and `convs` hidden convolutions,
+G and H merged: a training step on one CPU core takes about a second (docs/invisp.md has the
+measurements).
 """
 
 from __future__ import annotations
