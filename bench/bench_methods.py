@@ -1,7 +1,7 @@
 """Time and memory against photo size for every inversion method: does latent diffusion reach
 higher resolutions than the pixel-space model on this machine?
 
-    python bench/bench_methods.py [--methods analytic diffusion latent] [--sizes 2 6 12 24] \
+    python bench/bench_methods.py [--methods analytic diffusion invisp latent] [--sizes 2 6 12 24] \
         [--limit 240] [--out bench/results/methods]
 
 For each method and each size (megapixels, 4:3), a synthetic photo (bench_convert.make_photo) is
@@ -86,6 +86,11 @@ def parameters(method: str) -> int | None:
 
         path = bundled_latent_weights()
         return sum(p.numel() for p in load_latent_weights(path).parameters()) if path.is_file() else None
+    if method == "invisp":
+        from rawback.invisp_weights import bundled_invisp, load_flow
+
+        path = bundled_invisp()
+        return sum(p.numel() for p in load_flow(path).parameters()) if path.is_file() else None
     return None if method != "analytic" else 0
 
 

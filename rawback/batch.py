@@ -209,6 +209,11 @@ def check_options(options: ConvertOptions) -> None:
 def preload_model(options: ConvertOptions) -> None:
     """Load the learned model before the first photo: unreadable weights fail once, and loading
     them is not timed as the first photo's conversion. Nothing for the analytic method."""
+    if options.method == "invisp":
+        from rawback.invisp_inference import cached_flow
+        from rawback.invisp_weights import bundled_invisp
+
+        cached_flow(str(options.diffusion.weights or bundled_invisp()))
     if options.method == "diffusion":
         from rawback.inference import model_for
         from rawback.network import tile_network

@@ -16,6 +16,7 @@ class Method(StrEnum):
 
     DIFFUSION = "diffusion"  # the learned model (rawback.inference)
     ANALYTIC = "analytic"  # Brooks et al.'s inverse ISP (rawback.isp.unprocess)
+    INVISP = "invisp"  # the Invertible-ISP flow run backwards (rawback.invisp_inference)
     LATENT = "latent"  # diffusion in the latent space of tiny autoencoders (rawback.latent_inference)
 
 

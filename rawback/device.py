@@ -20,7 +20,9 @@ def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RawbackError(f"--device {name}: no CUDA GPU is available to this process")
-        if device.index is not None and device.index >= torch.cuda.device_count():
+        # The index as written: torch.device keeps it in 8 bits, so "cuda:999" would read as -25.
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
             raise RawbackError(f"--device {name}: this process sees {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise RawbackError(f"--device {name}: no Apple GPU (MPS) is available to this process")

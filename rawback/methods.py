@@ -40,6 +40,14 @@ def diffusion(request: InverseRequest) -> InverseResult:
     return invert_with_model(request)
 
 
+def invisp(request: InverseRequest) -> InverseResult:
+    """The Invertible-ISP flow run backwards (rawback.invisp_inference); torch is imported only
+    when it runs."""
+    from rawback.invisp_inference import invert_with_flow
+
+    return invert_with_flow(request)
+
+
 def latent(request: InverseRequest) -> InverseResult:
     """Diffusion in the latent space of tiny autoencoders (rawback.latent_inference, docs/latent.md)."""
     from rawback.latent_inference import invert_with_latent
@@ -50,6 +58,7 @@ def latent(request: InverseRequest) -> InverseResult:
 METHODS: dict[str, Method] = {
     MethodName.ANALYTIC: analytic,
     MethodName.DIFFUSION: diffusion,
+    MethodName.INVISP: invisp,
     MethodName.LATENT: latent,
 }
 

@@ -307,3 +307,14 @@ def test_cli_train_validates_writes_weights_and_refuses_to_clobber(raw_folder, c
     assert converted.exit_code == 0, converted.output
     with rawpy.imread(str(tmp_path / "photo.dng")) as raw:
         assert raw.raw_image_visible.shape == (90, 120)
+
+
+def test_a_gpu_index_beyond_the_machine_is_refused_however_large(monkeypatch) -> None:
+    from rawback.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    for name in ("cuda:2", "cuda:999", "cuda:256"):  # 999 and 256 wrap around in torch.device
+        with pytest.raises(RawbackError, match=f"--device {name}: this process sees 2 CUDA GPU"):
+            resolve_device(name)

@@ -15,7 +15,6 @@ from rawback.cli.options import (
     Ensemble,
     EvalUndoToneCurve,
     Include,
-    Method,
     Overlap,
     Precision,
     Quiet,
@@ -36,7 +35,14 @@ def eval_command(
     data: Annotated[
         Path, typer.Option(help="Folder of ground-truth RAW files, searched recursively.", show_default=False)
     ],
-    method: Method = choices.Method.DIFFUSION.value,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Method under test: diffusion, invisp or analytic; repeat it to score several "
+            "(one row each). Default: diffusion.",
+            show_default=False,
+        ),
+    ] = None,
     protocol: Annotated[
         str,
         typer.Option(
@@ -111,11 +117,16 @@ def eval_command(
         from rawback.evaluate.run import EvalOptions, parse_steps, run_eval
         from rawback.methods import get_method
 
+        methods = tuple(dict.fromkeys(method or [choices.Method.DIFFUSION.value]))
         try:  # bad names are usage errors, reported before any work
-            get_method(method)
+            for name in methods:
+                get_method(name)
             get_protocol(protocol, pairs)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        learned = [name for name in methods if name in (choices.Method.DIFFUSION, choices.Method.INVISP)]
+        if weights is not None and len(learned) > 1:
+            raise UsageError("--weights names one model's file: give it with one learned --method")
         step_counts = parse_steps(steps)
         diffusion = diffusion_settings(
             weights=weights, sampler=sampler, steps=step_counts[0], seed=seed, ensemble=ensemble, tile=tile,
@@ -123,7 +134,7 @@ def eval_command(
             undo_exposure=undo_exposure, undo_tone_curve=undo_tone_curve, residual=residual,
         )  # fmt: skip
         options = EvalOptions(
-            data=data, method=method, protocol=protocol, pairs=pairs, camera=camera,
+            data=data, method=methods[0], methods=methods, protocol=protocol, pairs=pairs, camera=camera,
             tone_curve_from=tone_curve_from, save_inputs=save_inputs, include=tuple(include or ()),
             limit=limit, diffusion=diffusion, steps=step_counts,
         )  # fmt: skip

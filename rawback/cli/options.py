@@ -17,8 +17,9 @@ from rawback.errors import UsageError
 Method = Annotated[
     str,
     typer.Option(
-        help="Inversion method: diffusion (the learned model), analytic (Brooks et al. inverse ISP) "
-        "or latent (diffusion in a latent space, docs/latent.md)."
+        help="Inversion method: diffusion (the learned model), invisp (the Invertible-ISP flow, "
+        "docs/invisp.md), latent (diffusion in a latent space, docs/latent.md) or analytic (Brooks et "
+        "al. inverse ISP)."
     ),
 ]
 Sampler = Annotated[
@@ -76,7 +77,9 @@ InFlight = Annotated[
 Weights = Annotated[
     Path | None,
     typer.Option(
-        help="Model weights (.pt). Default: the bundled model (models/rawback-small.pt).", show_default=False
+        help="Model weights (.pt) of the learned method. Default: the bundled model "
+        "(models/rawback-small.pt, or models/rawback-invisp.pt for --method invisp).",
+        show_default=False,
     ),
 ]
 Device = Annotated[

@@ -11,11 +11,17 @@ from pathlib import Path
 
 
 def run_record(
-    *, data: Path, include: Sequence[str], limit: int | None, device: str | None, weights: str | None
+    *,
+    data: Path,
+    include: Sequence[str],
+    limit: int | None,
+    device: str | None,
+    weights: str | None,
+    invisp_weights: str | None = None,
 ) -> dict[str, object]:
     """Versions, the date, the machine, the selection (`data`, `include`, `limit`) and, for the
-    learned method, the `device` it ran on and the `weights` (None: the bundled model) by content
-    (None when the file cannot be read)."""
+    diffusion method, the `device` it ran on and the `weights` (None: the bundled model) by content
+    (None when the file cannot be read); for the invisp method, its `invisp_weights` likewise."""
     import numpy as np
 
     import rawback
@@ -42,6 +48,13 @@ def run_record(
             "torch_threads": torch.get_num_threads(),
             "device": device,
             "weights": str(path),
-            "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None,
+            "weights_sha256": _sha256(path),
         }
+    if invisp_weights is not None:
+        path = Path(invisp_weights).resolve()
+        record |= {"invisp_weights": str(path), "invisp_weights_sha256": _sha256(path)}
     return record
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

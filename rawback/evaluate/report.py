@@ -44,6 +44,11 @@ def run_line(run: dict) -> str:
             f"; torch {run['torch']} on {run['device']} ({run['torch_threads']} threads), weights "
             f"`{Path(str(run['weights'])).name}` (sha256 {str(run['weights_sha256'])[:12]})"
         )
+    if "invisp_weights" in run:
+        line += (
+            f"; invisp weights `{Path(str(run['invisp_weights'])).name}` "
+            f"(sha256 {str(run['invisp_weights_sha256'])[:12]})"
+        )
     return line + "."
 
 
@@ -53,12 +58,13 @@ def to_json(report: EvalReport) -> dict:
         "run": report.run,
         "protocol": opts.protocol,
         "protocol_summary": report.protocol_summary,
-        "method": opts.method,
+        "method": opts.tested[0],
+        "methods": list(opts.tested),
         "data": str(opts.data),
         "pairs": str(opts.pairs) if opts.pairs else None,
         "camera": opts.camera,
         "tone_curve_from": opts.tone_curve_from,
-        "diffusion": _diffusion_json(opts.diffusion) if opts.method == "diffusion" else None,
+        "diffusion": _diffusion_json(opts.diffusion) if "diffusion" in opts.tested else None,
         "steps": list(opts.steps),
         "rows": report.rows,
         "metrics": METRICS,
@@ -92,7 +98,9 @@ def to_markdown(report: EvalReport) -> str:
     head = "| | " + " | ".join(METRICS[k] for k in keys) + " |"
     rule = "|---" * (len(keys) + 1) + "|"
     lines = [
-        f"# rawback eval: protocol `{report.options.protocol}`, method `{report.options.method}`",
+        f"# rawback eval: protocol `{report.options.protocol}`, "
+        + ("method " if len(report.options.tested) == 1 else "methods ")
+        + ", ".join(f"`{m}`" for m in report.options.tested),
         "",
         f"Protocol: {report.protocol_summary}.",
         f"Data: `{report.options.data}`, {len(report.images)} files, {len(report.failed)} failed.",
@@ -119,9 +127,10 @@ def to_markdown(report: EvalReport) -> str:
 
 
 def write_reports(report: EvalReport, folder: Path) -> tuple[Path, Path]:
-    """Write `eval-<protocol>-<method>.json` and `.md` into `folder` (replacing older ones)."""
+    """Write `eval-<protocol>-<method>.json` and `.md` into `folder` (replacing older ones); with
+    several methods, their names joined by `+`."""
     make_folder(folder)
-    stem = f"eval-{report.options.protocol}-{report.options.method}"
+    stem = f"eval-{report.options.protocol}-{'+'.join(report.options.tested)}"
     if report.options.pairs:
         stem += "-pairs"
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"

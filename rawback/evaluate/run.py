@@ -75,6 +75,13 @@ class EvalOptions:
     limit: int | None = None
     diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
     steps: tuple[int, ...] = ()  # diffusion step counts to sweep, one row each; empty = diffusion.steps
+    # Several methods under test (`eval --method a --method b`), rows in this order; empty: `method`.
+    methods: tuple[str, ...] = ()
+
+    @property
+    def tested(self) -> tuple[str, ...]:
+        """The methods under test, each once, in order."""
+        return tuple(dict.fromkeys(self.methods or (self.method,)))
 
 
 @dataclass(frozen=True)
@@ -107,20 +114,31 @@ def diffusion_label(settings: DiffusionSettings) -> str:
 
 
 def plan_rows(options: EvalOptions) -> list[Row]:
-    """The method under test (one row per swept step count), the baseline and the oracle."""
+    """The methods under test (diffusion: one row per swept step count), the baseline and the
+    oracle; with diffusion among them, the baseline given the diffusion model's white balance."""
     rows: list[Row] = []
-    if options.method == "diffusion":
-        # one-step ignores the step count: a sweep would repeat one row
-        counts = options.steps or (options.diffusion.steps,)
-        if options.diffusion.sampler == "one-step":
-            counts = (1,)
-        for steps in dict.fromkeys(counts):
-            settings = dataclasses.replace(options.diffusion, steps=steps)
-            rows.append(Row(diffusion_label(settings), "diffusion", diffusion=settings))
-    elif options.method != BASELINE:
-        # the sampling settings and --weights go to every learned method (the latent one reads them)
-        rows.append(Row(options.method, options.method, diffusion=options.diffusion))
-    same_white = [Row(SAME_WHITE, BASELINE, white_of=rows[0].label)] if options.method == "diffusion" else []
+    diffusion_rows: list[Row] = []
+    for method in options.tested:
+        if method == "diffusion":
+            # one-step ignores the step count: a sweep would repeat one row
+            counts = options.steps or (options.diffusion.steps,)
+            if options.diffusion.sampler == "one-step":
+                counts = (1,)
+            for steps in dict.fromkeys(counts):
+                settings = dataclasses.replace(options.diffusion, steps=steps)
+                diffusion_rows.append(Row(diffusion_label(settings), "diffusion", diffusion=settings))
+            rows += diffusion_rows
+        elif method != BASELINE:
+            # invisp and latent read --weights too when one is the learned method; beside diffusion,
+            # whose weights those are, they take their bundled weights.
+            beside_diffusion = "diffusion" in options.tested
+            settings = (
+                dataclasses.replace(options.diffusion, weights=None)
+                if beside_diffusion
+                else options.diffusion
+            )
+            rows.append(Row(method, method, diffusion=settings))
+    same_white = [Row(SAME_WHITE, BASELINE, white_of=diffusion_rows[0].label)] if diffusion_rows else []
     return [*rows, Row(BASELINE, BASELINE), *same_white, Row(ORACLE, BASELINE, oracle=True)]
 
 
@@ -317,7 +335,8 @@ def evaluate_file(
 
 def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | None = None) -> EvalReport:
     """Evaluate every RAW file; one bad file is recorded as an error and the run goes on."""
-    get_method(options.method)  # fail early on a bad name
+    for method in options.tested:  # fail early on a bad name
+        get_method(method)
     protocol = get_protocol(options.protocol, options.pairs)
     files = find_raw_files(options.data, options.include)
     if options.limit is not None:
@@ -334,6 +353,15 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
 
         # Loaded once up front: bad weights or an absent device fail here, not once per file.
         device = str(next(model_for(options.diffusion).parameters()).device)
+    invisp_weights = None
+    if any(row.method == "invisp" for row in rows):
+        from rawback.invisp_inference import cached_flow
+        from rawback.invisp_weights import bundled_invisp
+
+        invisp_weights = str(
+            next(r for r in rows if r.method == "invisp").diffusion.weights or bundled_invisp()
+        )
+        cached_flow(invisp_weights)  # bad weights fail here, not once per file
     finish_from: CameraProfile | Literal["matched"] | None = None
     if options.tone_curve_from == MATCHED:
         finish_from = MATCHED
@@ -371,6 +399,7 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
         limit=options.limit,
         device=device,
         weights=options.diffusion.weights,
+        invisp_weights=invisp_weights,
     )
     return report
 

@@ -49,6 +49,7 @@ class ModelKind:
 # Each kind lives in its own module, as "module:attribute".
 KINDS: dict[str, str] = {
     KindName.DIFFUSION: "rawback.train.diffusion_kind:KIND",
+    KindName.INVISP: "rawback.train.invisp_kind:KIND",
     KindName.LATENT: "rawback.train.latent_kind:KIND",
 }
 
