@@ -318,3 +318,13 @@ def test_a_gpu_index_beyond_the_machine_is_refused_however_large(monkeypatch) ->
     for name in ("cuda:2", "cuda:999", "cuda:256"):  # 999 and 256 wrap around in torch.device
         with pytest.raises(RawbackError, match=f"--device {name}: this process sees 2 CUDA GPU"):
             resolve_device(name)
+
+
+def test_every_kind_a_config_accepts_has_a_training() -> None:
+    from rawback.choices import ModelKind as KindName
+    from rawback.train.kinds import get_kind
+
+    for name in KindName:
+        kind = get_kind(name)
+        assert kind.name == name
+        assert callable(kind.build) and callable(kind.loss) and callable(kind.save)

@@ -53,8 +53,9 @@ def row_scores(report: dict, row: str) -> dict[str, float | None]:
 
 
 def method_of(row: str) -> str:
-    """The method a row label names ("diffusion (euler, 1 step)" -> "diffusion")."""
-    return row.split(" (")[0].split(",")[0]
+    """The method a row label names ("diffusion (euler, 1 step)" -> "diffusion"); "" for reference
+    rows that borrow another row's estimate ("analytic, the model's white balance")."""
+    return "" if "," in row else row.split(" (")[0]
 
 
 def table(reports: list[dict], bench: dict | None) -> str:
@@ -67,13 +68,15 @@ def table(reports: list[dict], bench: dict | None) -> str:
             if row not in SKIPPED_ROWS and row not in by_protocol[protocol]:
                 by_protocol[protocol][row] = row_scores(report, row)
     extra = bench_columns(bench)
-    titles = [title for _, title, _ in COLUMNS] + [title for title, _ in extra]
+    # With a bench, its convert times (one conversion at a time) replace eval's method times.
+    columns = [c for c in COLUMNS if not (extra and c[0] == "seconds_per_mp")]
+    titles = [title for _, title, _ in columns] + [title for title, _ in extra]
     lines = []
     for protocol, rows in by_protocol.items():
         lines += [f"**Protocol `{protocol}`** ({files[protocol]} files)", ""]
         lines += ["| method | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
         for row, scores in rows.items():
-            cells = [fmt(scores[key], digits) for key, _, digits in COLUMNS]
+            cells = [fmt(scores[key], digits) for key, _, digits in columns]
             cells += [values.get(method_of(row), "n/a") for _, values in extra]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -81,19 +84,20 @@ def table(reports: list[dict], bench: dict | None) -> str:
 
 
 def bench_columns(bench: dict | None) -> list[tuple[str, dict[str, str]]]:
-    """(title, {method: cell}) columns from a bench_methods report: peak memory at the largest
-    size measured, and parameters."""
+    """(title, {method: cell}) columns from a bench_methods report, at the largest photo each
+    method ran: `convert`'s seconds per megapixel and peak memory, and the weights' parameters."""
     if not bench:
         return []
-    memory: dict[str, str] = {}
-    params: dict[str, str] = {}
+    largest: dict[str, dict] = {}
     for run in bench.get("runs", []):
-        method = run["method"]
-        if run.get("peak_rss_mib") is not None:
-            memory[method] = f"{run['peak_rss_mib'] / 1024:.1f} GiB at {run['megapixels']:.0f} MP"
-        if run.get("parameters") is not None:
-            params[method] = f"{run['parameters'] / 1e6:.2f} M"
-    return [("peak memory (largest photo)", memory), ("parameters", params)]
+        if run.get("seconds") is None:  # skipped (over the time limit) or failed
+            continue
+        if run["megapixels"] >= largest.get(run["method"], {}).get("megapixels", 0):
+            largest[run["method"]] = run
+    speed = {m: f"{r['seconds_per_mp']:.2f} at {r['megapixels']:.0f} MP" for m, r in largest.items()}
+    memory = {m: f"{r['peak_rss_mib'] / 1024:.2f} GiB" for m, r in largest.items()}
+    params = {m: f"{r['parameters'] / 1e6:.2f} M" for m, r in largest.items()}
+    return [("convert s/MP (bench)", speed), ("peak memory", memory), ("parameters", params)]
 
 
 def fmt(value: float | None, digits: int) -> str:
