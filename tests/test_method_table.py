@@ -41,9 +41,13 @@ def test_rows_are_camera_means_and_the_baseline_is_listed_once(method_table) -> 
         {"method": "invisp", "megapixels": 12, "seconds": 12.0, "seconds_per_mp": 1.0, "peak_rss_mib": 1024,
          "parameters": 45_344},
         {"method": "invisp", "megapixels": 24, "skipped": "predicted 300 s > 240 s", "parameters": 45_344},
+        {"method": "diffusion", "megapixels": 12, "seconds": 36.0, "seconds_per_mp": 3.0,
+         "peak_rss_mib": 2048, "parameters": 1_332_680},
     ]}  # fmt: skip
     text = method_table.table(reports, bench)
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    overview, protocol = text.split("**Protocol `rawback`**")
+    assert "| invisp | 23.00 / n/a |" in overview  # packed / WB-oracle on every protocol
+    lines = [line for line in protocol.splitlines() if line.startswith("| ")]
     assert "(3 files)" in text  # the unreadable file is not counted
     # camera A's two files average to 32, then the mean with camera B's 40 is 36, not 34.67
     assert lines[1].startswith("| diffusion (euler, 1 step) | 36.00 |")
@@ -52,4 +56,5 @@ def test_rows_are_camera_means_and_the_baseline_is_listed_once(method_table) -> 
     assert not any(line.startswith("| analytic, oracle") for line in lines)
     # bench cells at the largest size that ran; none for a method the bench did not run
     assert lines[3].endswith("| 1.00 at 12 MP | 1.00 GiB | 0.05 M |")
-    assert lines[1].endswith("| n/a | n/a | n/a |")
+    assert lines[1].endswith("| 3.00 at 12 MP | 2.00 GiB | 1.33 M |")  # "diffusion (euler, 1 step)"
+    assert lines[2] == "| analytic | 30.00 | n/a | n/a | 10.00 | n/a | n/a | n/a |"  # not in this bench

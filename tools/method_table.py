@@ -55,7 +55,8 @@ def row_scores(report: dict, row: str) -> dict[str, float | None]:
 def method_of(row: str) -> str:
     """The method a row label names ("diffusion (euler, 1 step)" -> "diffusion"); "" for reference
     rows that borrow another row's estimate ("analytic, the model's white balance")."""
-    return "" if "," in row else row.split(" (")[0]
+    name = row.split(" (")[0]
+    return "" if "," in name else name
 
 
 def table(reports: list[dict], bench: dict | None) -> str:
@@ -67,11 +68,13 @@ def table(reports: list[dict], bench: dict | None) -> str:
         for row in report["rows"]:
             if row not in SKIPPED_ROWS and row not in by_protocol[protocol]:
                 by_protocol[protocol][row] = row_scores(report, row)
+    # the default protocol first, the others as the reports came
+    by_protocol = dict(sorted(by_protocol.items(), key=lambda item: item[0] != "rawback"))
+    lines = summary(by_protocol)
     extra = bench_columns(bench)
     # With a bench, its convert times (one conversion at a time) replace eval's method times.
     columns = [c for c in COLUMNS if not (extra and c[0] == "seconds_per_mp")]
     titles = [title for _, title, _ in columns] + [title for title, _ in extra]
-    lines = []
     for protocol, rows in by_protocol.items():
         lines += [f"**Protocol `{protocol}`** ({files[protocol]} files)", ""]
         lines += ["| method | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
@@ -81,6 +84,27 @@ def table(reports: list[dict], bench: dict | None) -> str:
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def summary(by_protocol: dict[str, dict[str, dict]]) -> list[str]:
+    """Every row on every protocol at a glance: packed / WB-oracle PSNR."""
+    protocols = list(by_protocol)
+    rows = list(dict.fromkeys(row for rows in by_protocol.values() for row in rows))
+    lines = ["**Packed / WB-oracle PSNR (dB) on every protocol**", ""]
+    lines += [
+        "| method | " + " | ".join(f"`{p}`" for p in protocols) + " |",
+        "|---" * (len(protocols) + 1) + "|",
+    ]
+    for row in rows:
+        cells = []
+        for protocol in protocols:
+            scores = by_protocol[protocol].get(row)
+            cells.append(
+                "n/a" if scores is None
+                else f"{fmt(scores['psnr_packed'], 2)} / {fmt(scores['psnr_wb_oracle'], 2)}"
+            )  # fmt: skip
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def bench_columns(bench: dict | None) -> list[tuple[str, dict[str, str]]]:
