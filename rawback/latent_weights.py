@@ -4,56 +4,40 @@ denoiser in half precision, the LatentConfig embedded and beside it as JSON, lik
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from rawback.errors import RawbackError
 from rawback.model.latent import LatentConfig, LatentModel
+from rawback.weights_file import bundled_path, read_weights_payload, write_weights_file
 
 FORMAT = "rawback-latent-1"
 WEIGHTS_NAME = "rawback-latent.pt"
 
 
 def bundled_latent_weights() -> Path:
-    """The shipped latent model: models/ of a source checkout, else a wheel's share/rawback/models."""
-    checkout = Path(__file__).resolve().parents[1] / "models" / WEIGHTS_NAME
-    if checkout.is_file():
-        return checkout
-    return Path(sys.prefix) / "share" / "rawback" / "models" / WEIGHTS_NAME
+    """The shipped latent model (rawback.weights_file.bundled_path)."""
+    return bundled_path(WEIGHTS_NAME)
 
 
 def save_latent_weights(
     model: LatentModel, path: Path, *, meta: dict | None = None, dtype: torch.dtype = torch.float16
 ) -> None:
     """Write the model (fp16 by default: what is shipped) atomically, and its config as JSON."""
-    from rawback.io.atomic import atomic_output
-
-    state = {k: v.detach().to("cpu", dtype) for k, v in model.state_dict().items()}
-    payload = {
-        "format": FORMAT,
-        "config": model.config.to_json(),
-        "meta": json.dumps(meta or {}),
-        "state": state,
-    }
-    with atomic_output(path, overwrite=True) as tmp:
-        torch.save(payload, tmp)
-    with atomic_output(path.with_suffix(".json"), overwrite=True) as tmp:
-        Path(tmp).write_text(model.config.to_json() + "\n")
+    write_weights_file(
+        path, format=FORMAT, config_json=model.config.to_json(), state=model.state_dict(), meta=meta,
+        dtype=dtype,
+    )  # fmt: skip
 
 
 def read_latent_payload(path: Path | str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise RawbackError(f"{path}: latent model weights not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise RawbackError(f"{path}: not a rawback latent weights file ({type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise RawbackError(f"{path}: not a rawback latent weights file (--method latent needs one)")
-    return payload
+    return read_weights_payload(
+        path,
+        format=FORMAT,
+        what="latent model weights",
+        wrong_format="not a rawback latent weights file (--method latent needs one)",
+    )
 
 
 def load_latent_weights(path: Path | str, device: str | torch.device = "cpu") -> LatentModel:

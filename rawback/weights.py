@@ -4,7 +4,6 @@ config as JSON beside it (so `cat model.json` says what a file is without loadin
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -12,18 +11,15 @@ import torch
 from rawback.errors import RawbackError
 from rawback.model.config import ModelConfig
 from rawback.model.denoiser import RawbackModel
+from rawback.weights_file import bundled_path, read_weights_payload, write_weights_file
 
 FORMAT = "rawback-weights-1"
 WEIGHTS_NAME = "rawback-small.pt"
 
 
 def bundled_weights() -> Path:
-    """The shipped model: models/ of a source checkout (editable install), else the copy a wheel
-    installs under <prefix>/share/rawback/models (pyproject's data-files)."""
-    checkout = Path(__file__).resolve().parents[1] / "models" / WEIGHTS_NAME
-    if checkout.is_file():
-        return checkout
-    return Path(sys.prefix) / "share" / "rawback" / "models" / WEIGHTS_NAME
+    """The shipped diffusion model (rawback.weights_file.bundled_path)."""
+    return bundled_path(WEIGHTS_NAME)
 
 
 BUNDLED = bundled_weights()
@@ -31,19 +27,9 @@ BUNDLED = bundled_weights()
 
 def save_weights(model: RawbackModel, path: Path, *, meta: dict | None = None) -> None:
     """Write weights (fp16: half the size, no measurable loss for inference) atomically."""
-    from rawback.io.atomic import atomic_output
-
-    state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
-    payload = {
-        "format": FORMAT,
-        "config": model.config.to_json(),
-        "meta": json.dumps(meta or {}),
-        "state": state,
-    }
-    with atomic_output(path, overwrite=True) as tmp:
-        torch.save(payload, tmp)
-    with atomic_output(path.with_suffix(".json"), overwrite=True) as tmp:
-        Path(tmp).write_text(model.config.to_json() + "\n")
+    write_weights_file(
+        path, format=FORMAT, config_json=model.config.to_json(), state=model.state_dict(), meta=meta
+    )
 
 
 def load_weights(path: Path | str, device: str | torch.device = "cpu") -> RawbackModel:
@@ -51,14 +37,9 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> Rawbac
     one RawbackError: the config is checked, and the tensors' names and shapes are compared with
     a model built on the meta device (no memory) before the real one is allocated."""
     path = Path(path)
-    if not path.is_file():
-        raise RawbackError(f"{path}: model weights not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise RawbackError(f"{path}: not a rawback weights file ({type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise RawbackError(f"{path}: not a rawback weights file")
+    payload = read_weights_payload(
+        path, format=FORMAT, what="model weights", wrong_format="not a rawback weights file"
+    )
     config = _config(path, payload.get("config"))
     state = payload.get("state")
     if not isinstance(state, dict) or not all(

@@ -184,4 +184,4 @@ def test_convert_method_latent_writes_a_dng_from_a_tiny_weights_file(tmp_path: P
     with rawpy.imread(str(out)) as raw:
         assert raw.raw_image.shape[0] >= 54 and np.asarray(raw.raw_image).max() > 0
     bad = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "photo.jpg"), "--overwrite"])
-    assert bad.exit_code != 0 and "not a rawback latent weights file" in bad.output
+    assert bad.exit_code != 0 and "not a rawback weights file" in bad.output

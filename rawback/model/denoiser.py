@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rawback.model.config import ModelConfig
+from rawback.model.edm import edm_loss_weight, edm_scalings
 from rawback.model.heads import GlobalHead, ResidualGate
 from rawback.model.unet import UNet
 
@@ -49,13 +50,8 @@ class EDMDenoiser(nn.Module):
         finish: torch.Tensor,
     ) -> torch.Tensor:
         """x: (N, 4, H, W) noisy residual; cond: (N, 16, H, W); camera, finish: (N, C) per photo."""
-        sd = self.config.sigma_data
-        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
+        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, x.shape[0], self.config.sigma_data)
         x = x.to(torch.float32)
-        c_skip = sd**2 / (sigma**2 + sd**2)
-        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
-        c_in = 1.0 / (sigma**2 + sd**2).sqrt()
-        c_noise = sigma.log().reshape(-1) / 4.0
         # Pad to the U-Net's multiple (reflect keeps image statistics at the edge), then crop back.
         h, w = x.shape[-2:]
         m = self.unet.multiple
@@ -69,9 +65,7 @@ class EDMDenoiser(nn.Module):
         return c_skip * x + c_out * f.to(torch.float32)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """EDM's lambda(sigma) = 1 / c_out^2: every noise level contributes equally at init."""
-        sd = self.config.sigma_data
-        return (sigma**2 + sd**2) / (sigma * sd) ** 2
+        return edm_loss_weight(sigma, self.config.sigma_data)
 
 
 class RawbackModel(nn.Module):

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rawback.model.config import UNetConfig
+from rawback.model.edm import edm_loss_weight, edm_scalings
 from rawback.model.tiny_autoencoder import DOWNSCALE, TinyDecoder, TinyEncoder
 from rawback.model.unet import UNet
 
@@ -115,13 +116,8 @@ class LatentDenoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, camera: torch.Tensor
     ) -> torch.Tensor:
-        sd = self.config.sigma_data
-        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
+        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, x.shape[0], self.config.sigma_data)
         x = x.to(torch.float32)
-        c_skip = sd**2 / (sigma**2 + sd**2)
-        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
-        c_in = 1.0 / (sigma**2 + sd**2).sqrt()
-        c_noise = sigma.log().reshape(-1) / 4.0
         h, w = x.shape[-2:]
         m = self.unet.multiple
         ph, pw = -h % m, -w % m
@@ -134,8 +130,7 @@ class LatentDenoiser(nn.Module):
         return c_skip * x + c_out * f.to(torch.float32)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        sd = self.config.sigma_data
-        return (sigma**2 + sd**2) / (sigma * sd) ** 2
+        return edm_loss_weight(sigma, self.config.sigma_data)
 
 
 class LatentModel(nn.Module):
