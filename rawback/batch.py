@@ -283,10 +283,13 @@ def run_one(
 
 def default_in_flight(options: ConvertOptions) -> int:
     """Photos converted at once by default (choices.IN_FLIGHT): on a GPU enough to keep it busy
-    while the CPU decodes and encodes; on the CPU, where the network takes every core, two."""
-    if options.method != "diffusion":
+    while the CPU decodes and encodes; on the CPU, where a network takes every core, one; two for
+    the analytic method, which has no network."""
+    if options.method == "analytic":
+        return IN_FLIGHT["analytic"]
+    if options.method == "invisp":  # the flow runs on the CPU only
         return IN_FLIGHT["cpu"]
-    from rawback.device import resolve_device  # imports torch: only for the learned method
+    from rawback.device import resolve_device  # imports torch: only for the learned methods
 
     return IN_FLIGHT["cpu" if resolve_device(options.diffusion.device).type == "cpu" else "gpu"]
 

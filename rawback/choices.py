@@ -107,6 +107,9 @@ DEFAULT_STEPS = 1
 # in docs/experiments.md#speed). On a GPU larger batches fill the device: None chooses the batch
 # from its free memory (rawback.network); the tile is not tuned yet.
 TILING: dict[str, tuple[int, int | None]] = {"cpu": (320, 1), "gpu": (512, None)}
-# Photos a batch converts at once (rawback.pipeline), by kind of device: their decode, prior and
-# DNG encode overlap the network, and their tiles share its batches (rawback.schedule).
-IN_FLIGHT = {"cpu": 2, "gpu": 4}
+# Photos a batch converts at once (rawback.pipeline): on a GPU their decode, prior and DNG encode
+# overlap the network, and their tiles share its batches (rawback.schedule). A network on the CPU
+# takes every core, and a second photo's CPU stages beside it slowed a 2-core batch by 10-37 %
+# (docs/experiments.md): one at a time. The analytic method has no network: two photos at once
+# use two cores.
+IN_FLIGHT = {"cpu": 1, "gpu": 4, "analytic": 2}

@@ -195,3 +195,12 @@ def test_a_stop_from_a_later_photo_that_finishes_first_starts_nothing_more() -> 
     )
     assert started == [0, 1] and not_run == 3
     assert reported == ["ok", "full"]  # still in the photos' order
+
+
+def test_on_the_cpu_a_network_converts_one_photo_at_a_time_and_the_analytic_method_two() -> None:
+    # A second photo's CPU stages beside a network that takes every core made a 2-core batch slower
+    # (docs/experiments.md); the analytic method has no network and gains from a second photo.
+    assert batch.default_in_flight(ConvertOptions(method="analytic")) == 2
+    for method in ("diffusion", "invisp", "latent"):
+        options = ConvertOptions(method=method, diffusion=DiffusionSettings(device="cpu"))
+        assert batch.default_in_flight(options) == 1, method

@@ -69,8 +69,8 @@ InFlight = Annotated[
         "--in-flight",
         min=1,
         help="Photos converted at once: their decoding and writing overlap the network and their "
-        "tiles share its batches; each DNG is the same as the photo's alone. Default: 2 on the CPU, "
-        "4 on a GPU; 1 converts one photo after another.",
+        "tiles share its batches; each DNG is the same as the photo's alone. Default: 4 on a GPU; "
+        "on the CPU 1 (2 with --method analytic); 1 converts one photo after another.",
         show_default=False,
     ),
 ]
