@@ -7,6 +7,7 @@ by name. "analytic" is the Brooks et al. inverse (rawback.isp.unprocess).
 from __future__ import annotations
 
 from rawback.choices import Method as MethodName
+from rawback.diffusion_settings import DiffusionSettings
 from rawback.finish import measured_finish, measured_finish_note
 from rawback.inverse import InverseRequest, InverseResult, Method, estimate_neutral
 from rawback.isp.unprocess import unprocess
@@ -69,3 +70,26 @@ def get_method(name: str) -> Method:
     except KeyError:
         known = ", ".join(sorted(METHODS))
         raise ValueError(f"unknown method {name!r}; available: {known}") from None
+
+
+# The learned methods besides diffusion: `eval` loads and records their weights by name.
+OTHER_LEARNED = (MethodName.INVISP, MethodName.LATENT)
+
+
+def load_method_weights(method: str, settings: DiffusionSettings) -> str:
+    """Load an OTHER_LEARNED method's weights (`settings.weights`, else its bundled file) once, so
+    that bad weights fail before any photo is inverted; returns the path loaded."""
+    if method == MethodName.INVISP:
+        from rawback.invisp_inference import cached_flow
+        from rawback.invisp_weights import bundled_invisp
+
+        path = str(settings.weights or bundled_invisp())
+        cached_flow(path)
+        return path
+    if method == MethodName.LATENT:
+        from rawback.latent_inference import latent_model_for
+        from rawback.latent_weights import bundled_latent_weights
+
+        latent_model_for(settings)
+        return str(settings.weights or bundled_latent_weights())
+    raise ValueError(f"{method!r} is not one of {', '.join(OTHER_LEARNED)}")

@@ -3,6 +3,7 @@ stages of the latent kind, and `convert --method latent`."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,19 @@ def test_convert_method_latent_writes_a_dng_from_a_tiny_weights_file(tmp_path: P
         assert raw.raw_image.shape[0] >= 54 and np.asarray(raw.raw_image).max() > 0
     bad = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "photo.jpg"), "--overwrite"])
     assert bad.exit_code != 0 and "not a rawback weights file" in bad.output
+
+
+def test_eval_of_the_latent_method_records_its_weights(raw_folder, tmp_path) -> None:
+    from rawback.evaluate.report import run_line, to_json
+    from rawback.evaluate.run import EvalOptions, run_eval
+
+    weights = tmp_path / "latent.pt"
+    save_latent_weights(tiny_latent_model(), weights)
+    settings = DiffusionSettings(weights=str(weights), device="cpu", steps=1)
+    report = run_eval(EvalOptions(data=raw_folder, method="latent", include=("b/*",), diffusion=settings))
+    (image,) = report.images
+    assert image.error is None and np.isfinite(image.rows["latent"]["psnr_packed"])
+    run = to_json(report)["run"]
+    assert run["latent_weights"] == str(weights.resolve())
+    assert run["latent_weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert f"latent weights `latent.pt` (sha256 {run['latent_weights_sha256'][:12]})" in run_line(run)

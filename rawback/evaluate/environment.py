@@ -17,11 +17,12 @@ def run_record(
     limit: int | None,
     device: str | None,
     weights: str | None,
-    invisp_weights: str | None = None,
+    method_weights: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Versions, the date, the machine, the selection (`data`, `include`, `limit`) and, for the
     diffusion method, the `device` it ran on and the `weights` (None: the bundled model) by content
-    (None when the file cannot be read); for the invisp method, its `invisp_weights` likewise."""
+    (None when the file cannot be read); for the other learned methods (invisp, latent), the
+    weights each ran, as `<method>_weights` and its SHA-256, likewise."""
     import numpy as np
 
     import rawback
@@ -50,9 +51,9 @@ def run_record(
             "weights": str(path),
             "weights_sha256": _sha256(path),
         }
-    if invisp_weights is not None:
-        path = Path(invisp_weights).resolve()
-        record |= {"invisp_weights": str(path), "invisp_weights_sha256": _sha256(path)}
+    for method, weights_path in (method_weights or {}).items():
+        path = Path(weights_path).resolve()
+        record |= {f"{method}_weights": str(path), f"{method}_weights_sha256": _sha256(path)}
     return record
 
 

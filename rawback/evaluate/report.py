@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rawback.evaluate.run import MATCHED, METRICS, EvalReport
 from rawback.io.atomic import atomic_output, make_folder
+from rawback.methods import OTHER_LEARNED
 
 
 def _fmt(key: str, value: float | None) -> str:
@@ -44,11 +45,12 @@ def run_line(run: dict) -> str:
             f"; torch {run['torch']} on {run['device']} ({run['torch_threads']} threads), weights "
             f"`{Path(str(run['weights'])).name}` (sha256 {str(run['weights_sha256'])[:12]})"
         )
-    if "invisp_weights" in run:
-        line += (
-            f"; invisp weights `{Path(str(run['invisp_weights'])).name}` "
-            f"(sha256 {str(run['invisp_weights_sha256'])[:12]})"
-        )
+    for method in OTHER_LEARNED:
+        if f"{method}_weights" in run:
+            line += (
+                f"; {method} weights `{Path(str(run[f'{method}_weights'])).name}` "
+                f"(sha256 {str(run[f'{method}_weights_sha256'])[:12]})"
+            )
     return line + "."
 
 

@@ -33,7 +33,7 @@ from rawback.io.files import find_raw_files, no_raw_files
 from rawback.io.raw import CAMERA_WB_RENDER, RawImage, read_raw, render_raw
 from rawback.isp.bayer import pack_rggb, rggb_crop
 from rawback.isp.unprocess import UnprocessSettings, to_counts
-from rawback.methods import get_method
+from rawback.methods import OTHER_LEARNED, get_method, load_method_weights
 
 BASELINE = "analytic"
 ORACLE = "analytic, oracle white balance"
@@ -353,15 +353,11 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
 
         # Loaded once up front: bad weights or an absent device fail here, not once per file.
         device = str(next(model_for(options.diffusion).parameters()).device)
-    invisp_weights = None
-    if any(row.method == "invisp" for row in rows):
-        from rawback.invisp_inference import cached_flow
-        from rawback.invisp_weights import bundled_invisp
-
-        invisp_weights = str(
-            next(r for r in rows if r.method == "invisp").diffusion.weights or bundled_invisp()
-        )
-        cached_flow(invisp_weights)  # bad weights fail here, not once per file
+    method_weights = {
+        row.method: load_method_weights(row.method, row.diffusion)
+        for row in rows
+        if row.method in OTHER_LEARNED
+    }
     finish_from: CameraProfile | Literal["matched"] | None = None
     if options.tone_curve_from == MATCHED:
         finish_from = MATCHED
@@ -399,7 +395,7 @@ def run_eval(options: EvalOptions, progress: Callable[[int, int, str], None] | N
         limit=options.limit,
         device=device,
         weights=options.diffusion.weights,
-        invisp_weights=invisp_weights,
+        method_weights=method_weights,
     )
     return report
 
