@@ -25,7 +25,7 @@ from rawback.diffusion_settings import DiffusionSettings
 from rawback.errors import ProfileError
 from rawback.io.exif import ExifData
 from rawback.isp import tone
-from rawback.isp.unprocess import UnprocessSettings
+from rawback.isp.unprocess import UnprocessSettings, unprocess
 
 MID_GREY = 0.18  # the JPEG's linear value at which a measured curve's exposure gain is reported
 
@@ -134,6 +134,22 @@ def measured_finish(profile: CameraProfile, settings: UnprocessSettings) -> Meas
     if settings.tone_curve not in (ToneCurve.AUTO, ToneCurve.MEASURED) or profile.tone_curve is None:
         return None
     return MeasuredFinish(np.asarray(profile.tone_curve, dtype=np.float32), profile.saturation or 1.0)
+
+
+def unprocess_with_finish(
+    rgb: np.ndarray, profile: CameraProfile, neutral: np.ndarray, settings: UnprocessSettings, bit_depth: int
+) -> tuple[np.ndarray, MeasuredFinish | None]:
+    """The analytic inverse of a photo (rawback.isp.unprocess, mosaic on the profile's CFA), with
+    the profile's measured finish undone when `settings` leave the tone curve to it; and that
+    finish (None: none was undone)."""
+    finish = measured_finish(profile, settings)
+    curve, saturation = None, 1.0
+    if finish is not None:
+        settings, curve, saturation = finish.decoding(settings), finish.curve, finish.saturation
+    mosaic = unprocess(
+        rgb, profile, neutral, settings, bit_depth=bit_depth, curve=curve, saturation=saturation
+    )
+    return mosaic, finish
 
 
 def measured_finish_note(profile: CameraProfile) -> str:

@@ -19,8 +19,7 @@ import torch
 
 from rawback.inverse import InverseRequest, InverseResult, estimate_neutral
 from rawback.invisp_weights import bundled_invisp, load_flow
-from rawback.isp.bayer import channel_index
-from rawback.isp.unprocess import raw_from_srgb_matrix
+from rawback.isp.unprocess import mosaic_from_linear, raw_from_srgb_matrix
 from rawback.model.invisp import InvertibleIsp
 from rawback.tiling import blend_weights, tile_grid
 
@@ -62,13 +61,7 @@ def invert_photo(
 def linear_to_mosaic(linear: np.ndarray, raw_from_srgb: np.ndarray, pattern: str) -> np.ndarray:
     """(H, W, 3) scene-linear sRGB -> (H, W) normalised mosaic on `pattern`, clipped to [0, 1]:
     at each CFA site only its camera channel (one row of the matrix), as rawback.isp.unprocess does."""
-    h, w, _ = linear.shape
-    sites = channel_index(pattern)
-    out = np.empty((h, w), dtype=np.float32)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            out[dy::2, dx::2] = linear[dy::2, dx::2] @ raw_from_srgb[sites[dy, dx]].astype(np.float32)
-    return np.clip(out, 0.0, 1.0, out=out)
+    return mosaic_from_linear(lambda dy, dx: linear[dy::2, dx::2], raw_from_srgb, pattern, linear.shape[:2])
 
 
 def invert_with_flow(request: InverseRequest) -> InverseResult:

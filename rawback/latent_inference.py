@@ -25,12 +25,14 @@ from torch import Tensor
 from rawback.camera import CameraProfile
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.features import camera_features
-from rawback.finish import measured_finish, measured_finish_note
+from rawback.finish import measured_finish_note, unprocess_with_finish
+from rawback.inference import RECONSTRUCTION_SIGMAS, photo_seed
 from rawback.inverse import InverseRequest, InverseResult, estimate_neutral
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
-from rawback.isp.unprocess import UnprocessSettings, unprocess
+from rawback.isp.unprocess import UnprocessSettings
 from rawback.latent_codec import decode_tiled, encode_tiled, pad_to_multiple
 from rawback.latent_weights import bundled_latent_weights, load_latent_weights
+from rawback.model.config import ModelConfig
 from rawback.model.latent import LatentModel, from_perceptual, photo_half, to_perceptual
 from rawback.model.tiny_autoencoder import DOWNSCALE
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas
@@ -42,9 +44,9 @@ from rawback.tiling import TiledDenoiser
 LATENT_TILE = 64
 LATENT_OVERLAP = 8
 PHOTO_PER_LATENT = 2 * DOWNSCALE  # photo pixels per latent pixel along an axis
-# A lift above the prior that counts as reconstructed light (3 times the packed residual's typical
-# spread, rawback.inference's rule).
-RECONSTRUCTION_MARGIN = 0.09
+# A lift above the prior that counts as reconstructed light: rawback.inference's rule, in the
+# packed residual's typical spread (the pixel model's sigma_data; the latent one is in other units).
+RECONSTRUCTION_MARGIN = RECONSTRUCTION_SIGMAS * ModelConfig.sigma_data
 
 
 @functools.lru_cache(maxsize=2)
@@ -120,20 +122,14 @@ def latent_prior(
 ) -> tuple[np.ndarray, str | None]:
     """(packed prior (h, w, 4), note of a measured finish or None) of an RGGB-phase crop, as the
     analytic method makes it."""
-    finish = measured_finish(profile, settings)
-    curve, saturation = None, 1.0
-    if finish is not None:
-        settings, curve, saturation = finish.decoding(settings), finish.curve, finish.saturation
     rggb = dataclasses.replace(profile, cfa_pattern="RGGB")
-    mosaic = unprocess(crop, rggb, neutral, settings, bit_depth=bit_depth, curve=curve, saturation=saturation)
+    mosaic, finish = unprocess_with_finish(crop, rggb, neutral, settings, bit_depth)
     note = None if finish is None else measured_finish_note(profile)
-    return pack_rggb(np.clip(mosaic, 0.0, 1.0), "RGGB"), note
+    return pack_rggb(mosaic, "RGGB"), note
 
 
 def invert_with_latent(request: InverseRequest) -> InverseResult:
     """The "latent" method of rawback.methods."""
-    from rawback.inference import photo_seed
-
     settings = request.diffusion
     model = latent_model_for(settings)
     estimate = estimate_neutral(request)

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 from rawback.choices import Method as MethodName
 from rawback.diffusion_settings import DiffusionSettings
-from rawback.finish import measured_finish, measured_finish_note
+from rawback.finish import measured_finish_note, unprocess_with_finish
 from rawback.inverse import InverseRequest, InverseResult, Method, estimate_neutral
-from rawback.isp.unprocess import unprocess
 
 
 def analytic(request: InverseRequest) -> InverseResult:
     estimate = estimate_neutral(request)
     neutral, note = estimate.neutral, estimate.note
-    finish = measured_finish(request.profile, request.settings)
-    settings, curve, saturation = request.settings, None, 1.0
-    if finish is not None:
-        settings, curve, saturation = finish.decoding(settings), finish.curve, finish.saturation
-    mosaic = unprocess(
-        request.rgb, request.profile, neutral, settings, bit_depth=request.bit_depth,
-        curve=curve, saturation=saturation,
-    )  # fmt: skip
+    mosaic, finish = unprocess_with_finish(
+        request.rgb, request.profile, neutral, request.settings, request.bit_depth
+    )
     notes = (note,) if finish is None else (note, measured_finish_note(request.profile))
     return InverseResult(
         mosaic=mosaic,

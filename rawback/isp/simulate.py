@@ -225,16 +225,22 @@ def _parametric(
     return np.rint(np.clip(enc, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def camera_to_linear_srgb(linear_rgb: np.ndarray, profile: CameraProfile, neutral: np.ndarray) -> np.ndarray:
+def camera_to_linear_srgb(
+    linear_rgb: np.ndarray, profile: CameraProfile, neutral: np.ndarray, *, clipped: bool = True
+) -> np.ndarray:
     """White balance and colour matrix as LibRaw applies them, the steps `unprocess` inverts.
 
     LibRaw multiplies by the white-balance gains (smallest = 1) and clips at the white level, then
     applies `rgb_cam` and clips to the output range: both clips are part of what the inverse sees.
+    With `clipped` False neither clip is made: the scene-linear image, the exact inverse of
+    rawback.isp.unprocess.raw_from_srgb_matrix (what Invertible ISP's flow learns to give back).
     """
     scale = white_balance_scale(neutral).astype(np.float32)
-    balanced = np.clip(linear_rgb * scale, 0.0, 1.0)
+    balanced = linear_rgb * scale
     matrix = profile.srgb_from_camera().astype(np.float32)
-    return np.clip(balanced @ matrix.T, 0.0, 1.0)
+    if not clipped:
+        return balanced @ matrix.T
+    return np.clip(np.clip(balanced, 0.0, 1.0) @ matrix.T, 0.0, 1.0)
 
 
 def _rolloff(

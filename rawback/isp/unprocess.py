@@ -17,6 +17,7 @@ Clipped highlights and JPEG loss cannot be undone analytically; that is the lear
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,19 +138,30 @@ def unprocess(
     # The curve on mixed values: a table over 16-bit linear steps, far finer than an 8-bit input
     # and several times faster than interpolating every value.
     curve_table = tone.apply_inverse(_LINEAR_STEPS, curve) if desaturate and curve is not None else None
-    raw_from_srgb = raw_from_srgb_matrix(profile, neutral)
-    sites = channel_index(profile.cfa_pattern)
-    out = np.empty((h, w), dtype=np.float32)
-    # Each CFA site needs only one camera channel: one row of the matrix per quarter image.
+
+    def quarter(dy: int, dx: int) -> np.ndarray:  # (h/2, w/2, 3) linear sRGB
+        lin = table[codes[dy::2, dx::2]]
+        if desaturate:
+            lin = _undo_saturation(lin, saturation)
+            if curve_table is not None:
+                lin = curve_table[np.rint(lin * (len(curve_table) - 1)).astype(np.intp)]
+        return lin
+
+    return mosaic_from_linear(quarter, raw_from_srgb_matrix(profile, neutral), profile.cfa_pattern, (h, w))
+
+
+def mosaic_from_linear(
+    quarter: Callable[[int, int], np.ndarray], raw_from_srgb: np.ndarray, pattern: str, shape: tuple[int, int]
+) -> np.ndarray:
+    """Linear sRGB -> (H, W) normalised mosaic on `pattern`, clipped to [0, 1]. The linear image
+    comes a quarter at a time, `quarter(dy, dx)` being its pixels at rows dy::2 and columns dx::2,
+    so that no whole-size three-channel copy need exist: each CFA site needs only its own camera
+    channel, one row of `raw_from_srgb` per quarter."""
+    sites = channel_index(pattern)
+    out = np.empty(shape, dtype=np.float32)
     for dy in (0, 1):
         for dx in (0, 1):
-            lin = table[codes[dy::2, dx::2]]  # (h/2, w/2, 3) linear sRGB
-            if desaturate:
-                lin = _undo_saturation(lin, saturation)
-                if curve_table is not None:
-                    lin = curve_table[np.rint(lin * (len(curve_table) - 1)).astype(np.intp)]
-            row = raw_from_srgb[sites[dy, dx]].astype(np.float32)
-            out[dy::2, dx::2] = lin @ row
+            out[dy::2, dx::2] = quarter(dy, dx) @ raw_from_srgb[sites[dy, dx]].astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rawback.isp.unprocess import white_balance_scale
+from rawback.isp.simulate import camera_to_linear_srgb
 from rawback.model.diff_jpeg import jpeg_round_trip
 from rawback.model.invisp import FlowConfig, InvertibleIsp
 from rawback.train.config import TrainConfig
@@ -44,8 +44,7 @@ TRAIN_JPEG_QUALITY = 90
 def scene_linear(camera_rgb: np.ndarray, profile, neutral: np.ndarray) -> np.ndarray:
     """(H, W, 3) camera RGB (normalised, not white-balanced) -> scene-linear sRGB, unclipped: the
     exact inverse of rawback.isp.unprocess.raw_from_srgb_matrix(profile, neutral)."""
-    balanced = camera_rgb * white_balance_scale(neutral).astype(np.float32)
-    return balanced @ profile.srgb_from_camera().astype(np.float32).T
+    return camera_to_linear_srgb(camera_rgb, profile, neutral, clipped=False)
 
 
 def item(pairs: TrainingPairs, index: int) -> dict[str, torch.Tensor]:
