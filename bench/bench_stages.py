@@ -2,7 +2,7 @@
 
     python bench/bench_stages.py [--device auto] [--sizes 4000x3000,6000x4000] [--repeat 2]
         [--methods diffusion,analytic] [--batch-photos N] [--batch-size 4000x3000]
-        [--json stages.json] [--table stages.txt] [--profile profile.txt]
+        [--compare-host-pixels] [--json stages.json] [--table stages.txt] [--profile profile.txt]
 
 For each size and method, `convert_file` (what `rawback convert` runs) on a synthetic JPEG: one
 warm-up, --repeat plain timings (the end-to-end number: median), then one instrumented run that
@@ -12,10 +12,12 @@ splits the time into stages. Then `batch.run_jobs` (what `rawback batch` runs) o
     decode   reading the photo (rawback.io.image.read_image)
     head     the global head on the thumbnail (inference.estimate_global)
     seed     the per-photo noise seed, a hash of the pixels (inference.photo_seed)
-    prior    the analytic inverse (inference.analytic_prior; methods' unprocess for `analytic`)
+    prior    the analytic inverse (inference.analytic_prior, or analytic_prior_on_device on a GPU;
+             methods' unprocess_with_finish for `analytic`)
     network  the network's forward passes (hooks on model.denoiser)
     blend    the tiled denoiser minus the network: cutting tiles, host-device copies, blending
-    mosaic   highlights and raw counts (convert's restore_clipping and to_counts)
+    mosaic   highlights and raw counts (convert.raw_counts: on a GPU, where the method left its
+             mosaic, also the CFA placement, and the download of the counts)
     encode   lossless-JPEG tiles and the preview JPEG (rawback.io.dng)
     write    the rest of write_dng: the TIFF layout, the file, the rename
     other    the rest of the total: EXIF, maker notes, sampler arithmetic, packing...
@@ -70,10 +72,10 @@ WRAPPED = (
     ("rawback.inference", "estimate_global", "head"),
     ("rawback.inference", "photo_seed", "seed"),
     ("rawback.inference", "analytic_prior", "prior"),
-    ("rawback.methods", "unprocess", "prior"),
+    ("rawback.inference", "analytic_prior_on_device", "prior"),
+    ("rawback.methods", "unprocess_with_finish", "prior"),
     ("rawback.tiling", "TiledDenoiser.__call__", "tiled"),
-    ("rawback.convert", "restore_clipping", "mosaic"),
-    ("rawback.convert", "to_counts", "mosaic"),
+    ("rawback.convert", "raw_counts", "mosaic"),
     ("rawback.io.dng", "write_dng", "write_dng"),
     ("rawback.io.dng", "_ljpeg_tiles", "encode"),
     ("rawback.io.dng", "_preview_ifd", "encode"),
@@ -160,6 +162,21 @@ class Stages:
         out["write"] = seen["write_dng"] - seen.get("encode", 0.0) if "write_dng" in seen else None
         out["other"] = total - sum(seen.get(s, 0.0) for s in TOP_LEVEL)
         return {s: out[s] for s in STAGES}
+
+
+@contextlib.contextmanager
+def per_pixel_work_on_host(on_host: bool) -> Iterator[None]:
+    """With `on_host`, the learned method's per-pixel steps run in NumPy on the host even on a GPU
+    (rawback.inference.keeps_on_device says no): the path before they moved to the device."""
+    import rawback.inference as inference
+
+    keeps = inference.keeps_on_device
+    if on_host:
+        inference.keeps_on_device = lambda device: False
+    try:
+        yield
+    finally:
+        inference.keeps_on_device = keeps
 
 
 # --- the network's work and the hardware's bound ---------------------------------------------------
@@ -381,6 +398,12 @@ def main() -> None:
     parser.add_argument(
         "--in-flight", type=int, help="photos the batch converts at once (default: `rawback batch`'s)"
     )
+    parser.add_argument(
+        "--compare-host-pixels",
+        action="store_true",
+        help="also convert with the per-pixel steps around the network (prior, highlights, counts) in "
+        "NumPy on the host, as before rawback.isp.on_device: a 'host-pixels' row per size",
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--table", type=Path, help="write the table here too")
     parser.add_argument("--profile", type=Path, help="write torch.profiler's op table of one convert here")
@@ -407,21 +430,23 @@ def main() -> None:
         for text in args.sizes.split(","):
             width, height = size(text)
             photo = synthetic_photo(folder / f"{text}.jpg", width, height)
-            for method in methods:
+            on_host_too = ["diffusion"] if args.compare_host_pixels and "diffusion" in methods else []
+            for method, on_host in [(m, False) for m in methods] + [(m, True) for m in on_host_too]:
                 options = ConvertOptions(method=method, overwrite=True, diffusion=settings)
                 out = folder / f"{text}-{method}.dng"
-                convert_file(photo, out, options)  # warm-up: lazy imports, the model, cuDNN's choice
-                row = measure(
-                    "convert",
-                    f"convert {method} {text}",
-                    width * height / 1e6,
-                    1,
-                    lambda photo=photo, out=out, options=options: convert_file(photo, out, options),
-                    args.repeat,
-                    model if method == "diffusion" else None,
-                    device,
-                    bound["flop_per_s"],
-                )
+                with per_pixel_work_on_host(on_host):
+                    convert_file(photo, out, options)  # warm-up: lazy imports, the model, cuDNN's choice
+                    row = measure(
+                        "convert",
+                        f"convert {method} {text}" + (" host-pixels" if on_host else ""),
+                        width * height / 1e6,
+                        1,
+                        lambda photo=photo, out=out, options=options: convert_file(photo, out, options),
+                        args.repeat,
+                        model if method == "diffusion" else None,
+                        device,
+                        bound["flop_per_s"],
+                    )
                 report["runs"].append(row)
                 print(table({**report, "runs": [row]}).splitlines()[-1], flush=True)
         if photos:

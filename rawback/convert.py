@@ -20,7 +20,7 @@ from rawback.io.atomic import check_writable
 from rawback.io.dng_identity import DngIdentity, decide_identity
 from rawback.io.exif import camera_display_name
 from rawback.io.makernotes import MakerNoteReading
-from rawback.isp.highlights import restore_clipping
+from rawback.isp.highlights import Highlights, restore_clipping
 from rawback.isp.unprocess import UnprocessSettings, to_counts
 from rawback.methods import get_method
 from rawback.white_balance import camera_white
@@ -119,10 +119,10 @@ def invert_image(
         exposure_value=exposure_value(image.exif),
         diffusion=undo_tone_curve_for(image.exif, tone_curve, options.diffusion),
         progress=progress,
+        mosaic_on_device=True,
     )
     result = get_method(options.method)(request)
-    # Blown areas read as a saturated sensor, so raw editors see them clipped (isp/highlights.py).
-    highlights = restore_clipping(result.mosaic, image.rgb, result.reconstructed)
+    counts, highlights = raw_counts(result, image.rgb, profile)
     method_notes = (*result.notes, *highlights.notes, *reading.notes)
     if white.neutral is None and white.note:
         method_notes = (*method_notes, white.note)
@@ -131,11 +131,22 @@ def invert_image(
     if image.color_note:
         notes = (*notes, image.color_note)
     notes = (*notes, *image.notes)
-    counts = to_counts(highlights.mosaic, profile)
     return Inversion(
         counts, result.neutral, profile, notes, chosen.source, result.neutral_source,
         result.tone_curve_undone, photo_camera=own.profile.name == profile.name or not (make or model),
     )  # fmt: skip
+
+
+def raw_counts(
+    result: InverseResult, rgb: np.ndarray, profile: CameraProfile
+) -> tuple[np.ndarray, Highlights]:
+    """A method's mosaic as the DNG's integers, blown areas first set to read as a saturated
+    sensor so that raw editors see them clipped (isp/highlights.py); on the GPU where the method
+    left its mosaic there (rawback.device_mosaic)."""
+    if not isinstance(result.mosaic, np.ndarray):
+        return result.mosaic.raw_counts(rgb, profile)
+    highlights = restore_clipping(result.mosaic, rgb, result.reconstructed)
+    return to_counts(highlights.mosaic, profile), highlights
 
 
 _CAMERA_KINDS = {

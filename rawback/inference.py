@@ -12,6 +12,8 @@ Data flow for one photo (stored orientation, CFA of the camera profile):
   5. a calibrated model's residual gate (rawback.model.heads) weights the residual by its per-photo
      trust, in full where the photo is clipped;
   6. prior + residual, clipped, is unpacked into the profile's CFA.
+On a GPU steps 1, 3 and 6 run there too (rawback.isp.on_device, the same bits), and for `convert`
+the mosaic stays there for its highlights and raw counts (rawback.device_mosaic).
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ import torch
 from rawback.camera import CameraProfile
 from rawback.choices import Residual
 from rawback.device import resolve_device, uses_bf16
+from rawback.device_mosaic import DeviceMosaic
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.features import camera_features, exif_features, profile_camera, thumbnail_input
 from rawback.finish import UndoneFinish, learned_finish, model_finish
 from rawback.inverse import InverseRequest, InverseResult, NeutralSource, estimate_neutral
 from rawback.isp.bayer import pack_rggb, packed_to_pattern, rggb_crop
+from rawback.isp.on_device import unprocess_packed
 from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.heads import GLOBAL_OUTPUTS, clipped_blocks, gated_residual
-from rawback.network import tile_network
+from rawback.network import TileNetwork, tile_network
 from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
 from rawback.tiling import TiledDenoiser
 from rawback.weights import BUNDLED, load_weights
@@ -243,13 +247,33 @@ def sample_residual(
 
 
 class Reconstruction(NamedTuple):
-    packed: np.ndarray  # (h, w, 4) float32 prediction, RGGB-phase crop of the photo
-    prior: np.ndarray  # (h, w, 4) float32 analytic estimate it refined
+    packed: torch.Tensor  # (h, w, 4) float32 prediction, RGGB-phase crop of the photo, on `device`
+    prior: torch.Tensor  # (h, w, 4) float32 analytic estimate it refined, on `device`
     # False when the residual had no trust and nothing was clipped, so no tile was worth a network call
     network_ran: bool
 
 
-def reconstruct_packed(
+def keeps_on_device(device: torch.device) -> bool:
+    """Whether a photo's per-pixel work around the network runs on the model's device (a GPU):
+    the analytic prior, and for `convert` the highlights and raw counts (rawback.device_mosaic).
+    On the CPU the NumPy forms are as fast and need no copies."""
+    return device.type == "cuda"
+
+
+def analytic_prior_on_device(
+    photo: torch.Tensor, profile: CameraProfile, estimate: GlobalEstimate, settings: UnprocessSettings,
+    bit_depth: int,
+) -> torch.Tensor:  # fmt: skip
+    """`analytic_prior` of an RGGB-phase photo (3, H, W) on its device -> (1, 4, h, w), the same bits."""
+    packed = unprocess_packed(
+        photo, _as_rggb(profile), estimate.neutral, settings, bit_depth=bit_depth, curve=estimate.curve,
+        saturation=estimate.saturation,
+    )  # fmt: skip
+    exposure = torch.tensor(estimate.exposure, dtype=torch.float32, device=photo.device)
+    return torch.div(packed, exposure).clamp_(0.0, 1.0)[None]
+
+
+def reconstruct(
     model: RawbackModel,
     rgb: np.ndarray,
     profile: CameraProfile,
@@ -261,14 +285,22 @@ def reconstruct_packed(
     seed: int,
     progress: Progress | None = None,
 ) -> Reconstruction:
-    """RGGB-phase crop of a photo -> its packed prediction and prior."""
+    """RGGB-phase crop of a photo -> its packed prediction and prior, left on the model's device."""
     rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
-    crop = np.ascontiguousarray(rgb[rows, cols], dtype=np.float32)
-    prior = analytic_prior(crop, profile, estimate, settings, bit_depth)
-    prior_t = torch.from_numpy(prior).permute(2, 0, 1)[None]
-    photo_t = torch.from_numpy(crop).permute(2, 0, 1)[None]
+    network = tile_network(model, diffusion)
+    device = network.device
+    if keeps_on_device(device):
+        # The photo goes up once, as decoded, and everything per pixel is made there from it.
+        photo = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
+        photo_t = network.upload(photo)[rows, cols].permute(2, 0, 1)
+        prior_t = analytic_prior_on_device(photo_t, profile, estimate, settings, bit_depth)
+        photo_t = photo_t[None]
+    else:
+        crop = np.ascontiguousarray(rgb[rows, cols], dtype=np.float32)
+        prior = analytic_prior(crop, profile, estimate, settings, bit_depth)
+        prior_t = network.upload(torch.from_numpy(prior).permute(2, 0, 1)[None])
+        photo_t = network.upload(torch.from_numpy(crop).permute(2, 0, 1)[None])
     cond = condition(photo_t, prior_t)
-    device = next(model.parameters()).device
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
     clipped = clipped_blocks(photo_t) if estimate.trust < 1.0 else None
     network_ran = True
@@ -276,25 +308,33 @@ def reconstruct_packed(
         residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed, progress)
     elif clipped.any():
         # With no trust the residual is read only where the photo is clipped: only the tiles that
-        # hold a clipped block run (none at all when nothing is clipped, below).
+        # hold a clipped block run (none at all when nothing is clipped, below). The tiler reads
+        # the mask on the CPU.
+        where = (clipped > 0).cpu()
         residual = sample_residual(
-            model, cond, camera, estimate.finish.to(device), diffusion, seed, progress, only_where=clipped > 0
+            model, cond, camera, estimate.finish.to(device), diffusion, seed, progress, only_where=where
         )
     else:
         residual = torch.zeros_like(prior_t, dtype=torch.float64)
         network_ran = False
         if progress is not None:
             progress(1.0)
-    # A residual on the GPU stays there: the gate and the sum are made there, and only the float32
-    # prediction comes back, through a pinned buffer (half the bytes of float64).
-    network = tile_network(model, diffusion) if residual.is_cuda else None
-    beside_residual = (lambda t: t) if network is None else network.upload
+    # A residual on the GPU stays there: the gate and the sum are made there.
     if clipped is not None:
         trust = torch.tensor([estimate.trust])
-        residual = gated_residual(residual, beside_residual(trust), beside_residual(clipped.double()))
-    packed_t = (beside_residual(prior_t.double()) + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).float()
-    packed = (packed_t if network is None else network.download(packed_t)).numpy()
-    return Reconstruction(packed, prior, network_ran)
+        residual = gated_residual(residual, network.upload(trust), clipped.double())
+    packed_t = (prior_t.double() + residual).clamp(0.0, 1.0)[0].permute(1, 2, 0).float()
+    return Reconstruction(packed_t, prior_t[0].permute(1, 2, 0), network_ran)
+
+
+def reconstruct_packed(
+    model: RawbackModel, rgb: np.ndarray, profile: CameraProfile, **kwargs
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """`reconstruct`'s prediction and prior as NumPy arrays on the host, and whether the network
+    ran (training's validation and the gate's calibration); keyword arguments as there."""
+    packed, prior, network_ran = reconstruct(model, rgb, profile, **kwargs)
+    network = tile_network(model, kwargs["diffusion"])
+    return network.download(packed).numpy(), network.download(prior).numpy(), network_ran
 
 
 def _as_rggb(profile: CameraProfile) -> CameraProfile:
@@ -334,7 +374,7 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
     )
     notes.extend(finish.notes)
     estimate = estimate.with_finish(finish)
-    packed, prior, network_ran = reconstruct_packed(
+    reconstruction = reconstruct(
         model,
         request.rgb,
         request.profile,
@@ -345,18 +385,10 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         seed=photo_seed(settings.seed, request.rgb),
         progress=request.progress,
     )
-    if not network_ran:
+    if not reconstruction.network_ran:
         notes.insert(network_note_at, "nothing in the photo is clipped, so the network did not run")
-    h, w = request.rgb.shape[:2]
-    mosaic = packed_to_pattern(packed, request.profile.cfa_pattern, h, w)
-    reconstructed = None
-    if network_ran:
-        # Sites the residual lifted above the analytic prior by more than its own spread (3 sigma_data
-        # of the training residuals): light the photo lost that the model restores. Smaller lifts are
-        # the residual's noise, and kept in a blown area they would read as unclipped data.
-        margin = RECONSTRUCTION_SIGMAS * model.config.sigma_data
-        lifted = (packed > prior + margin).astype(np.float32)
-        reconstructed = packed_to_pattern(lifted, request.profile.cfa_pattern, h, w) > 0.5
+    network = tile_network(model, settings)
+    mosaic, reconstructed = _mosaic(reconstruction, request, network, model.config.sigma_data)
     return InverseResult(
         mosaic=mosaic,
         neutral=estimate.neutral,
@@ -366,3 +398,27 @@ def invert_with_model(request: InverseRequest) -> InverseResult:
         tone_curve_undone=finish.curve is not None,
         reconstructed=reconstructed,
     )
+
+
+def _mosaic(
+    reconstruction: Reconstruction, request: InverseRequest, network: TileNetwork, sigma_data: float
+) -> tuple[np.ndarray | DeviceMosaic, np.ndarray | None]:
+    """The reconstruction in the profile's CFA and the sites it reconstructed, on the host; or, on a
+    GPU and where the caller takes it (`convert`), left there as a DeviceMosaic."""
+    packed, prior, network_ran = reconstruction
+    h, w = request.rgb.shape[:2]
+    pattern = request.profile.cfa_pattern
+    # Sites the residual lifted above the analytic prior by more than its own spread (3 sigma_data
+    # of the training residuals): light the photo lost that the model restores. Smaller lifts are
+    # the residual's noise, and kept in a blown area they would read as unclipped data.
+    margin = RECONSTRUCTION_SIGMAS * sigma_data
+    if keeps_on_device(packed.device):
+        lifted = packed > prior + margin if network_ran else None
+        on_device = DeviceMosaic(packed, lifted, pattern, h, w, network)
+        return (on_device, None) if request.mosaic_on_device else on_device.to_host()
+    packed, prior = network.download(packed).numpy(), network.download(prior).numpy()
+    mosaic = packed_to_pattern(packed, pattern, h, w)
+    if not network_ran:
+        return mosaic, None
+    lifted = (packed > prior + margin).astype(np.float32)
+    return mosaic, packed_to_pattern(lifted, pattern, h, w) > 0.5

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from rawback.camera import CameraProfile
 from rawback.diffusion_settings import DiffusionSettings
 from rawback.isp import color
 from rawback.isp.unprocess import UnprocessSettings, neutral_for_illuminant
+
+if TYPE_CHECKING:  # torch is imported only by the methods that run it
+    from rawback.device_mosaic import DeviceMosaic
 
 
 class NeutralSource(Enum):
@@ -45,11 +49,16 @@ class InverseRequest:
     # Told the fraction of the work done, 0..1, during a long inversion (the learned method); for
     # progress bars only.
     progress: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
+    # The caller takes a mosaic left on the GPU (`convert`, which restores highlights and quantises
+    # there): a method that ran on one may then return a rawback.device_mosaic.DeviceMosaic.
+    mosaic_on_device: bool = False
 
 
 @dataclass(frozen=True)
 class InverseResult:
-    mosaic: np.ndarray  # (H, W) float32 in [0, 1], CFA of the profile, 0 = black, 1 = white level
+    # (H, W) float32 in [0, 1], CFA of the profile, 0 = black, 1 = white level; a DeviceMosaic only
+    # where the request's `mosaic_on_device` allowed it
+    mosaic: np.ndarray | DeviceMosaic
     neutral: np.ndarray  # the scene white the result assumes; written as AsShotNeutral
     notes: tuple[str, ...] = ()
     exposure: float = 1.0  # the exposure gain of the finish the method undid (1 = none)

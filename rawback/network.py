@@ -126,8 +126,10 @@ class TileNetwork:
         return tile_batch_for_memory(free, tile_bytes)
 
     def upload(self, tensor: Tensor) -> Tensor:
-        """A CPU tensor on `state_device` (through a pinned buffer on a GPU)."""
-        return tensor if self.staging is None else self.staging.upload(tensor)
+        """A CPU tensor on `state_device` (through a pinned buffer on a GPU); one already there as is."""
+        if self.staging is None or tensor.device == self.device:
+            return tensor
+        return self.staging.upload(tensor)
 
     def download(self, tensor: Tensor) -> Tensor:
         """A tensor of `state_device` on the CPU (through a pinned buffer from a GPU)."""

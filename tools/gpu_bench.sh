@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU speed check of issue 19 (docs/model.md, "Where the time goes"), as ONE device call of
 # about 5 minutes (at most 8, each step under `timeout`): the CUDA tests, then bench/bench_stages.py
-# on the GPU: a 24 MP JPEG -> DNG end to end (and 12 MP), a batch of 12 MP photos for sustained
-# MP/s, the time per stage and the network's fraction of a 64-channel convolution's bound measured
+# on the GPU: a 24 MP JPEG -> DNG end to end (and 12 MP; each size again with the per-pixel steps
+# around the network on the host, the "host-pixels" rows: before and after), a batch of 12 MP
+# photos for sustained MP/s, the time per stage and the network's fraction of a 64-channel convolution's bound measured
 # in the same run. The numbers, the logs and the device's description come back under $OUT.
 #
 # Before the call, here (once; .whl is git-ignored):
@@ -69,7 +70,7 @@ echo "== bench_stages on $DEVICE"
 timeout -k 10 "${BENCH_BUDGET:-330}" python3 bench/bench_stages.py --device "$DEVICE" \
     --sizes "${SIZES:-4000x3000,6000x4000}" --batch-photos "${BATCH_PHOTOS:-8}" \
     --batch-size "${BATCH_SIZE:-4000x3000}" --repeat "${REPEAT:-2}" --methods "${METHODS:-diffusion,analytic}" \
-    --json "$OUT/stages.json" --table "$OUT/stages.txt" --profile "$OUT/profile.txt" ${EXTRA:-}
+    --compare-host-pixels --json "$OUT/stages.json" --table "$OUT/stages.txt" --profile "$OUT/profile.txt" ${EXTRA:-}
 bench=$?
 
 echo "gpu_bench: tests exited with $tests, the benchmark with $bench (124: out of time), after $(($(date +%s) - start)) s"

@@ -33,7 +33,9 @@ SEED_SIZE = 3
 
 @dataclass(frozen=True)
 class Highlights:
-    mosaic: np.ndarray  # (H, W) float32 in [0, 1], clipped sites at the white level (1)
+    # (H, W) float32 in [0, 1], clipped sites at the white level (1); None where the restoration
+    # ran on the GPU, which returns the raw counts instead (rawback.device_mosaic)
+    mosaic: np.ndarray | None
     clipped: float  # fraction of the photo's pixels in the clipped quads
     kept: float  # fraction of the clipped sites whose reconstructed value was kept
 
@@ -111,10 +113,11 @@ def restore_clipping(
     """
     if mosaic.shape != rgb.shape[:2]:
         raise ValueError(f"mosaic {mosaic.shape} and photo {rgb.shape[:2]} differ in size")
-    clipped = whole_quads(blown_pixels(rgb))
-    fraction = float(clipped.mean()) if clipped.size else 0.0
-    if fraction == 0.0:
+    blown = blown_pixels(rgb)
+    if not blown.any():  # the usual photo
         return Highlights(mosaic, 0.0, 0.0)
+    clipped = whole_quads(blown)
+    fraction = float(clipped.mean())
     to_white = clipped if reconstructed is None else clipped & ~reconstructed
     kept = 1.0 - float(np.count_nonzero(to_white)) / np.count_nonzero(clipped)
     out = np.array(mosaic, dtype=np.float32)

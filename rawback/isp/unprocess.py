@@ -113,6 +113,35 @@ def _blackbody_xyz(cct: float) -> np.ndarray:
     return np.array([x / y, 1.0, (1 - x - y) / y])
 
 
+@dataclass(frozen=True)
+class LinearTables:
+    """What `unprocess` looks values up in, so that the same tables serve its NumPy form and the
+    device form (rawback.isp.on_device): display code -> linear sRGB, then, after the finish's
+    saturation is undone on the mixed values, the finish's curve over 16-bit linear steps."""
+
+    levels: int  # display codes: 256 or 65536
+    table: np.ndarray  # (levels,) float32; the curve is folded in unless the saturation is undone
+    saturation: float  # the finish's saturation to divide out (1 = none)
+    curve_table: np.ndarray | None  # (65536,) float32 on linear steps; None: no curve after saturation
+
+
+def linear_tables(
+    settings: UnprocessSettings, bit_depth: int, curve: np.ndarray | None = None, saturation: float = 1.0
+) -> LinearTables:
+    """`unprocess`'s tables for an input of `bit_depth` bits, a finish `curve` and `saturation`."""
+    desaturate = saturation != 1.0
+    levels = 65536 if bit_depth > 8 else 256
+    table = linearisation_table(settings, levels)
+    # Without saturation the curve is per channel and folds into the per-code table; with it the
+    # channels mix first, so the curve is applied to the mixed values instead.
+    if curve is not None and not desaturate:
+        table = tone.apply_inverse(table, curve)
+    # The curve on mixed values: a table over 16-bit linear steps, far finer than an 8-bit input
+    # and several times faster than interpolating every value.
+    curve_table = tone.apply_inverse(_LINEAR_STEPS, curve) if desaturate and curve is not None else None
+    return LinearTables(levels, table, float(saturation), curve_table)
+
+
 def unprocess(
     rgb: np.ndarray,
     profile: CameraProfile,
@@ -131,20 +160,16 @@ def unprocess(
     `saturation` the saturation the finish added about luminance after its curve (1 = none).
     """
     h, w, _ = rgb.shape
-    desaturate = saturation != 1.0
-    # Without saturation the curve is per channel and folds into the per-code table; with it the
-    # channels mix first, so the curve is applied to the mixed values instead.
-    codes, table = _codes_and_table(rgb, settings, bit_depth, None if desaturate else curve)
-    # The curve on mixed values: a table over 16-bit linear steps, far finer than an 8-bit input
-    # and several times faster than interpolating every value.
-    curve_table = tone.apply_inverse(_LINEAR_STEPS, curve) if desaturate and curve is not None else None
+    tables = linear_tables(settings, bit_depth, curve, saturation)
+    codes = display_codes(rgb, tables.levels)
 
     def quarter(dy: int, dx: int) -> np.ndarray:  # (h/2, w/2, 3) linear sRGB
-        lin = table[codes[dy::2, dx::2]]
-        if desaturate:
-            lin = _undo_saturation(lin, saturation)
-            if curve_table is not None:
-                lin = curve_table[np.rint(lin * (len(curve_table) - 1)).astype(np.intp)]
+        lin = tables.table[codes[dy::2, dx::2]]
+        if tables.saturation != 1.0:
+            lin = _undo_saturation(lin, tables.saturation)
+            if tables.curve_table is not None:
+                steps = len(tables.curve_table) - 1
+                lin = tables.curve_table[np.rint(lin * steps).astype(np.intp)]
         return lin
 
     return mosaic_from_linear(quarter, raw_from_srgb_matrix(profile, neutral), profile.cfa_pattern, (h, w))
@@ -179,16 +204,10 @@ def raw_from_srgb_matrix(profile: CameraProfile, neutral: np.ndarray) -> np.ndar
     return balanced_from_srgb / white_balance_scale(neutral)[:, None]
 
 
-def _codes_and_table(
-    rgb: np.ndarray, settings: UnprocessSettings, bit_depth: int, curve: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    levels = 65536 if bit_depth > 8 else 256
-    table = linearisation_table(settings, levels)
-    if curve is not None:  # the same curve on every channel: compose it into the table
-        table = tone.apply_inverse(table, curve)
+def display_codes(rgb: np.ndarray, levels: int) -> np.ndarray:
+    """sRGB in [0, 1] -> the integer display codes the tables are indexed by."""
     codes = np.rint(np.asarray(rgb, dtype=np.float32) * (levels - 1)).astype(np.intp)
-    np.clip(codes, 0, levels - 1, out=codes)
-    return codes, table
+    return np.clip(codes, 0, levels - 1, out=codes)
 
 
 def unprocess_rgb(
@@ -201,8 +220,9 @@ def unprocess_rgb(
 ) -> np.ndarray:
     """Like `unprocess` but keeps all three camera channels at every pixel (H, W, 3): the
     demosaicked estimate, used for the model's whole-photo thumbnail."""
-    codes, table = _codes_and_table(rgb, settings, bit_depth)
-    out = table[codes] @ raw_from_srgb_matrix(profile, neutral).T.astype(np.float32)
+    tables = linear_tables(settings, bit_depth)
+    matrix = raw_from_srgb_matrix(profile, neutral).T.astype(np.float32)
+    out = tables.table[display_codes(rgb, tables.levels)] @ matrix
     return np.clip(out, 0.0, 1.0, out=out)
 
 

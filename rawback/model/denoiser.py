@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rawback.model.config import ModelConfig
-from rawback.model.edm import edm_loss_weight, edm_scalings
+from rawback.model.edm import edm_denoise, edm_loss_weight
 from rawback.model.heads import GlobalHead, ResidualGate
 from rawback.model.unet import UNet
 
@@ -50,19 +50,7 @@ class EDMDenoiser(nn.Module):
         finish: torch.Tensor,
     ) -> torch.Tensor:
         """x: (N, 4, H, W) noisy residual; cond: (N, 16, H, W); camera, finish: (N, C) per photo."""
-        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, x.shape[0], self.config.sigma_data)
-        x = x.to(torch.float32)
-        # Pad to the U-Net's multiple (reflect keeps image statistics at the edge), then crop back.
-        h, w = x.shape[-2:]
-        m = self.unet.multiple
-        ph, pw = -h % m, -w % m
-        x_in, cond_in = c_in * x, cond.to(torch.float32)
-        if ph or pw:
-            mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
-            x_in = F.pad(x_in, (0, pw, 0, ph), mode=mode)
-            cond_in = F.pad(cond_in, (0, pw, 0, ph), mode=mode)
-        f = self.unet(x_in, c_noise, cond_in, camera.to(torch.float32), finish.to(torch.float32))[..., :h, :w]
-        return c_skip * x + c_out * f.to(torch.float32)
+        return edm_denoise(self.unet, x, sigma, cond, camera, finish, self.config.sigma_data, reflect=True)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
         return edm_loss_weight(sigma, self.config.sigma_data)

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rawback.model.config import UNetConfig
-from rawback.model.edm import edm_loss_weight, edm_scalings
+from rawback.model.edm import edm_denoise, edm_loss_weight
 from rawback.model.tiny_autoencoder import DOWNSCALE, TinyDecoder, TinyEncoder
 from rawback.model.unet import UNet
 
@@ -116,18 +116,8 @@ class LatentDenoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, camera: torch.Tensor
     ) -> torch.Tensor:
-        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, x.shape[0], self.config.sigma_data)
-        x = x.to(torch.float32)
-        h, w = x.shape[-2:]
-        m = self.unet.multiple
-        ph, pw = -h % m, -w % m
-        x_in, cond_in = c_in * x, cond.to(torch.float32)
-        if ph or pw:
-            x_in = F.pad(x_in, (0, pw, 0, ph), mode="replicate")
-            cond_in = F.pad(cond_in, (0, pw, 0, ph), mode="replicate")
         finish = torch.zeros(x.shape[0], FINISH_CHANNELS, device=x.device)
-        f = self.unet(x_in, c_noise, cond_in, camera.to(torch.float32), finish)[..., :h, :w]
-        return c_skip * x + c_out * f.to(torch.float32)
+        return edm_denoise(self.unet, x, sigma, cond, camera, finish, self.config.sigma_data, reflect=False)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
         return edm_loss_weight(sigma, self.config.sigma_data)
