@@ -42,7 +42,14 @@ from rawback.isp.unprocess import UnprocessSettings, unprocess
 from rawback.model.denoiser import RawbackModel, condition
 from rawback.model.heads import GLOBAL_OUTPUTS, clipped_blocks, gated_residual
 from rawback.network import TileNetwork, tile_network
-from rawback.sampling import get_sampler, initial_noise, karras_sigmas, network_evaluations
+from rawback.sampling import (
+    Noise,
+    NoiseDrawnAhead,
+    get_sampler,
+    initial_noise,
+    karras_sigmas,
+    network_evaluations,
+)
 from rawback.tiling import TiledDenoiser
 from rawback.weights import BUNDLED, load_weights
 
@@ -214,11 +221,13 @@ def sample_residual(
     seed: int,
     progress: Progress | None = None,
     only_where: torch.Tensor | None = None,
+    noise: Noise = initial_noise,
 ) -> torch.Tensor:
     """Integrate the packed residual (1, 4, h, w) from pure noise at sigma_max to sigma = 0.
     `progress` gets the fraction of the network's work done, after every batch of tiles. With
     `only_where` ((1, 1, h, w) bool, not all false) only the tiles holding those pixels run
-    (TiledDenoiser): the residual is then meant to be read there only."""
+    (TiledDenoiser): the residual is then meant to be read there only. `noise` draws the noise
+    of each member, seeded `seed + member` (rawback.sampling.NoiseDrawnAhead: drawn earlier)."""
     config = model.config
     evaluations = network_evaluations(settings.sampler, settings.steps) * settings.ensemble
     finished = 0  # network evaluations completed over the whole photo
@@ -241,7 +250,7 @@ def sample_residual(
     with network.scheduler.client():  # other photos wait for this one's tiles between its steps
         for member in range(settings.ensemble):
             shape = (cond.shape[0], 4, *cond.shape[2:])
-            x = network.upload(initial_noise(shape, (seed + member) % 2**63) * sigmas[0])
+            x = network.upload(noise(shape, (seed + member) % 2**63) * sigmas[0])
             total.append(sampler(lambda x_, sigma: tiled(x_, sigma, cond, only_where), x, sigmas))
     return torch.stack(total).mean(dim=0)
 
@@ -289,34 +298,35 @@ def reconstruct(
     rows, cols = rggb_crop(rgb.shape[0], rgb.shape[1], profile.cfa_pattern)
     network = tile_network(model, diffusion)
     device = network.device
-    if keeps_on_device(device):
+    on_device = keeps_on_device(device)
+    if on_device:
         # The photo goes up once, as decoded, and everything per pixel is made there from it.
         photo = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
-        photo_t = network.upload(photo)[rows, cols].permute(2, 0, 1)
-        prior_t = analytic_prior_on_device(photo_t, profile, estimate, settings, bit_depth)
-        photo_t = photo_t[None]
+        photo_t = network.upload(photo)[rows, cols].permute(2, 0, 1)[None]
     else:
         crop = np.ascontiguousarray(rgb[rows, cols], dtype=np.float32)
+        photo_t = network.upload(torch.from_numpy(crop).permute(2, 0, 1)[None])
+    clipped = clipped_blocks(photo_t) if estimate.trust < 1.0 else None
+    # With no trust the residual is read only where the photo is clipped: only the tiles that hold
+    # a clipped block run, and none at all when nothing is clipped.
+    only_clipped = clipped is not None and not estimate.trust > 0.0
+    network_ran = not only_clipped or bool(clipped.any())
+    if network_ran:  # its noise is drawn while the prior and the condition are made
+        noise: Noise = NoiseDrawnAhead((1, 4, photo_t.shape[2] // 2, photo_t.shape[3] // 2), seed % 2**63)
+    if on_device:
+        prior_t = analytic_prior_on_device(photo_t[0], profile, estimate, settings, bit_depth)
+    else:
         prior = analytic_prior(crop, profile, estimate, settings, bit_depth)
         prior_t = network.upload(torch.from_numpy(prior).permute(2, 0, 1)[None])
-        photo_t = network.upload(torch.from_numpy(crop).permute(2, 0, 1)[None])
     cond = condition(photo_t, prior_t)
     camera = torch.from_numpy(camera_features(profile))[None].to(device)
-    clipped = clipped_blocks(photo_t) if estimate.trust < 1.0 else None
-    network_ran = True
-    if clipped is None or estimate.trust > 0.0:
-        residual = sample_residual(model, cond, camera, estimate.finish.to(device), diffusion, seed, progress)
-    elif clipped.any():
-        # With no trust the residual is read only where the photo is clipped: only the tiles that
-        # hold a clipped block run (none at all when nothing is clipped, below). The tiler reads
-        # the mask on the CPU.
-        where = (clipped > 0).cpu()
+    if network_ran:
+        where = (clipped > 0).cpu() if only_clipped else None  # the tiler reads it on the CPU
         residual = sample_residual(
-            model, cond, camera, estimate.finish.to(device), diffusion, seed, progress, only_where=where
+            model, cond, camera, estimate.finish.to(device), diffusion, seed, progress, where, noise
         )
     else:
         residual = torch.zeros_like(prior_t, dtype=torch.float64)
-        network_ran = False
         if progress is not None:
             progress(1.0)
     # A residual on the GPU stays there: the gate and the sum are made there.

@@ -153,3 +153,37 @@ def test_convert_reports_progress_within_a_photo(tiny_weights, tmp_path) -> None
     analytic: list[float] = []
     convert_file(jpeg, tmp_path / "fast.dng", ConvertOptions(method="analytic"), analytic.append)
     assert analytic == []  # instant: nothing to report
+
+
+def test_the_noise_is_drawn_once_ahead_and_only_when_the_network_runs(
+    tiny_weights, tmp_path, monkeypatch
+) -> None:
+    """Each member's noise is drawn once, the first in a worker thread while the prior is made
+    (rawback.sampling.NoiseDrawnAhead), and none for a photo the network skips."""
+    import threading
+
+    from rawback import sampling
+
+    drawn: list[tuple[tuple, int, str]] = []
+    real = sampling.initial_noise
+
+    def spy(shape, seed):
+        drawn.append((tuple(shape), seed, threading.current_thread().name))
+        return real(shape, seed)
+
+    monkeypatch.setattr(sampling, "initial_noise", spy)
+    monkeypatch.setattr("rawback.inference.initial_noise", spy)
+    jpeg = small_jpeg(tmp_path / "photo.jpg", seed=0, size=(200, 150))
+    settings = DiffusionSettings(
+        weights=tiny_weights, steps=1, tile=64, overlap=16, residual="full", ensemble=2
+    )
+    convert_file(jpeg, tmp_path / "a.dng", ConvertOptions(diffusion=settings))
+    (shape0, seed0, thread0), (shape1, seed1, thread1) = drawn
+    assert shape0 == shape1 == (1, 4, 75, 100) and seed1 == (seed0 + 1) % 2**63
+    assert thread0.startswith("rawback-noise") and not thread1.startswith("rawback-noise")
+    drawn.clear()
+    dim = tmp_path / "dim.jpg"  # nothing near white: with --residual clipped nothing to sample
+    Image.fromarray(np.rint(np.asarray(Image.open(jpeg)) * 0.6).astype(np.uint8)).save(dim)
+    clipped_only = dataclasses.replace(settings, residual="clipped", ensemble=1)
+    result = convert_file(dim, tmp_path / "b.dng", ConvertOptions(diffusion=clipped_only))
+    assert any("network did not run" in note for note in result.notes) and drawn == []
