@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -103,6 +104,10 @@ class NoiseDrawnAhead:
 def _noise_threads() -> ThreadPoolExecutor:
     # One per photo a pipelined batch has in flight on a GPU (rawback.choices.IN_FLIGHT); more wait.
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="rawback-noise")
+
+
+# A forked child (a data-loader worker) has none of the parent's threads: it makes its own pool.
+os.register_at_fork(after_in_child=_noise_threads.cache_clear)
 
 
 def _prepare(x: Tensor, sigmas: Tensor) -> tuple[Tensor, Tensor]:

@@ -183,3 +183,23 @@ def test_network_evaluations_counts_denoiser_calls(name, steps):
 
     get_sampler(name)(counting, start(shape=(1, 1, 2, 2)), karras_sigmas(steps, SIGMA_MIN, SIGMA_MAX))
     assert calls == network_evaluations(name, steps)
+
+
+def test_noise_drawn_ahead_is_the_noise_and_works_in_a_forked_child() -> None:
+    import multiprocessing
+
+    from rawback.sampling import NoiseDrawnAhead
+
+    ahead = NoiseDrawnAhead((2, 4, 6, 5), 11)
+    assert torch.equal(ahead((2, 4, 6, 5), 11), initial_noise((2, 4, 6, 5), 11))
+    assert torch.equal(ahead((2, 4, 6, 5), 12), initial_noise((2, 4, 6, 5), 12))  # not the one ahead
+    # A child forked after the pool's threads exist must not wait on threads it does not have.
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        drawn = pool.apply_async(_draw_ahead_in_child).get(timeout=60)
+    assert torch.equal(drawn, initial_noise((3, 3), 5))
+
+
+def _draw_ahead_in_child() -> torch.Tensor:
+    from rawback.sampling import NoiseDrawnAhead
+
+    return NoiseDrawnAhead((3, 3), 5)((3, 3), 5)
