@@ -1,9 +1,10 @@
 """The per-pixel steps around the network in torch, for a photo converted on a GPU.
 
 On a GPU the network is a fraction of a 24 MP conversion; the host's per-pixel NumPy work around it
-is not (2-core EPYC, measured: the analytic prior 0.6 s; the packed-to-CFA placement, the
-reconstructed-site mask, highlight restoration and quantisation 0.68 s). Here they run where the
-photo already is, and only the uint16 raw counts come back (half the bytes of the float mosaic).
+is not (24 MP on the 2-core EPYC, docs/experiments.md: the analytic prior 1.08 s; the
+packed-to-CFA placement, the reconstructed-site mask, highlight restoration and quantisation
+0.39-0.49 s). Here they run where the photo already is, and only the uint16 raw counts come back
+(half the bytes of the float mosaic).
 
 Each function gives the same bits as its NumPy form in rawback.isp (tested on the CPU, and on CUDA
 by the tests marked `gpu`), so a GPU conversion differs from a CPU one only by the network. What
