@@ -18,7 +18,7 @@ from torch import Tensor
 
 from rawback.camera import CameraProfile
 from rawback.isp import on_device
-from rawback.isp.highlights import Highlights, blown_pixels, whole_quads
+from rawback.isp.highlights import Highlights, clipped_sites
 from rawback.network import TileNetwork
 
 
@@ -51,15 +51,14 @@ class DeviceMosaic:
         """rawback.isp.highlights.restore_clipping then rawback.isp.unprocess.to_counts, on the
         device: (H, W) uint16 counts on the host, and what the restoration did (its mosaic None)."""
         mosaic, reconstructed = self._on_device()
-        blown = blown_pixels(rgb)
+        clipped_host = clipped_sites(rgb)
         clipped_fraction = kept = 0.0
-        if blown.any():
-            clipped_host = whole_quads(blown)
-            clipped_sites = np.count_nonzero(clipped_host)
-            clipped_fraction = clipped_sites / clipped_host.size
+        if clipped_host is not None:
+            clipped_count = np.count_nonzero(clipped_host)
+            clipped_fraction = clipped_count / clipped_host.size
             clipped = self.network.upload(torch.from_numpy(clipped_host))
             to_white = clipped if reconstructed is None else clipped & ~reconstructed
-            kept = 1.0 - int(torch.count_nonzero(to_white)) / clipped_sites
+            kept = 1.0 - int(torch.count_nonzero(to_white)) / clipped_count
             mosaic = mosaic.masked_fill(to_white, 1.0)
         counts = self.network.download(on_device.to_counts(mosaic, profile)).numpy()
         return counts, Highlights(None, clipped_fraction, kept)

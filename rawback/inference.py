@@ -265,7 +265,8 @@ class Reconstruction(NamedTuple):
 def keeps_on_device(device: torch.device) -> bool:
     """Whether a photo's per-pixel work around the network runs on the model's device (a GPU):
     the analytic prior, and for `convert` the highlights and raw counts (rawback.device_mosaic).
-    On the CPU the NumPy forms are as fast and need no copies."""
+    On the CPU the NumPy forms are faster (placing a 24 MP prediction and its reconstructed sites
+    on the CFA: 0.14 s against torch's 0.46 s on the 2-core EPYC) and need no copies."""
     return device.type == "cuda"
 
 

@@ -102,6 +102,13 @@ def _eroded(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+def clipped_sites(rgb: np.ndarray) -> np.ndarray | None:
+    """(H, W, 3) photo -> (H, W) bool, every CFA site of its blown quads; None when nothing is
+    blown (the usual photo). What `restore_clipping` and rawback.device_mosaic set to white."""
+    blown = blown_pixels(rgb)
+    return whole_quads(blown) if blown.any() else None
+
+
 def restore_clipping(
     mosaic: np.ndarray, rgb: np.ndarray, reconstructed: np.ndarray | None = None
 ) -> Highlights:
@@ -113,10 +120,9 @@ def restore_clipping(
     """
     if mosaic.shape != rgb.shape[:2]:
         raise ValueError(f"mosaic {mosaic.shape} and photo {rgb.shape[:2]} differ in size")
-    blown = blown_pixels(rgb)
-    if not blown.any():  # the usual photo
+    clipped = clipped_sites(rgb)
+    if clipped is None:
         return Highlights(mosaic, 0.0, 0.0)
-    clipped = whole_quads(blown)
     fraction = float(clipped.mean())
     to_white = clipped if reconstructed is None else clipped & ~reconstructed
     kept = 1.0 - float(np.count_nonzero(to_white)) / np.count_nonzero(clipped)
